@@ -1,0 +1,300 @@
+//! Validation of raw job JSON against the schema generated from the job types, reporting every
+//! problem at once with its JSON path and what was expected.
+
+use super::{Job, SourceConfig, VideoSpec, AudioSpec};
+use jsonschema::error::{TypeKind, ValidationErrorKind};
+use jsonschema::{ValidationError, Validator};
+use serde_json::Value;
+use std::fmt;
+use std::path::Path;
+use std::sync::OnceLock;
+
+/// One thing wrong (or worth a warning) in a job, at a path like `recording.quality`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub path: String,
+    pub message: String,
+}
+
+impl Problem {
+    fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
+        Problem { path: path.into(), message: message.into() }
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path, self.message)
+    }
+}
+
+/// A job that passed validation, with the warnings it raised.
+#[derive(Debug, Clone)]
+pub struct ValidatedJob {
+    pub job: Job,
+    pub warnings: Vec<Problem>,
+}
+
+/// The JSON Schema of the job contract, generated from the types.
+pub fn schema_json() -> Value {
+    serde_json::to_value(schemars::schema_for!(Job)).expect("a generated schema is valid JSON")
+}
+
+fn validator() -> &'static Validator {
+    static VALIDATOR: OnceLock<Validator> = OnceLock::new();
+    VALIDATOR.get_or_init(|| {
+        jsonschema::validator_for(&schema_json()).expect("the generated job schema compiles")
+    })
+}
+
+/// Parses and validates a job. `base_dir` is where relative media paths in the job are looked up.
+pub fn parse_and_validate(text: &str, base_dir: &Path) -> Result<ValidatedJob, Vec<Problem>> {
+    let value: Value = serde_json::from_str(text).map_err(|e| {
+        vec![Problem::new("job", format!("expected a JSON object; the text is not valid JSON ({e})"))]
+    })?;
+    let mut problems: Vec<Problem> = Vec::new();
+    for error in validator().iter_errors(&value) {
+        describe(&error, &mut problems);
+    }
+    if !problems.is_empty() {
+        problems.dedup();
+        return Err(problems);
+    }
+    let job: Job = serde_json::from_value(value)
+        .map_err(|e| vec![Problem::new("job", format!("does not match the job contract: {e}"))])?;
+    check_semantics(&job, base_dir, &mut problems);
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    let warnings = collect_warnings(&job);
+    Ok(ValidatedJob { job, warnings })
+}
+
+/// Turns a JSON pointer (`/source/participants/0/user_id`) into `source.participants[0].user_id`.
+fn dotted(pointer: &str) -> String {
+    let mut out = String::new();
+    for segment in pointer.split('/').skip(1) {
+        let segment = segment.replace("~1", "/").replace("~0", "~");
+        if segment.chars().all(|c| c.is_ascii_digit()) && !segment.is_empty() {
+            out.push_str(&format!("[{segment}]"));
+        } else {
+            if !out.is_empty() {
+                out.push('.');
+            }
+            out.push_str(&segment);
+        }
+    }
+    if out.is_empty() { "job".to_owned() } else { out }
+}
+
+fn child(path: &str, key: &str) -> String {
+    if path == "job" { key.to_owned() } else { format!("{path}.{key}") }
+}
+
+fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(n) if n.is_i64() || n.is_u64() => "an integer",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn got(v: &Value) -> String {
+    match v {
+        Value::Object(_) => "an object".to_owned(),
+        Value::Array(_) => "an array".to_owned(),
+        other => other.to_string(),
+    }
+}
+
+fn type_name(kind: &TypeKind) -> String {
+    let names: Vec<String> = match kind {
+        TypeKind::Single(t) => vec![t.to_string()],
+        TypeKind::Multiple(set) => set.iter().map(|t| t.to_string()).collect(),
+    };
+    names.join(" or ")
+}
+
+fn list(options: &Value) -> String {
+    match options {
+        Value::Array(items) => items
+            .iter()
+            .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
+            .collect::<Vec<_>>()
+            .join(", "),
+        other => other.to_string(),
+    }
+}
+
+fn describe(error: &ValidationError<'_>, out: &mut Vec<Problem>) {
+    let path = dotted(error.instance_path().as_str());
+    let instance = error.instance();
+    let message = match error.kind() {
+        ValidationErrorKind::Required { property } => {
+            let name = property.as_str().unwrap_or_default();
+            out.push(Problem::new(child(&path, name), "required field is missing"));
+            return;
+        }
+        ValidationErrorKind::AdditionalProperties { unexpected } => {
+            for name in unexpected {
+                out.push(Problem::new(child(&path, name), "unknown field"));
+            }
+            return;
+        }
+        ValidationErrorKind::Enum { options } => {
+            format!("expected one of {}; got {}", list(options), got(instance))
+        }
+        ValidationErrorKind::Constant { expected_value } => {
+            format!("expected {expected_value}; got {}", got(instance))
+        }
+        ValidationErrorKind::Type { kind } => {
+            format!("expected {}; got {}", type_name(kind), json_kind(instance))
+        }
+        ValidationErrorKind::Minimum { limit } => format!("expected at least {limit}; got {instance}"),
+        ValidationErrorKind::Maximum { limit } => format!("expected at most {limit}; got {instance}"),
+        ValidationErrorKind::ExclusiveMinimum { limit } => {
+            format!("expected more than {limit}; got {instance}")
+        }
+        ValidationErrorKind::ExclusiveMaximum { limit } => {
+            format!("expected less than {limit}; got {instance}")
+        }
+        ValidationErrorKind::MinLength { limit } => {
+            format!("expected at least {limit} characters; got {}", got(instance))
+        }
+        ValidationErrorKind::MaxLength { limit } => {
+            format!("expected at most {limit} characters; got {} characters", instance.as_str().map_or(0, |s| s.chars().count()))
+        }
+        ValidationErrorKind::MaxItems { limit } => format!("expected at most {limit} items"),
+        ValidationErrorKind::MinItems { limit } => format!("expected at least {limit} items"),
+        ValidationErrorKind::Pattern { pattern } => {
+            format!("expected text matching {pattern}; got {}", got(instance))
+        }
+        ValidationErrorKind::AnyOf { context } | ValidationErrorKind::OneOfNotValid { context } => {
+            describe_alternatives(&path, instance, context, out);
+            return;
+        }
+        _ => error.to_string(),
+    };
+    out.push(Problem::new(path, message));
+}
+
+/// Explains a value that matched none of several accepted forms, by reporting the errors of the
+/// form the value was evidently meant to have.
+fn describe_alternatives(
+    path: &str,
+    instance: &Value,
+    branches: &[Vec<ValidationError<'static>>],
+    out: &mut Vec<Problem>,
+) {
+    let here = |e: &ValidationError<'_>| dotted(e.instance_path().as_str()) == path;
+    // A branch whose only complaint is the value's JSON type at this very path is another form.
+    let wrong_type = |errors: &Vec<ValidationError<'static>>| {
+        errors.iter().any(|e| here(e) && matches!(e.kind(), ValidationErrorKind::Type { .. }))
+    };
+    // A branch that rejects the discriminating `type` tag is another variant.
+    let tag_path = child(path, "type");
+    let wrong_tag = |errors: &Vec<ValidationError<'static>>| {
+        errors.iter().any(|e| {
+            dotted(e.instance_path().as_str()) == tag_path
+                && matches!(e.kind(), ValidationErrorKind::Constant { .. })
+        })
+    };
+    let candidates: Vec<&Vec<ValidationError<'static>>> =
+        branches.iter().filter(|b| !wrong_type(b) && !wrong_tag(b)).collect();
+
+    if candidates.is_empty() {
+        let tags: Vec<String> = branches
+            .iter()
+            .flat_map(|b| b.iter())
+            .filter_map(|e| match e.kind() {
+                ValidationErrorKind::Constant { expected_value } if dotted(e.instance_path().as_str()) == tag_path => {
+                    expected_value.as_str().map(str::to_owned)
+                }
+                _ => None,
+            })
+            .collect();
+        if !tags.is_empty() && instance.get("type").is_some() {
+            let tag = instance.get("type").map(got).unwrap_or_default();
+            out.push(Problem::new(tag_path, format!("expected one of {}; got {tag}", tags.join(", "))));
+        } else if instance.is_object() && !tags.is_empty() {
+            out.push(Problem::new(tag_path, format!("required field is missing (one of {})", tags.join(", "))));
+        } else {
+            let kinds: Vec<String> = branches
+                .iter()
+                .flat_map(|b| b.iter())
+                .filter(|e| here(e))
+                .filter_map(|e| match e.kind() {
+                    ValidationErrorKind::Type { kind } => Some(type_name(kind)),
+                    _ => None,
+                })
+                .collect();
+            out.push(Problem::new(path, format!("expected {}; got {}", kinds.join(" or "), json_kind(instance))));
+        }
+        return;
+    }
+    let best = candidates.iter().min_by_key(|b| b.len()).expect("not empty");
+    for e in best.iter() {
+        describe(e, out);
+    }
+}
+
+fn check_semantics(job: &Job, base_dir: &Path, out: &mut Vec<Problem>) {
+    if job.recording.is_none() {
+        out.push(Problem::new("job", "nothing to produce; expected at least one output section (recording)"));
+    }
+    match &job.source {
+        SourceConfig::Synthetic(source) => {
+            let mut seen: Vec<&str> = Vec::new();
+            for (i, p) in source.participants.iter().enumerate() {
+                let at = format!("source.participants[{i}]");
+                if seen.contains(&p.user_id.as_str()) {
+                    out.push(Problem::new(format!("{at}.user_id"), format!("expected a unique user id; \"{}\" is used twice", p.user_id)));
+                }
+                seen.push(&p.user_id);
+                if p.join_at_s >= source.duration_s {
+                    out.push(Problem::new(format!("{at}.join_at_s"), format!("expected a time before the end of the call ({} s); got {}", source.duration_s, p.join_at_s)));
+                }
+                if let Some(leave) = p.leave_at_s
+                    && leave <= p.join_at_s
+                {
+                    out.push(Problem::new(format!("{at}.leave_at_s"), format!("expected a time after join_at_s ({}); got {leave}", p.join_at_s)));
+                }
+                for (field, spec) in [("video", &p.video), ("screenshare", &p.screenshare)] {
+                    if let Some(VideoSpec::Clip(file)) = spec {
+                        check_file(&format!("{at}.{field}.clip"), file, base_dir, out);
+                    }
+                }
+                if let Some(AudioSpec::File { file }) = &p.audio {
+                    check_file(&format!("{at}.audio.file"), file, base_dir, out);
+                }
+            }
+        }
+    }
+}
+
+fn check_file(path: &str, file: &str, base_dir: &Path, out: &mut Vec<Problem>) {
+    let resolved = base_dir.join(file);
+    if !resolved.is_file() {
+        out.push(Problem::new(path, format!("expected a readable media file; {} does not exist", resolved.display())));
+    }
+}
+
+fn collect_warnings(job: &Job) -> Vec<Problem> {
+    let mut warnings = Vec::new();
+    if let Some(recording) = &job.recording {
+        let name = serde_json::to_value(recording.layout.name).unwrap_or_default();
+        for key in recording.layout.options.keys() {
+            if !crate::layout::SUPPORTED_OPTIONS.contains(&key.as_str()) {
+                warnings.push(Problem::new(
+                    format!("recording.layout.options.{key}"),
+                    format!("option not supported by layout {}; ignored", list(&Value::Array(vec![name.clone()]))),
+                ));
+            }
+        }
+    }
+    warnings
+}

@@ -1,0 +1,10 @@
+//! Headless media egress worker: joins a call, composites it and writes recordings.
+
+pub mod events;
+pub mod job;
+pub mod layout;
+pub mod media;
+pub mod participants;
+pub mod session;
+pub mod source;
+pub mod storage;

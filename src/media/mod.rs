@@ -1,0 +1,21 @@
+//! The media graph: GStreamer pipelines built from a job. Layout decisions come from `layout`.
+
+mod composite;
+mod presets;
+
+pub use composite::{Composite, CompositeSpec, GraphNotice};
+pub use presets::{EncoderPresets, presets};
+
+use gstreamer as gst;
+
+/// Initializes GStreamer once; safe to call from anywhere.
+pub fn init() -> anyhow::Result<()> {
+    gst::init().map_err(|e| anyhow::anyhow!("GStreamer could not start: {e}"))
+}
+
+/// Creates a named element, with an error that says which plugin is missing.
+pub(crate) fn make(factory: &str) -> anyhow::Result<gst::Element> {
+    gst::ElementFactory::make(factory)
+        .build()
+        .map_err(|_| anyhow::anyhow!("GStreamer element {factory} is missing; run scripts/setup.sh"))
+}

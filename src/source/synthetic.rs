@@ -1,0 +1,182 @@
+//! In-process test participants: solid colours, test patterns or encoded clips replayed as if
+//! they came from the network, with tones, silence or recorded speech, joining and leaving on cue.
+
+use super::{ParticipantInfo, Source, SourceEvent, TrackKind};
+use crate::job::{AudioSpec, BuiltinAudio, SyntheticParticipant, TestPattern, VideoSpec};
+use anyhow::Context;
+use gstreamer as gst;
+use gst::prelude::*;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::Sender;
+use std::time::{Duration, Instant};
+
+/// Distinct colours for participants whose video is not given.
+pub const PALETTE: [&str; 8] = ["#e53935", "#1e88e5", "#43a047", "#fdd835", "#8e24aa", "#fb8c00", "#00acc1", "#6d4c41"];
+
+pub struct SyntheticSource {
+    duration_s: f64,
+    participants: Vec<SyntheticParticipant>,
+    media_dir: PathBuf,
+}
+
+impl SyntheticSource {
+    /// `media_dir` is where relative clip and audio file names are found.
+    pub fn new(config: &crate::job::SyntheticSource, media_dir: &Path) -> Self {
+        SyntheticSource {
+            duration_s: config.duration_s,
+            participants: config.participants.clone(),
+            media_dir: media_dir.to_owned(),
+        }
+    }
+}
+
+/// What happens at one moment of the synthetic call.
+enum Cue {
+    Join(usize),
+    Leave(usize),
+    End,
+}
+
+impl Source for SyntheticSource {
+    fn start(self: Box<Self>, events: Sender<SourceEvent>, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
+        let mut cues: Vec<(f64, Cue)> = vec![(self.duration_s, Cue::End)];
+        for (i, p) in self.participants.iter().enumerate() {
+            cues.push((p.join_at_s, Cue::Join(i)));
+            if let Some(leave) = p.leave_at_s.filter(|&t| t < self.duration_s) {
+                cues.push((leave, Cue::Leave(i)));
+            }
+        }
+        // Stable sort: at equal times, leaves and the end come after joins listed before them.
+        cues.sort_by(|a, b| a.0.total_cmp(&b.0));
+        std::thread::Builder::new()
+            .name("synthetic-source".into())
+            .spawn(move || self.play(cues, events, stop))
+            .context("cannot start the synthetic source thread")?;
+        Ok(())
+    }
+}
+
+impl SyntheticSource {
+    fn play(self, cues: Vec<(f64, Cue)>, events: Sender<SourceEvent>, stop: Arc<AtomicBool>) {
+        let started = Instant::now();
+        for (at, cue) in cues {
+            let due = started + Duration::from_secs_f64(at);
+            while Instant::now() < due {
+                if stop.load(Ordering::Relaxed) {
+                    return;
+                }
+                std::thread::sleep((due - Instant::now()).min(Duration::from_millis(20)));
+            }
+            let result = match cue {
+                Cue::Join(i) => self.join(i, &events),
+                Cue::Leave(i) => self.leave(i, &events),
+                Cue::End => {
+                    let _ = events.send(SourceEvent::Ended);
+                    return;
+                }
+            };
+            if let Err(e) = result {
+                let _ = events.send(SourceEvent::Failed(format!("{e:#}")));
+                return;
+            }
+        }
+    }
+
+    fn join(&self, index: usize, events: &Sender<SourceEvent>) -> anyhow::Result<()> {
+        let p = &self.participants[index];
+        let info = ParticipantInfo {
+            user_id: p.user_id.clone(),
+            name: p.name.clone().unwrap_or_else(|| p.user_id.clone()),
+            roles: p.roles.clone(),
+            pinned: p.pinned,
+        };
+        let _ = events.send(SourceEvent::Joined(info));
+        let tracks = [
+            (TrackKind::Camera, p.video.as_ref().map(|v| self.video_bin(v, index, false))),
+            (TrackKind::ScreenShare, p.screenshare.as_ref().map(|v| self.video_bin(v, index, true))),
+            (TrackKind::Microphone, p.audio.as_ref().map(|a| self.audio_bin(a, index))),
+        ];
+        for (kind, media) in tracks {
+            if let Some(media) = media {
+                let media = media.with_context(|| format!("{} of {}", kind.label(), p.user_id))?;
+                let _ = events.send(SourceEvent::TrackAdded { user_id: p.user_id.clone(), kind, media });
+            }
+        }
+        Ok(())
+    }
+
+    fn leave(&self, index: usize, events: &Sender<SourceEvent>) -> anyhow::Result<()> {
+        let p = &self.participants[index];
+        for (kind, present) in [
+            (TrackKind::Camera, p.video.is_some()),
+            (TrackKind::ScreenShare, p.screenshare.is_some()),
+            (TrackKind::Microphone, p.audio.is_some()),
+        ] {
+            if present {
+                let _ = events.send(SourceEvent::TrackRemoved { user_id: p.user_id.clone(), kind });
+            }
+        }
+        let _ = events.send(SourceEvent::Left { user_id: p.user_id.clone() });
+        Ok(())
+    }
+
+    fn resolve(&self, file: &str) -> String {
+        let path = self.media_dir.join(file);
+        path.to_string_lossy().replace('\\', "\\\\").replace('"', "\\\"")
+    }
+
+    fn video_bin(&self, spec: &VideoSpec, index: usize, screen: bool) -> anyhow::Result<gst::Element> {
+        let (w, h, fps) = if screen { (1280, 720, 15) } else { (640, 360, 30) };
+        let raw = format!("capsfilter caps=\"video/x-raw,width={w},height={h},framerate={fps}/1\"");
+        let description = match spec {
+            VideoSpec::Auto => solid(PALETTE[index % PALETTE.len()], &raw),
+            VideoSpec::Color(colour) => solid(colour, &raw),
+            VideoSpec::Pattern(pattern) => {
+                let name = match pattern {
+                    TestPattern::Smpte => "smpte",
+                    TestPattern::Ball => "ball",
+                    TestPattern::Snow => "snow",
+                    TestPattern::Checkers => "checkers-8",
+                };
+                format!("videotestsrc pattern={name} ! {raw}")
+            }
+            VideoSpec::Clip(file) => format!(
+                "filesrc location=\"{}\" ! matroskademux name=demux demux.video_0 ! queue max-size-time=2000000000 ! decodebin ! videoconvert",
+                self.resolve(file)
+            ),
+        };
+        build_bin(&description)
+    }
+
+    fn audio_bin(&self, spec: &AudioSpec, index: usize) -> anyhow::Result<gst::Element> {
+        let description = match spec {
+            AudioSpec::Builtin(BuiltinAudio::Sine) => {
+                // A distinct pitch per participant, so each is recognisable in the mix.
+                let freq = 330 + 110 * (index % 8);
+                format!("audiotestsrc wave=sine freq={freq} volume=0.2 samplesperbuffer=480")
+            }
+            AudioSpec::Builtin(BuiltinAudio::Silence) => "audiotestsrc wave=silence samplesperbuffer=480".to_owned(),
+            AudioSpec::File { file } if file.to_ascii_lowercase().ends_with(".wav") => {
+                format!("filesrc location=\"{}\" ! wavparse ! audioconvert ! audioresample", self.resolve(file))
+            }
+            AudioSpec::File { file } => format!(
+                "filesrc location=\"{}\" ! matroskademux name=demux demux.audio_0 ! queue max-size-time=2000000000 ! decodebin ! audioconvert ! audioresample",
+                self.resolve(file)
+            ),
+        };
+        build_bin(&description)
+    }
+}
+
+fn solid(colour: &str, raw: &str) -> String {
+    let rgb = u32::from_str_radix(colour.trim_start_matches('#'), 16).unwrap_or(0x808080);
+    format!("videotestsrc pattern=solid-color foreground-color={} ! {raw}", 0xff00_0000u32 | rgb)
+}
+
+fn build_bin(description: &str) -> anyhow::Result<gst::Element> {
+    let bin = gst::parse::bin_from_description(description, true)
+        .with_context(|| format!("cannot build media for: {description}"))?;
+    Ok(bin.upcast())
+}
