@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs what the worker needs to build and run, then builds it. Idempotent: quick when all is there.
+# Installs what the worker needs to build and run, then builds it (release). Idempotent: when
+# everything is there it only runs an up-to-date cargo build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
@@ -19,6 +20,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
 fi
 
+if ! command -v cargo >/dev/null; then
+  echo "setup: cargo is missing; install the Rust toolchain (1.95 or newer) first" >&2
+  exit 1
+fi
 if [ "${SKIP_BUILD:-0}" != 1 ]; then
-  cargo build --release --locked --bin egress >&2 || cargo build --release --bin egress >&2
+  cargo build --release --locked --bin egress >&2
 fi

@@ -47,7 +47,10 @@ fn main() -> ExitCode {
         .init();
     match Cli::parse().command {
         Command::Schema => {
-            println!("{}", serde_json::to_string_pretty(&job::schema_json()).unwrap_or_default());
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&job::schema_json()).unwrap_or_default()
+            );
             ExitCode::SUCCESS
         }
         Command::Validate { job } => match load(&job) {
@@ -94,12 +97,17 @@ fn main() -> ExitCode {
 }
 
 fn media_dir(job: &Path) -> PathBuf {
-    job.parent().filter(|p| !p.as_os_str().is_empty()).map_or_else(|| PathBuf::from("."), Path::to_owned)
+    job.parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map_or_else(|| PathBuf::from("."), Path::to_owned)
 }
 
 fn load(path: &Path) -> Result<job::ValidatedJob, Vec<Problem>> {
     let text = std::fs::read_to_string(path).map_err(|e| {
-        vec![Problem { path: "job".into(), message: format!("cannot read {}: {e}", path.display()) }]
+        vec![Problem {
+            path: "job".into(),
+            message: format!("cannot read {}: {e}", path.display()),
+        }]
     })?;
     job::parse_and_validate(&text, &media_dir(path))
 }
@@ -113,13 +121,27 @@ fn report(path: &Path, problems: &[Problem]) {
 
 /// A refused job still gets a failed event when it names its call, so a coordinator hears of it.
 fn announce_refusal(path: &Path, problems: &[Problem], events: &dyn EventSink) {
-    let Ok(text) = std::fs::read_to_string(path) else { return };
-    let Ok(value) = serde_json::from_str::<serde_json::Value>(&text) else { return };
-    let Some(call_cid) = value.get("call_cid").and_then(|v| v.as_str()) else { return };
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return;
+    };
+    let Ok(value) = serde_json::from_str::<serde_json::Value>(&text) else {
+        return;
+    };
+    let Some(call_cid) = value.get("call_cid").and_then(|v| v.as_str()) else {
+        return;
+    };
     let egress_id = value.get("egress_id").and_then(|v| v.as_str()).unwrap_or("");
-    let error = problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
-    events.emit(&Event::new(call_cid, egress_id, EventBody::RecordingFailed {
-        recording_type: COMPOSITE,
-        error: format!("invalid job: {error}"),
-    }));
+    let error = problems
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ");
+    events.emit(&Event::new(
+        call_cid,
+        egress_id,
+        EventBody::RecordingFailed {
+            recording_type: COMPOSITE,
+            error: format!("invalid job: {error}"),
+        },
+    ));
 }

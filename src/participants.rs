@@ -22,7 +22,10 @@ impl Roster {
     pub fn join(&mut self, info: ParticipantInfo) {
         match self.members.iter_mut().find(|m| m.info.user_id == info.user_id) {
             Some(member) => member.info = info,
-            None => self.members.push(Member { info, tracks: Vec::new() }),
+            None => self.members.push(Member {
+                info,
+                tracks: Vec::new(),
+            }),
         }
     }
 
@@ -71,7 +74,12 @@ mod tests {
     use super::*;
 
     fn info(id: &str) -> ParticipantInfo {
-        ParticipantInfo { user_id: id.into(), name: id.into(), roles: vec![], pinned: false }
+        ParticipantInfo {
+            user_id: id.into(),
+            name: id.into(),
+            roles: vec![],
+            pinned: false,
+        }
     }
 
     #[test]
@@ -83,7 +91,10 @@ mod tests {
             roster.add_track(id, TrackKind::Microphone);
         }
         roster.add_track("c", TrackKind::ScreenShare);
-        assert_eq!(roster.video_tiles(), ["c/screenshare", "a/camera", "b/camera", "c/camera"]);
+        assert_eq!(
+            roster.video_tiles(),
+            ["c/screenshare", "a/camera", "b/camera", "c/camera"]
+        );
         roster.leave("a");
         roster.remove_track("c", TrackKind::ScreenShare);
         assert_eq!(roster.video_tiles(), ["b/camera", "c/camera"]);

@@ -6,11 +6,11 @@ use crate::job::{Job, SourceConfig, ValidatedJob};
 use crate::layout;
 use crate::media::{self, Composite, CompositeSpec, GraphNotice};
 use crate::participants::{Roster, input_id};
-use crate::source::{Source, SourceEvent, SyntheticSource};
+use crate::source::{CallClock, Source, SourceEvent, SyntheticSource};
 use crate::storage::{self, LocalStorage, Storage};
 use anyhow::Context;
-use gstreamer as gst;
 use gst::prelude::*;
+use gstreamer as gst;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -19,6 +19,8 @@ use std::time::{Duration, Instant};
 
 /// How long the muxer may take to finalize after the stream ends.
 const FINALIZE_TIMEOUT: Duration = Duration::from_secs(15);
+/// How often the session loop looks at the source, the bus and the stop flag.
+const POLL: Duration = Duration::from_millis(5);
 
 pub struct RunOptions {
     /// Root folder of the local storage.
@@ -42,14 +44,22 @@ impl JobIdentity {
         let short = || uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
         JobIdentity {
             egress_id: job.egress_id.clone().unwrap_or_else(|| format!("eg_{}", short())),
-            session_id: job.session_id.clone().unwrap_or_else(|| format!("se_{}", short())),
+            session_id: job
+                .session_id
+                .clone()
+                .unwrap_or_else(|| format!("se_{}", short())),
         }
     }
 }
 
 /// Runs a validated job to its end. Returns an error (already announced as a failed event) when
 /// the job failed; files written so far stay in the spool.
-pub fn run(validated: &ValidatedJob, options: &RunOptions, events: &dyn EventSink, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
+pub fn run(
+    validated: &ValidatedJob,
+    options: &RunOptions,
+    events: &dyn EventSink,
+    stop: Arc<AtomicBool>,
+) -> anyhow::Result<()> {
     let job = &validated.job;
     let id = JobIdentity::of(job);
     let emit = |body| events.emit(&Event::new(&job.call_cid, &id.egress_id, body));
@@ -61,13 +71,22 @@ pub fn run(validated: &ValidatedJob, options: &RunOptions, events: &dyn EventSin
         Err(e) => {
             let error = format!("{e:#}");
             tracing::error!(egress_id = %id.egress_id, %error, "recording failed");
-            emit(EventBody::RecordingFailed { recording_type: COMPOSITE, error });
+            emit(EventBody::RecordingFailed {
+                recording_type: COMPOSITE,
+                error,
+            });
             Err(e)
         }
     }
 }
 
-fn record(job: &Job, id: &JobIdentity, options: &RunOptions, emit: &dyn Fn(EventBody), stop: Arc<AtomicBool>) -> anyhow::Result<()> {
+fn record(
+    job: &Job,
+    id: &JobIdentity,
+    options: &RunOptions,
+    emit: &dyn Fn(EventBody),
+    stop: Arc<AtomicBool>,
+) -> anyhow::Result<()> {
     let recording = job.recording.as_ref().context("job has no recording section")?;
     let start_time = chrono::Utc::now();
     let extension = if recording.audio_only { "m4a" } else { "mp4" };
@@ -80,7 +99,8 @@ fn record(job: &Job, id: &JobIdentity, options: &RunOptions, emit: &dyn Fn(Event
     );
     let key = storage::object_key(job.storage.path.as_deref(), &filename)?;
     let spool = options.spool_dir.join(&id.egress_id);
-    std::fs::create_dir_all(&spool).with_context(|| format!("cannot create spool folder {}", spool.display()))?;
+    std::fs::create_dir_all(&spool)
+        .with_context(|| format!("cannot create spool folder {}", spool.display()))?;
     let spool_file = spool.join(&filename);
 
     let limit = job.limits.max_duration_seconds.map_or(u64::MAX, u64::from);
@@ -88,19 +108,29 @@ fn record(job: &Job, id: &JobIdentity, options: &RunOptions, emit: &dyn Fn(Event
     let planned = match &job.source {
         SourceConfig::Synthetic(s) => Duration::from_secs_f64(s.duration_s).min(max_duration),
     };
+    let grid_options = layout::GridOptions::resolve(&recording.layout.options)
+        .map_err(|e| anyhow::anyhow!("layout options: {e:?}"))?;
     media::init()?;
     let mut graph = Composite::build(&CompositeSpec {
         quality: recording.quality,
+        background_rgb: grid_options.background_rgb,
         audio_only: recording.audio_only,
         output: spool_file.clone(),
         max_duration: planned,
     })?;
     let canvas = recording.quality.size();
-    let mut session = Session { graph: &mut graph, roster: Roster::default(), canvas };
+    let mut session = Session {
+        graph: &mut graph,
+        roster: Roster::default(),
+        canvas,
+        grid_options,
+    };
 
     let pipeline = session.graph.pipeline().clone();
     let bus = pipeline.bus().context("pipeline without bus")?;
-    pipeline.set_state(gst::State::Playing).context("the media pipeline did not start")?;
+    pipeline
+        .set_state(gst::State::Playing)
+        .context("the media pipeline did not start")?;
     let playing_since = Instant::now();
 
     let (tx, rx) = mpsc::channel();
@@ -108,84 +138,104 @@ fn record(job: &Job, id: &JobIdentity, options: &RunOptions, emit: &dyn Fn(Event
     let source: Box<dyn Source> = match &job.source {
         SourceConfig::Synthetic(s) => Box::new(SyntheticSource::new(s, &options.media_dir)),
     };
-    source.start(tx, source_stop.clone())?;
+    let running = pipeline.clone();
+    let clock: CallClock = Arc::new(move || {
+        running
+            .current_running_time()
+            .map_or(Duration::ZERO, |t| Duration::from_nanos(t.nseconds()))
+    });
+    source.start(clock, tx, source_stop.clone())?;
 
     let mut finishing: Option<Instant> = None;
     let mut failure: Option<anyhow::Error> = None;
     let mut started = false;
-    loop {
-        if finishing.is_none() {
-            let reason = if stop.load(Ordering::Relaxed) {
-                Some("stop requested")
-            } else if playing_since.elapsed() >= max_duration {
-                Some("maximum duration reached")
-            } else {
-                None
-            };
-            if let Some(reason) = reason {
+    'run: loop {
+        let end = |reason: &str, finishing: &mut Option<Instant>, graph: &mut Composite| {
+            if finishing.is_none() {
                 tracing::info!(egress_id = %id.egress_id, reason, "stopping");
-                finishing = Some(Instant::now());
-                session.graph.finish();
+                *finishing = Some(Instant::now());
+                graph.finish();
             }
+        };
+        if stop.load(Ordering::Relaxed) {
+            end("stop requested", &mut finishing, session.graph);
+        } else if playing_since.elapsed() >= max_duration {
+            end("maximum duration reached", &mut finishing, session.graph);
         }
-        while let Ok(event) = rx.try_recv() {
+        // Waiting on the source (not the bus) keeps cues within a few ms of their time.
+        let mut events = Vec::new();
+        match rx.recv_timeout(POLL) {
+            Ok(event) => events.push(event),
+            Err(mpsc::RecvTimeoutError::Disconnected) => std::thread::sleep(POLL),
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+        }
+        events.extend(rx.try_iter());
+        for event in events {
             if finishing.is_some() {
                 break;
             }
             match session.apply(event) {
                 Ok(true) => {}
-                Ok(false) => {
-                    tracing::info!(egress_id = %id.egress_id, "call ended");
-                    finishing = Some(Instant::now());
-                    session.graph.finish();
-                }
+                Ok(false) => end("call ended", &mut finishing, session.graph),
                 Err(e) => {
                     failure = Some(e);
-                    finishing = Some(Instant::now());
-                    session.graph.finish();
+                    end("source failed", &mut finishing, session.graph);
                 }
             }
         }
         if let Some(since) = finishing
             && since.elapsed() > FINALIZE_TIMEOUT
         {
-            failure.get_or_insert_with(|| anyhow::anyhow!("the recording did not finalize within {FINALIZE_TIMEOUT:?}"));
+            failure.get_or_insert_with(|| {
+                anyhow::anyhow!("the recording did not finalize within {FINALIZE_TIMEOUT:?}")
+            });
             break;
         }
-        let Some(message) = bus.timed_pop(gst::ClockTime::from_mseconds(20)) else { continue };
-        if GraphNotice::from_message(&message) == Some(GraphNotice::FirstEncodedFrame) {
-            started = true;
-            tracing::info!(
-                egress_id = %id.egress_id,
-                ms_since_launch = options.launched.elapsed().as_millis() as u64,
-                "first encoded frame"
-            );
-            emit(EventBody::RecordingStarted { recording_type: COMPOSITE });
-            continue;
-        }
-        match message.view() {
-            gst::MessageView::Eos(_) => break,
-            gst::MessageView::Error(err) => {
-                let source = err.src().map(|s| s.path_string().to_string()).unwrap_or_default();
-                failure = Some(anyhow::anyhow!("media pipeline error in {source}: {}", err.error()));
-                break;
+        while let Some(message) = bus.pop() {
+            if GraphNotice::from_message(&message) == Some(GraphNotice::FirstEncodedFrame) {
+                started = true;
+                tracing::info!(
+                    egress_id = %id.egress_id,
+                    ms_since_launch = options.launched.elapsed().as_millis() as u64,
+                    "first encoded frame"
+                );
+                emit(EventBody::RecordingStarted {
+                    recording_type: COMPOSITE,
+                });
+                continue;
             }
-            _ => {}
+            match message.view() {
+                gst::MessageView::Eos(_) => break 'run,
+                gst::MessageView::Error(err) => {
+                    let source = err.src().map(|s| s.path_string().to_string()).unwrap_or_default();
+                    failure = Some(anyhow::anyhow!(
+                        "media pipeline error in {source}: {}",
+                        err.error()
+                    ));
+                    break 'run;
+                }
+                _ => {}
+            }
         }
     }
     source_stop.store(true, Ordering::Relaxed);
     let _ = pipeline.set_state(gst::State::Null);
     let end_time = chrono::Utc::now();
     if started {
-        emit(EventBody::RecordingStopped { recording_type: COMPOSITE });
+        emit(EventBody::RecordingStopped {
+            recording_type: COMPOSITE,
+        });
     }
     if let Some(e) = failure {
         return Err(e.context(format!("what was recorded is kept at {}", spool_file.display())));
     }
     let local = LocalStorage::new(&options.out_dir);
-    let url = local
-        .store(&spool_file, &key)
-        .with_context(|| format!("storing the recording failed; it is kept at {}", spool_file.display()))?;
+    let url = local.store(&spool_file, &key).with_context(|| {
+        format!(
+            "storing the recording failed; it is kept at {}",
+            spool_file.display()
+        )
+    })?;
     let _ = std::fs::remove_dir(&spool);
     emit(EventBody::RecordingReady {
         recording_type: COMPOSITE,
@@ -206,6 +256,7 @@ struct Session<'a> {
     graph: &'a mut Composite,
     roster: Roster,
     canvas: (u32, u32),
+    grid_options: layout::GridOptions,
 }
 
 impl Session<'_> {
@@ -218,7 +269,12 @@ impl Session<'_> {
             }
             SourceEvent::Left { user_id } => {
                 tracing::info!(%user_id, "participant left");
-                let ids: Vec<String> = self.graph.input_ids().filter(|i| i.starts_with(&format!("{user_id}/"))).map(str::to_owned).collect();
+                let ids: Vec<String> = self
+                    .graph
+                    .input_ids()
+                    .filter(|i| i.starts_with(&format!("{user_id}/")))
+                    .map(str::to_owned)
+                    .collect();
                 for input in ids {
                     self.graph.remove_input(&input);
                 }
@@ -229,7 +285,8 @@ impl Session<'_> {
                 if kind.is_video() && !self.graph.has_video() {
                     return Ok(true);
                 }
-                self.graph.add_input(&input_id(&user_id, kind), media, kind.is_video())?;
+                self.graph
+                    .add_input(&input_id(&user_id, kind), media, kind.is_video())?;
                 self.roster.add_track(&user_id, kind);
                 self.relayout();
             }
@@ -249,9 +306,8 @@ impl Session<'_> {
             return;
         }
         let (w, h) = self.canvas;
-        let gap = (h / 90).max(2) & !1;
         let tiles = self.roster.video_tiles();
-        let rects = layout::grid(tiles.len(), w, h, gap);
+        let rects = layout::grid(tiles.len(), w, h, self.grid_options.padding_px(h));
         for (input, rect) in tiles.iter().zip(rects) {
             self.graph.place(input, Some(rect));
         }

@@ -42,6 +42,9 @@ pub struct MemorySink {
 
 impl EventSink for MemorySink {
     fn emit(&self, event: &Event) {
-        self.events.lock().unwrap_or_else(|p| p.into_inner()).push(event.clone());
+        self.events
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(event.clone());
     }
 }

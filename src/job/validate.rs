@@ -1,7 +1,7 @@
 //! Validation of raw job JSON against the schema generated from the job types, reporting every
 //! problem at once with its JSON path and what was expected.
 
-use super::{Job, SourceConfig, VideoSpec, AudioSpec};
+use super::{AudioSpec, Job, SourceConfig, VideoSpec};
 use jsonschema::error::{TypeKind, ValidationErrorKind};
 use jsonschema::{ValidationError, Validator};
 use serde_json::Value;
@@ -18,7 +18,10 @@ pub struct Problem {
 
 impl Problem {
     fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
-        Problem { path: path.into(), message: message.into() }
+        Problem {
+            path: path.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -42,15 +45,17 @@ pub fn schema_json() -> Value {
 
 fn validator() -> &'static Validator {
     static VALIDATOR: OnceLock<Validator> = OnceLock::new();
-    VALIDATOR.get_or_init(|| {
-        jsonschema::validator_for(&schema_json()).expect("the generated job schema compiles")
-    })
+    VALIDATOR
+        .get_or_init(|| jsonschema::validator_for(&schema_json()).expect("the generated job schema compiles"))
 }
 
 /// Parses and validates a job. `base_dir` is where relative media paths in the job are looked up.
 pub fn parse_and_validate(text: &str, base_dir: &Path) -> Result<ValidatedJob, Vec<Problem>> {
     let value: Value = serde_json::from_str(text).map_err(|e| {
-        vec![Problem::new("job", format!("expected a JSON object; the text is not valid JSON ({e})"))]
+        vec![Problem::new(
+            "job",
+            format!("expected a JSON object; the text is not valid JSON ({e})"),
+        )]
     })?;
     let mut problems: Vec<Problem> = Vec::new();
     for error in validator().iter_errors(&value) {
@@ -60,9 +65,20 @@ pub fn parse_and_validate(text: &str, base_dir: &Path) -> Result<ValidatedJob, V
         problems.dedup();
         return Err(problems);
     }
-    let job: Job = serde_json::from_value(value)
-        .map_err(|e| vec![Problem::new("job", format!("does not match the job contract: {e}"))])?;
+    let job: Job = serde_json::from_value(value).map_err(|e| {
+        vec![Problem::new(
+            "job",
+            format!("does not match the job contract: {e}"),
+        )]
+    })?;
     check_semantics(&job, base_dir, &mut problems);
+    if let Some(recording) = &job.recording
+        && let Err(errors) = crate::layout::GridOptions::resolve(&recording.layout.options)
+    {
+        for (key, message) in errors {
+            problems.push(Problem::new(format!("recording.layout.options.{key}"), message));
+        }
+    }
     if !problems.is_empty() {
         return Err(problems);
     }
@@ -88,7 +104,11 @@ fn dotted(pointer: &str) -> String {
 }
 
 fn child(path: &str, key: &str) -> String {
-    if path == "job" { key.to_owned() } else { format!("{path}.{key}") }
+    if path == "job" {
+        key.to_owned()
+    } else {
+        format!("{path}.{key}")
+    }
 }
 
 fn json_kind(v: &Value) -> &'static str {
@@ -166,7 +186,10 @@ fn describe(error: &ValidationError<'_>, out: &mut Vec<Problem>) {
             format!("expected at least {limit} characters; got {}", got(instance))
         }
         ValidationErrorKind::MaxLength { limit } => {
-            format!("expected at most {limit} characters; got {} characters", instance.as_str().map_or(0, |s| s.chars().count()))
+            format!(
+                "expected at most {limit} characters; got {} characters",
+                instance.as_str().map_or(0, |s| s.chars().count())
+            )
         }
         ValidationErrorKind::MaxItems { limit } => format!("expected at most {limit} items"),
         ValidationErrorKind::MinItems { limit } => format!("expected at least {limit} items"),
@@ -193,7 +216,9 @@ fn describe_alternatives(
     let here = |e: &ValidationError<'_>| dotted(e.instance_path().as_str()) == path;
     // A branch whose only complaint is the value's JSON type at this very path is another form.
     let wrong_type = |errors: &Vec<ValidationError<'static>>| {
-        errors.iter().any(|e| here(e) && matches!(e.kind(), ValidationErrorKind::Type { .. }))
+        errors
+            .iter()
+            .any(|e| here(e) && matches!(e.kind(), ValidationErrorKind::Type { .. }))
     };
     // A branch that rejects the discriminating `type` tag is another variant.
     let tag_path = child(path, "type");
@@ -203,15 +228,19 @@ fn describe_alternatives(
                 && matches!(e.kind(), ValidationErrorKind::Constant { .. })
         })
     };
-    let candidates: Vec<&Vec<ValidationError<'static>>> =
-        branches.iter().filter(|b| !wrong_type(b) && !wrong_tag(b)).collect();
+    let candidates: Vec<&Vec<ValidationError<'static>>> = branches
+        .iter()
+        .filter(|b| !wrong_type(b) && !wrong_tag(b))
+        .collect();
 
     if candidates.is_empty() {
         let tags: Vec<String> = branches
             .iter()
             .flat_map(|b| b.iter())
             .filter_map(|e| match e.kind() {
-                ValidationErrorKind::Constant { expected_value } if dotted(e.instance_path().as_str()) == tag_path => {
+                ValidationErrorKind::Constant { expected_value }
+                    if dotted(e.instance_path().as_str()) == tag_path =>
+                {
                     expected_value.as_str().map(str::to_owned)
                 }
                 _ => None,
@@ -219,9 +248,15 @@ fn describe_alternatives(
             .collect();
         if !tags.is_empty() && instance.get("type").is_some() {
             let tag = instance.get("type").map(got).unwrap_or_default();
-            out.push(Problem::new(tag_path, format!("expected one of {}; got {tag}", tags.join(", "))));
+            out.push(Problem::new(
+                tag_path,
+                format!("expected one of {}; got {tag}", tags.join(", ")),
+            ));
         } else if instance.is_object() && !tags.is_empty() {
-            out.push(Problem::new(tag_path, format!("required field is missing (one of {})", tags.join(", "))));
+            out.push(Problem::new(
+                tag_path,
+                format!("required field is missing (one of {})", tags.join(", ")),
+            ));
         } else {
             let kinds: Vec<String> = branches
                 .iter()
@@ -232,7 +267,10 @@ fn describe_alternatives(
                     _ => None,
                 })
                 .collect();
-            out.push(Problem::new(path, format!("expected {}; got {}", kinds.join(" or "), json_kind(instance))));
+            out.push(Problem::new(
+                path,
+                format!("expected {}; got {}", kinds.join(" or "), json_kind(instance)),
+            ));
         }
         return;
     }
@@ -244,7 +282,10 @@ fn describe_alternatives(
 
 fn check_semantics(job: &Job, base_dir: &Path, out: &mut Vec<Problem>) {
     if job.recording.is_none() {
-        out.push(Problem::new("job", "nothing to produce; expected at least one output section (recording)"));
+        out.push(Problem::new(
+            "job",
+            "nothing to produce; expected at least one output section (recording)",
+        ));
     }
     match &job.source {
         SourceConfig::Synthetic(source) => {
@@ -252,16 +293,28 @@ fn check_semantics(job: &Job, base_dir: &Path, out: &mut Vec<Problem>) {
             for (i, p) in source.participants.iter().enumerate() {
                 let at = format!("source.participants[{i}]");
                 if seen.contains(&p.user_id.as_str()) {
-                    out.push(Problem::new(format!("{at}.user_id"), format!("expected a unique user id; \"{}\" is used twice", p.user_id)));
+                    out.push(Problem::new(
+                        format!("{at}.user_id"),
+                        format!("expected a unique user id; \"{}\" is used twice", p.user_id),
+                    ));
                 }
                 seen.push(&p.user_id);
                 if p.join_at_s >= source.duration_s {
-                    out.push(Problem::new(format!("{at}.join_at_s"), format!("expected a time before the end of the call ({} s); got {}", source.duration_s, p.join_at_s)));
+                    out.push(Problem::new(
+                        format!("{at}.join_at_s"),
+                        format!(
+                            "expected a time before the end of the call ({} s); got {}",
+                            source.duration_s, p.join_at_s
+                        ),
+                    ));
                 }
                 if let Some(leave) = p.leave_at_s
                     && leave <= p.join_at_s
                 {
-                    out.push(Problem::new(format!("{at}.leave_at_s"), format!("expected a time after join_at_s ({}); got {leave}", p.join_at_s)));
+                    out.push(Problem::new(
+                        format!("{at}.leave_at_s"),
+                        format!("expected a time after join_at_s ({}); got {leave}", p.join_at_s),
+                    ));
                 }
                 for (field, spec) in [("video", &p.video), ("screenshare", &p.screenshare)] {
                     if let Some(VideoSpec::Clip(file)) = spec {
@@ -279,7 +332,13 @@ fn check_semantics(job: &Job, base_dir: &Path, out: &mut Vec<Problem>) {
 fn check_file(path: &str, file: &str, base_dir: &Path, out: &mut Vec<Problem>) {
     let resolved = base_dir.join(file);
     if !resolved.is_file() {
-        out.push(Problem::new(path, format!("expected a readable media file; {} does not exist", resolved.display())));
+        out.push(Problem::new(
+            path,
+            format!(
+                "expected a readable media file; {} does not exist",
+                resolved.display()
+            ),
+        ));
     }
 }
 
@@ -291,7 +350,10 @@ fn collect_warnings(job: &Job) -> Vec<Problem> {
             if !crate::layout::SUPPORTED_OPTIONS.contains(&key.as_str()) {
                 warnings.push(Problem::new(
                     format!("recording.layout.options.{key}"),
-                    format!("option not supported by layout {}; ignored", list(&Value::Array(vec![name.clone()]))),
+                    format!(
+                        "option not supported by layout {}; ignored",
+                        list(&Value::Array(vec![name.clone()]))
+                    ),
                 ));
             }
         }

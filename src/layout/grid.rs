@@ -62,7 +62,10 @@ mod tests {
                 assert_eq!(tiles.len(), n);
                 for (i, a) in tiles.iter().enumerate() {
                     assert!(a.x >= 8 && a.y >= 8, "{n} on {w}x{h}: {a:?}");
-                    assert!(a.x as u32 + a.w <= w - 8 && a.y as u32 + a.h <= h - 8, "{n} on {w}x{h}: {a:?}");
+                    assert!(
+                        a.x as u32 + a.w <= w - 8 && a.y as u32 + a.h <= h - 8,
+                        "{n} on {w}x{h}: {a:?}"
+                    );
                     for b in &tiles[i + 1..] {
                         assert!(!a.intersects(b), "{n} on {w}x{h}: {a:?} overlaps {b:?}");
                     }
@@ -86,8 +89,24 @@ mod tests {
     #[test]
     fn four_participants_make_two_by_two_and_three_centre_the_last_row() {
         let four = grid(4, 1280, 720, 0);
-        assert_eq!(four[0], Rect { x: 0, y: 0, w: 640, h: 360 });
-        assert_eq!(four[3], Rect { x: 640, y: 360, w: 640, h: 360 });
+        assert_eq!(
+            four[0],
+            Rect {
+                x: 0,
+                y: 0,
+                w: 640,
+                h: 360
+            }
+        );
+        assert_eq!(
+            four[3],
+            Rect {
+                x: 640,
+                y: 360,
+                w: 640,
+                h: 360
+            }
+        );
         let three = grid(3, 1280, 720, 0);
         assert_eq!(three[2].center().0, 640, "last row centred: {three:?}");
         assert_eq!(three[0].y, three[1].y);

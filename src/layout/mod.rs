@@ -1,11 +1,10 @@
 //! Layout engine: turns the participants on screen into rectangles. Pure: no media types here.
 
 mod grid;
+mod options;
 
 pub use grid::grid;
-
-/// Layout options this engine applies; every other key in `layout.options` is a warning.
-pub const SUPPORTED_OPTIONS: &[&str] = &[];
+pub use options::{GridOptions, SUPPORTED_OPTIONS};
 
 /// A rectangle on the output canvas, in pixels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

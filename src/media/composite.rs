@@ -14,20 +14,20 @@ use super::{make, presets};
 use crate::job::Quality;
 use crate::layout::Rect;
 use anyhow::{Context, anyhow};
-use gstreamer as gst;
 use gst::prelude::*;
+use gstreamer as gst;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 const FIRST_FRAME: &str = "egress-first-encoded-frame";
-/// Background of the canvas where no tile is drawn.
-const BACKGROUND_ARGB: u32 = 0xff10_1010;
 
 pub struct CompositeSpec {
     pub quality: Quality,
+    /// Canvas colour where no tile is drawn, 0xRRGGBB.
+    pub background_rgb: u32,
     pub audio_only: bool,
     pub output: PathBuf,
     /// The longest the file can become; sizes the header space kept for crash-safe writing.
@@ -43,7 +43,9 @@ pub enum GraphNotice {
 impl GraphNotice {
     pub fn from_message(message: &gst::Message) -> Option<GraphNotice> {
         match message.view() {
-            gst::MessageView::Application(app) if app.structure().is_some_and(|s| s.name() == FIRST_FRAME) => {
+            gst::MessageView::Application(app)
+                if app.structure().is_some_and(|s| s.name() == FIRST_FRAME) =>
+            {
                 Some(GraphNotice::FirstEncodedFrame)
             }
             _ => None,
@@ -62,6 +64,9 @@ pub struct Composite {
     mixer: gst::Element,
     live_sources: Vec<gst::Element>,
     inputs: HashMap<String, Input>,
+    /// Running time (ns) from which mixed output is dropped; set when the stream ends, so the
+    /// file ends exactly there whatever the sources still push while EOS travels.
+    cut_at: Arc<AtomicU64>,
 }
 
 impl Composite {
@@ -70,7 +75,10 @@ impl Composite {
         let mux = make("mp4mux")?;
         // Robust muxing: the index is rewritten into space reserved at the head of the file
         // every second, so a crash leaves a playable file and a clean stop a progressive one.
-        mux.set_property("reserved-max-duration", (spec.max_duration + Duration::from_secs(60)).as_nanos() as u64);
+        mux.set_property(
+            "reserved-max-duration",
+            (spec.max_duration + Duration::from_secs(60)).as_nanos() as u64,
+        );
         mux.set_property("reserved-moov-update-period", gst::ClockTime::SECOND.nseconds());
         let sink = make("filesink")?;
         sink.set_property("location", spec.output.to_string_lossy().to_string());
@@ -81,13 +89,24 @@ impl Composite {
         let compositor = if spec.audio_only {
             None
         } else {
-            let (compositor, background) = build_video(&pipeline, &mux, spec.quality)?;
+            let (compositor, background) = build_video(&pipeline, &mux, spec)?;
             live_sources.push(background);
             Some(compositor)
         };
         let (mixer, silence) = build_audio(&pipeline, &mux, spec.audio_only)?;
         live_sources.push(silence);
-        Ok(Composite { pipeline, compositor, mixer, live_sources, inputs: HashMap::new() })
+        let cut_at = Arc::new(AtomicU64::new(u64::MAX));
+        for aggregator in compositor.iter().chain([&mixer]) {
+            drop_after_cut(aggregator, cut_at.clone())?;
+        }
+        Ok(Composite {
+            pipeline,
+            compositor,
+            mixer,
+            live_sources,
+            inputs: HashMap::new(),
+            cut_at,
+        })
     }
 
     pub fn pipeline(&self) -> &gst::Pipeline {
@@ -101,19 +120,26 @@ impl Composite {
     /// Adds a decoded track (a bin with one `src` pad); video stays hidden until placed.
     pub fn add_input(&mut self, id: &str, media: gst::Element, is_video: bool) -> anyhow::Result<()> {
         let aggregator = if is_video {
-            self.compositor.as_ref().ok_or_else(|| anyhow!("audio-only recording has no video input"))?
+            self.compositor
+                .as_ref()
+                .ok_or_else(|| anyhow!("audio-only recording has no video input"))?
         } else {
             &self.mixer
         };
         self.pipeline.add(&media)?;
         let src = media.static_pad("src").context("track media has no src pad")?;
-        let pad = aggregator.request_pad_simple("sink_%u").context("the mixer refused another input")?;
+        let pad = aggregator
+            .request_pad_simple("sink_%u")
+            .context("the mixer refused another input")?;
         if is_video {
             pad.set_property("alpha", 0.0f64);
             pad.set_property("zorder", 1u32);
         }
         // The track's own clock starts at zero; shift it to the moment it joins the call.
-        let now = self.pipeline.current_running_time().unwrap_or(gst::ClockTime::ZERO);
+        let now = self
+            .pipeline
+            .current_running_time()
+            .unwrap_or(gst::ClockTime::ZERO);
         src.set_offset(now.nseconds() as i64);
         src.link(&pad).context("cannot link the track to the mixer")?;
         media.sync_state_with_parent()?;
@@ -138,7 +164,9 @@ impl Composite {
 
     /// Takes an input out of the mix and out of the pipeline, without disturbing the output.
     pub fn remove_input(&mut self, id: &str) {
-        let Some(input) = self.inputs.remove(id) else { return };
+        let Some(input) = self.inputs.remove(id) else {
+            return;
+        };
         if input.pad.has_property("alpha") {
             input.pad.set_property("alpha", 0.0f64);
         }
@@ -156,18 +184,33 @@ impl Composite {
     }
 
     /// Ends the stream: every input and the live sources send EOS, so the muxer finalizes.
+    ///
+    /// EOS into an input pad waits for that pad's stream lock (up to a frame), so all are sent
+    /// at once: sent one by one, the live background would add frames past the end of the call.
     pub fn finish(&mut self) {
-        for input in self.inputs.values() {
-            input.pad.send_event(gst::event::Eos::new());
-        }
-        for source in &self.live_sources {
-            source.send_event(gst::event::Eos::new());
-        }
+        let now = self
+            .pipeline
+            .current_running_time()
+            .unwrap_or(gst::ClockTime::ZERO);
+        self.cut_at.store(now.nseconds(), Ordering::Relaxed);
+        std::thread::scope(|scope| {
+            for input in self.inputs.values() {
+                scope.spawn(|| input.pad.send_event(gst::event::Eos::new()));
+            }
+            for source in &self.live_sources {
+                scope.spawn(|| source.send_event(gst::event::Eos::new()));
+            }
+        });
     }
 }
 
-fn build_video(pipeline: &gst::Pipeline, mux: &gst::Element, quality: Quality) -> anyhow::Result<(gst::Element, gst::Element)> {
+fn build_video(
+    pipeline: &gst::Pipeline,
+    mux: &gst::Element,
+    spec: &CompositeSpec,
+) -> anyhow::Result<(gst::Element, gst::Element)> {
     let p = presets();
+    let quality = spec.quality;
     let (width, height) = quality.size();
     let raw = gst::Caps::builder("video/x-raw")
         .field("format", "I420")
@@ -180,7 +223,7 @@ fn build_video(pipeline: &gst::Pipeline, mux: &gst::Element, quality: Quality) -
     let background = make("videotestsrc")?;
     background.set_property("is-live", true);
     background.set_property_from_str("pattern", "solid-color");
-    background.set_property("foreground-color", BACKGROUND_ARGB);
+    background.set_property("foreground-color", 0xff00_0000 | spec.background_rgb);
     let background_caps = capsfilter(&raw)?;
     let compositor = make("compositor")?;
     let out_caps = capsfilter(&raw)?;
@@ -189,20 +232,42 @@ fn build_video(pipeline: &gst::Pipeline, mux: &gst::Element, quality: Quality) -
     encoder.set_property("bitrate", p.video.bitrate_kbps(quality));
     encoder.set_property_from_str("speed-preset", &p.video.x264_speed_preset);
     encoder.set_property("key-int-max", p.video.framerate * p.video.keyframe_interval_s);
-    let h264_caps = capsfilter(&gst::Caps::builder("video/x-h264").field("profile", "high").build())?;
+    let h264_caps = capsfilter(
+        &gst::Caps::builder("video/x-h264")
+            .field("profile", "high")
+            .build(),
+    )?;
     let parse = make("h264parse")?;
-    pipeline.add_many([&background, &background_caps, &compositor, &out_caps, &queue, &encoder, &h264_caps, &parse])?;
+    pipeline.add_many([
+        &background,
+        &background_caps,
+        &compositor,
+        &out_caps,
+        &queue,
+        &encoder,
+        &h264_caps,
+        &parse,
+    ])?;
     gst::Element::link_many([&background, &background_caps])?;
-    let base = compositor.request_pad_simple("sink_%u").context("compositor has no input pads")?;
+    let base = compositor
+        .request_pad_simple("sink_%u")
+        .context("compositor has no input pads")?;
     base.set_property("zorder", 0u32);
-    background_caps.static_pad("src").context("capsfilter without src")?.link(&base)?;
+    background_caps
+        .static_pad("src")
+        .context("capsfilter without src")?
+        .link(&base)?;
     gst::Element::link_many([&compositor, &out_caps, &queue, &encoder, &h264_caps, &parse])?;
     parse.link_pads(None, mux, Some("video_%u"))?;
     announce_first_buffer(&encoder)?;
     Ok((compositor, background))
 }
 
-fn build_audio(pipeline: &gst::Pipeline, mux: &gst::Element, announce: bool) -> anyhow::Result<(gst::Element, gst::Element)> {
+fn build_audio(
+    pipeline: &gst::Pipeline,
+    mux: &gst::Element,
+    announce: bool,
+) -> anyhow::Result<(gst::Element, gst::Element)> {
     let p = presets();
     let silence = make("audiotestsrc")?;
     silence.set_property("is-live", true);
@@ -235,6 +300,23 @@ fn capsfilter(caps: &gst::Caps) -> anyhow::Result<gst::Element> {
     Ok(filter)
 }
 
+/// Drops the aggregator's output buffers that start at or after `cut_at` (running time).
+fn drop_after_cut(aggregator: &gst::Element, cut_at: Arc<AtomicU64>) -> anyhow::Result<()> {
+    let pad = aggregator.static_pad("src").context("mixer without src pad")?;
+    pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+        let late = info
+            .buffer()
+            .and_then(|b| b.pts())
+            .is_some_and(|pts| pts.nseconds() >= cut_at.load(Ordering::Relaxed));
+        if late {
+            gst::PadProbeReturn::Drop
+        } else {
+            gst::PadProbeReturn::Ok
+        }
+    });
+    Ok(())
+}
+
 /// Posts a message on the bus when the encoder emits its first buffer.
 fn announce_first_buffer(encoder: &gst::Element) -> anyhow::Result<()> {
     let pad = encoder.static_pad("src").context("encoder without src pad")?;
@@ -244,7 +326,9 @@ fn announce_first_buffer(encoder: &gst::Element) -> anyhow::Result<()> {
         if !seen.swap(true, Ordering::Relaxed)
             && let Some(element) = element.upgrade()
         {
-            let _ = element.post_message(gst::message::Application::new(gst::Structure::new_empty(FIRST_FRAME)));
+            let _ = element.post_message(gst::message::Application::new(gst::Structure::new_empty(
+                FIRST_FRAME,
+            )));
         }
         gst::PadProbeReturn::Remove
     });

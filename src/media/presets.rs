@@ -26,7 +26,10 @@ pub struct AudioPreset {
 
 impl VideoPresets {
     pub fn bitrate_kbps(&self, quality: Quality) -> u32 {
-        self.bitrate_kbps.get(&quality.landscape().name()).copied().unwrap_or(2500)
+        self.bitrate_kbps
+            .get(&quality.landscape().name())
+            .copied()
+            .unwrap_or(2500)
     }
 }
 
@@ -45,14 +48,26 @@ mod tests {
     #[test]
     fn every_landscape_quality_has_a_bitrate_and_higher_is_more() {
         let p = presets();
-        let rates: Vec<u32> = [Quality::P360, Quality::P480, Quality::P720, Quality::P1080, Quality::P1440]
-            .iter()
-            .map(|q| {
-                let name = q.name();
-                *p.video.bitrate_kbps.get(&name).unwrap_or_else(|| panic!("no bitrate for {name}"))
-            })
-            .collect();
+        let rates: Vec<u32> = [
+            Quality::P360,
+            Quality::P480,
+            Quality::P720,
+            Quality::P1080,
+            Quality::P1440,
+        ]
+        .iter()
+        .map(|q| {
+            let name = q.name();
+            *p.video
+                .bitrate_kbps
+                .get(&name)
+                .unwrap_or_else(|| panic!("no bitrate for {name}"))
+        })
+        .collect();
         assert!(rates.windows(2).all(|w| w[0] < w[1]), "{rates:?}");
-        assert_eq!(p.video.bitrate_kbps(Quality::Portrait720), p.video.bitrate_kbps(Quality::P720));
+        assert_eq!(
+            p.video.bitrate_kbps(Quality::Portrait720),
+            p.video.bitrate_kbps(Quality::P720)
+        );
     }
 }

@@ -8,6 +8,10 @@ pub use synthetic::SyntheticSource;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::sync::mpsc::Sender;
+use std::time::Duration;
+
+/// The call's clock as the media graph sees it: time since the outputs started.
+pub type CallClock = Arc<dyn Fn() -> Duration + Send + Sync>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TrackKind {
@@ -43,14 +47,19 @@ pub struct ParticipantInfo {
 #[derive(Debug)]
 pub enum SourceEvent {
     Joined(ParticipantInfo),
-    Left { user_id: String },
+    Left {
+        user_id: String,
+    },
     /// Decoded media for one track: a bin with one `src` pad of raw video or raw audio.
     TrackAdded {
         user_id: String,
         kind: TrackKind,
         media: gstreamer::Element,
     },
-    TrackRemoved { user_id: String, kind: TrackKind },
+    TrackRemoved {
+        user_id: String,
+        kind: TrackKind,
+    },
     /// The call is over; no more events follow.
     Ended,
     /// The source cannot go on; the job fails with this message.
@@ -60,5 +69,10 @@ pub enum SourceEvent {
 /// A connector to a call. `start` returns at once; events arrive on the channel from the
 /// source's own thread until it sends `Ended` or `Failed`, or `stop` is set.
 pub trait Source: Send {
-    fn start(self: Box<Self>, events: Sender<SourceEvent>, stop: Arc<AtomicBool>) -> anyhow::Result<()>;
+    fn start(
+        self: Box<Self>,
+        clock: CallClock,
+        events: Sender<SourceEvent>,
+        stop: Arc<AtomicBool>,
+    ) -> anyhow::Result<()>;
 }

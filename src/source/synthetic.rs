@@ -1,19 +1,21 @@
 //! In-process test participants: solid colours, test patterns or encoded clips replayed as if
 //! they came from the network, with tones, silence or recorded speech, joining and leaving on cue.
 
-use super::{ParticipantInfo, Source, SourceEvent, TrackKind};
+use super::{CallClock, ParticipantInfo, Source, SourceEvent, TrackKind};
 use crate::job::{AudioSpec, BuiltinAudio, SyntheticParticipant, TestPattern, VideoSpec};
 use anyhow::Context;
-use gstreamer as gst;
 use gst::prelude::*;
+use gstreamer as gst;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Sender;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Distinct colours for participants whose video is not given.
-pub const PALETTE: [&str; 8] = ["#e53935", "#1e88e5", "#43a047", "#fdd835", "#8e24aa", "#fb8c00", "#00acc1", "#6d4c41"];
+pub const PALETTE: [&str; 8] = [
+    "#e53935", "#1e88e5", "#43a047", "#fdd835", "#8e24aa", "#fb8c00", "#00acc1", "#6d4c41",
+];
 
 pub struct SyntheticSource {
     duration_s: f64,
@@ -40,7 +42,12 @@ enum Cue {
 }
 
 impl Source for SyntheticSource {
-    fn start(self: Box<Self>, events: Sender<SourceEvent>, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
+    fn start(
+        self: Box<Self>,
+        clock: CallClock,
+        events: Sender<SourceEvent>,
+        stop: Arc<AtomicBool>,
+    ) -> anyhow::Result<()> {
         let mut cues: Vec<(f64, Cue)> = vec![(self.duration_s, Cue::End)];
         for (i, p) in self.participants.iter().enumerate() {
             cues.push((p.join_at_s, Cue::Join(i)));
@@ -52,22 +59,28 @@ impl Source for SyntheticSource {
         cues.sort_by(|a, b| a.0.total_cmp(&b.0));
         std::thread::Builder::new()
             .name("synthetic-source".into())
-            .spawn(move || self.play(cues, events, stop))
+            .spawn(move || self.play(cues, clock, events, stop))
             .context("cannot start the synthetic source thread")?;
         Ok(())
     }
 }
 
 impl SyntheticSource {
-    fn play(self, cues: Vec<(f64, Cue)>, events: Sender<SourceEvent>, stop: Arc<AtomicBool>) {
-        let started = Instant::now();
+    /// Plays the cues on the call's clock, so joins, leaves and the end land on the right frame.
+    fn play(
+        self,
+        cues: Vec<(f64, Cue)>,
+        clock: CallClock,
+        events: Sender<SourceEvent>,
+        stop: Arc<AtomicBool>,
+    ) {
         for (at, cue) in cues {
-            let due = started + Duration::from_secs_f64(at);
-            while Instant::now() < due {
+            let due = Duration::from_secs_f64(at);
+            while clock() < due {
                 if stop.load(Ordering::Relaxed) {
                     return;
                 }
-                std::thread::sleep((due - Instant::now()).min(Duration::from_millis(20)));
+                std::thread::sleep(due.saturating_sub(clock()).min(Duration::from_millis(5)));
             }
             let result = match cue {
                 Cue::Join(i) => self.join(i, &events),
@@ -94,14 +107,27 @@ impl SyntheticSource {
         };
         let _ = events.send(SourceEvent::Joined(info));
         let tracks = [
-            (TrackKind::Camera, p.video.as_ref().map(|v| self.video_bin(v, index, false))),
-            (TrackKind::ScreenShare, p.screenshare.as_ref().map(|v| self.video_bin(v, index, true))),
-            (TrackKind::Microphone, p.audio.as_ref().map(|a| self.audio_bin(a, index))),
+            (
+                TrackKind::Camera,
+                p.video.as_ref().map(|v| self.video_bin(v, index, false)),
+            ),
+            (
+                TrackKind::ScreenShare,
+                p.screenshare.as_ref().map(|v| self.video_bin(v, index, true)),
+            ),
+            (
+                TrackKind::Microphone,
+                p.audio.as_ref().map(|a| self.audio_bin(a, index)),
+            ),
         ];
         for (kind, media) in tracks {
             if let Some(media) = media {
                 let media = media.with_context(|| format!("{} of {}", kind.label(), p.user_id))?;
-                let _ = events.send(SourceEvent::TrackAdded { user_id: p.user_id.clone(), kind, media });
+                let _ = events.send(SourceEvent::TrackAdded {
+                    user_id: p.user_id.clone(),
+                    kind,
+                    media,
+                });
             }
         }
         Ok(())
@@ -115,10 +141,15 @@ impl SyntheticSource {
             (TrackKind::Microphone, p.audio.is_some()),
         ] {
             if present {
-                let _ = events.send(SourceEvent::TrackRemoved { user_id: p.user_id.clone(), kind });
+                let _ = events.send(SourceEvent::TrackRemoved {
+                    user_id: p.user_id.clone(),
+                    kind,
+                });
             }
         }
-        let _ = events.send(SourceEvent::Left { user_id: p.user_id.clone() });
+        let _ = events.send(SourceEvent::Left {
+            user_id: p.user_id.clone(),
+        });
         Ok(())
     }
 
@@ -129,7 +160,7 @@ impl SyntheticSource {
 
     fn video_bin(&self, spec: &VideoSpec, index: usize, screen: bool) -> anyhow::Result<gst::Element> {
         let (w, h, fps) = if screen { (1280, 720, 15) } else { (640, 360, 30) };
-        let raw = format!("capsfilter caps=\"video/x-raw,width={w},height={h},framerate={fps}/1\"");
+        let raw = format!("capsfilter name=out caps=\"video/x-raw,width={w},height={h},framerate={fps}/1\"");
         let description = match spec {
             VideoSpec::Auto => solid(PALETTE[index % PALETTE.len()], &raw),
             VideoSpec::Color(colour) => solid(colour, &raw),
@@ -143,7 +174,7 @@ impl SyntheticSource {
                 format!("videotestsrc pattern={name} ! {raw}")
             }
             VideoSpec::Clip(file) => format!(
-                "filesrc location=\"{}\" ! matroskademux name=demux demux.video_0 ! queue max-size-time=2000000000 ! decodebin ! videoconvert",
+                "filesrc location=\"{}\" ! matroskademux name=demux demux.video_0 ! queue max-size-time=2000000000 ! decodebin ! videoconvert name=out",
                 self.resolve(file)
             ),
         };
@@ -155,14 +186,19 @@ impl SyntheticSource {
             AudioSpec::Builtin(BuiltinAudio::Sine) => {
                 // A distinct pitch per participant, so each is recognisable in the mix.
                 let freq = 330 + 110 * (index % 8);
-                format!("audiotestsrc wave=sine freq={freq} volume=0.2 samplesperbuffer=480")
+                format!("audiotestsrc name=out wave=sine freq={freq} volume=0.2 samplesperbuffer=480")
             }
-            AudioSpec::Builtin(BuiltinAudio::Silence) => "audiotestsrc wave=silence samplesperbuffer=480".to_owned(),
+            AudioSpec::Builtin(BuiltinAudio::Silence) => {
+                "audiotestsrc name=out wave=silence samplesperbuffer=480".to_owned()
+            }
             AudioSpec::File { file } if file.to_ascii_lowercase().ends_with(".wav") => {
-                format!("filesrc location=\"{}\" ! wavparse ! audioconvert ! audioresample", self.resolve(file))
+                format!(
+                    "filesrc location=\"{}\" ! wavparse ! audioconvert ! audioresample name=out",
+                    self.resolve(file)
+                )
             }
             AudioSpec::File { file } => format!(
-                "filesrc location=\"{}\" ! matroskademux name=demux demux.audio_0 ! queue max-size-time=2000000000 ! decodebin ! audioconvert ! audioresample",
+                "filesrc location=\"{}\" ! matroskademux name=demux demux.audio_0 ! queue max-size-time=2000000000 ! decodebin ! audioconvert ! audioresample name=out",
                 self.resolve(file)
             ),
         };
@@ -172,11 +208,22 @@ impl SyntheticSource {
 
 fn solid(colour: &str, raw: &str) -> String {
     let rgb = u32::from_str_radix(colour.trim_start_matches('#'), 16).unwrap_or(0x808080);
-    format!("videotestsrc pattern=solid-color foreground-color={} ! {raw}", 0xff00_0000u32 | rgb)
+    format!(
+        "videotestsrc pattern=solid-color foreground-color={} ! {raw}",
+        0xff00_0000u32 | rgb
+    )
 }
 
+/// Builds a bin from a launch line whose last element is named `out`, exposing its src pad.
+/// (Ghosting every unlinked pad would also grab sink pads still waiting for a dynamic link.)
 fn build_bin(description: &str) -> anyhow::Result<gst::Element> {
-    let bin = gst::parse::bin_from_description(description, true)
+    let bin = gst::parse::bin_from_description(description, false)
         .with_context(|| format!("cannot build media for: {description}"))?;
+    let out = bin
+        .by_name("out")
+        .context("media description has no element named out")?;
+    let target = out.static_pad("src").context("the out element has no src pad")?;
+    let ghost = gst::GhostPad::builder_with_target(&target)?.name("src").build();
+    bin.add_pad(&ghost)?;
     Ok(bin.upcast())
 }

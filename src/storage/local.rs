@@ -17,14 +17,19 @@ impl Storage for LocalStorage {
     fn store(&self, file: &Path, key: &str) -> anyhow::Result<String> {
         let target = self.root.join(key);
         if let Some(dir) = target.parent() {
-            std::fs::create_dir_all(dir).with_context(|| format!("cannot create folder {}", dir.display()))?;
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create folder {}", dir.display()))?;
         }
         let partial = target.with_extension("partial");
         // Copy under another name, then rename: a reader never sees half a file.
         std::fs::copy(file, &partial)
             .with_context(|| format!("cannot copy {} to {}", file.display(), partial.display()))?;
         let (expected, written) = (std::fs::metadata(file)?.len(), std::fs::metadata(&partial)?.len());
-        anyhow::ensure!(expected == written, "copy of {} is {written} bytes, expected {expected}", file.display());
+        anyhow::ensure!(
+            expected == written,
+            "copy of {} is {written} bytes, expected {expected}",
+            file.display()
+        );
         std::fs::rename(&partial, &target)?;
         std::fs::remove_file(file).ok();
         let absolute = std::fs::canonicalize(&target)?;

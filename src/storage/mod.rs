@@ -17,10 +17,16 @@ pub fn object_key(prefix: Option<&str>, filename: &str) -> anyhow::Result<String
     let prefix = prefix.unwrap_or("").trim_matches('/');
     for part in prefix.split('/').chain(std::iter::once(filename)) {
         if part == ".." || part == "." || part.contains('\\') {
-            anyhow::bail!("storage.path: expected a relative folder without '.' or '..' segments; got {prefix:?}");
+            anyhow::bail!(
+                "storage.path: expected a relative folder without '.' or '..' segments; got {prefix:?}"
+            );
         }
     }
-    Ok(if prefix.is_empty() { filename.to_owned() } else { format!("{prefix}/{filename}") })
+    Ok(if prefix.is_empty() {
+        filename.to_owned()
+    } else {
+        format!("{prefix}/{filename}")
+    })
 }
 
 #[cfg(test)]
@@ -29,7 +35,10 @@ mod tests {
 
     #[test]
     fn keys_join_prefix_and_name() {
-        assert_eq!(object_key(Some("recordings/"), "a.mp4").unwrap(), "recordings/a.mp4");
+        assert_eq!(
+            object_key(Some("recordings/"), "a.mp4").unwrap(),
+            "recordings/a.mp4"
+        );
         assert_eq!(object_key(Some("/x/y/"), "a.mp4").unwrap(), "x/y/a.mp4");
         assert_eq!(object_key(None, "a.mp4").unwrap(), "a.mp4");
     }
