@@ -49,7 +49,7 @@ fn assert_tiles(frame: &Frame, colours: &[&str], when: &str) {
 #[test]
 fn grid_recording_is_h264_and_aac_at_the_preset_size_and_length() {
     let scratch = Scratch::new("grid");
-    let (output, events) = run_job(
+    let events = run_successfully(
         &scratch,
         &job(
             "eg_grid",
@@ -60,11 +60,6 @@ fn grid_recording_is_h264_and_aac_at_the_preset_size_and_length() {
                 participant("carol", GREEN),
             ],
         ),
-    );
-    assert!(
-        output.status.success(),
-        "egress failed: {}",
-        String::from_utf8_lossy(&output.stderr)
     );
     assert_eq!(
         event_types(&events),
@@ -144,18 +139,13 @@ fn grid_reflows_when_participants_join_and_leave() {
     let mut carol = participant("carol", GREEN);
     carol["join_at_s"] = json!(2.0);
     carol["leave_at_s"] = json!(5.0);
-    let (output, events) = run_job(
+    let events = run_successfully(
         &scratch,
         &job(
             "eg_reflow",
             7.0,
             vec![participant("alice", RED), participant("bob", BLUE), carol],
         ),
-    );
-    assert!(
-        output.status.success(),
-        "egress failed: {}",
-        String::from_utf8_lossy(&output.stderr)
     );
     let file = ready_file(&events);
     assert_tiles(
@@ -195,12 +185,7 @@ fn audio_only_recording_carries_aac_only() {
         vec![participant("alice", RED), participant("bob", BLUE)],
     );
     job["recording"]["audio_only"] = json!(true);
-    let (output, events) = run_job(&scratch, &job);
-    assert!(
-        output.status.success(),
-        "egress failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let events = run_successfully(&scratch, &job);
     let file = ready_file(&events);
     let info = probe(&file);
     assert!(streams_of(&info, "video").is_empty(), "no video stream: {info}");
@@ -244,14 +229,9 @@ fn clip_participants_are_decoded_and_shown() {
     assert!(made.success());
     let from_clip =
         json!({ "user_id": "dave", "video": { "clip": "green.webm" }, "audio": { "file": "green.webm" } });
-    let (output, events) = run_job(
+    let events = run_successfully(
         &scratch,
         &job("eg_clip", 4.0, vec![participant("alice", RED), from_clip]),
-    );
-    assert!(
-        output.status.success(),
-        "egress failed: {}",
-        String::from_utf8_lossy(&output.stderr)
     );
     let file = ready_file(&events);
     assert_tiles(
@@ -271,12 +251,7 @@ fn portrait_quality_records_a_portrait_file() {
         vec![participant("alice", RED), participant("bob", BLUE)],
     );
     job["recording"]["quality"] = json!("portrait-360x640");
-    let (output, events) = run_job(&scratch, &job);
-    assert!(
-        output.status.success(),
-        "egress failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let events = run_successfully(&scratch, &job);
     let file = ready_file(&events);
     let video = &streams_of(&probe(&file), "video")[0];
     assert_eq!(
@@ -297,12 +272,7 @@ fn background_colour_and_cell_padding_options_take_effect() {
     job["recording"]["quality"] = json!("360p");
     job["recording"]["layout"]["options"] =
         json!({ "video.background_color": "#f2f2f2", "grid.cell_padding": 60 });
-    let (output, events) = run_job(&scratch, &job);
-    assert!(
-        output.status.success(),
-        "egress failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let events = run_successfully(&scratch, &job);
     let frame = Frame::at(&ready_file(&events), 1.5, 640, 360);
     assert!(
         close(frame.colour_at(6, 6), hex_rgb("#f2f2f2")),

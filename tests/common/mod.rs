@@ -57,6 +57,17 @@ pub fn run_job(scratch: &Scratch, job: &Value) -> (Output, Vec<Value>) {
     (output, events)
 }
 
+/// Runs a job that must succeed; returns its events.
+pub fn run_successfully(scratch: &Scratch, job: &Value) -> Vec<Value> {
+    let (output, events) = run_job(scratch, job);
+    assert!(
+        output.status.success(),
+        "egress failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    events
+}
+
 pub fn parse_events(stdout: &[u8]) -> Vec<Value> {
     String::from_utf8_lossy(stdout)
         .lines()
