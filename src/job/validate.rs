@@ -346,14 +346,12 @@ fn collect_warnings(job: &Job) -> Vec<Problem> {
     let mut warnings = Vec::new();
     if let Some(recording) = &job.recording {
         let name = serde_json::to_value(recording.layout.name).unwrap_or_default();
+        let name = name.as_str().unwrap_or("grid");
         for key in recording.layout.options.keys() {
             if !crate::layout::SUPPORTED_OPTIONS.contains(&key.as_str()) {
                 warnings.push(Problem::new(
                     format!("recording.layout.options.{key}"),
-                    format!(
-                        "option not supported by layout {}; ignored",
-                        list(&Value::Array(vec![name.clone()]))
-                    ),
+                    format!("option not supported by layout {name}; ignored"),
                 ));
             }
         }
