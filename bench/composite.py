@@ -1,17 +1,25 @@
 #!/usr/bin/env python3
-"""CPU per media second of a 4-participant 720p30 grid recording: the worker against ffmpeg
-doing the same composite from the same encoded clips in one process.
+"""CPU per media second of a 4-participant 720p30 grid: the worker against ffmpeg doing the same
+composite from the same encoded clips in one process. Two scenarios:
 
-Both decode four VP8/Opus clips, scale them into a 2x2 grid, encode H.264 (libx264, same speed
-preset, bitrate and keyframe interval) and AAC, and write an MP4. The worker runs in real time,
-as it does in a call; ffmpeg runs as fast as it can. CPU seconds (user + system, from wait4) are
-divided by the media seconds produced. Median of BENCH_RUNS runs (default 3).
+- recording: decode four VP8/Opus clips, scale them into a 2x2 grid, encode H.264 (libx264, same
+  speed preset, bitrate and keyframe interval) and AAC, write an MP4;
+- broadcast: the same composite as a 720p recording, an HLS ladder 720p/480p/360p and an RTMP push
+  at 720p (to nginx-rtmp on loopback). ffmpeg encodes each size once too (a tee muxer shares the
+  720p encode between MP4, HLS and FLV).
+
+The worker runs in real time, as it does in a call; ffmpeg runs as fast as it can. CPU seconds
+(user + system, from wait4) are divided by the media seconds produced. Median of BENCH_RUNS runs
+(default 3). BENCH_SCENARIOS picks the scenarios (default "recording broadcast").
 """
 import json, os, re, statistics, subprocess, sys, tempfile, time, tomllib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SECONDS = float(os.environ.get("BENCH_SECONDS", "60"))
 RUNS = int(os.environ.get("BENCH_RUNS", "3"))
+SCENARIOS = os.environ.get("BENCH_SCENARIOS", "recording broadcast").split()
+RTMP_PORT = int(os.environ.get("BENCH_RTMP_PORT", "0"))
+LADDER = {"720p": (1280, 720), "480p": (854, 480), "360p": (640, 360)}
 
 
 def run_measured(cmd, **kw):
@@ -32,7 +40,7 @@ def media_seconds(path):
     return float(out.stdout.strip())
 
 
-def worker_run(binary, clips, workdir):
+def worker_run(binary, clips, workdir, scenario):
     job = {
         "egress_id": "eg_bench",
         "call_cid": "bench:grid4",
@@ -40,6 +48,10 @@ def worker_run(binary, clips, workdir):
             {"user_id": f"p{i}", "video": {"clip": c}, "audio": {"file": c}} for i, c in enumerate(clips)]},
         "recording": {"quality": "720p", "layout": {"name": "grid"}},
     }
+    if scenario == "broadcast":
+        job["hls"] = {"quality_tracks": list(LADDER), "segment_duration_s": 2}
+        job["rtmp"] = [{"name": "bench", "stream_url": f"rtmp://127.0.0.1:{RTMP_PORT}/live",
+                        "stream_key": "worker", "quality": "720p"}]
     path = os.path.join(workdir, "job.json")
     with open(path, "w") as f:
         json.dump(job, f)
@@ -48,22 +60,48 @@ def worker_run(binary, clips, workdir):
     cpu, rss, err = run_measured([binary, "run", path, "--out", out])
     first = re.search(r"first encoded frame.*ms_since_launch=(\d+)", err)
     files = [os.path.join(out, f) for f in os.listdir(out) if f.endswith(".mp4")]
+    if scenario == "broadcast":
+        assert os.path.exists(os.path.join(out, "hls", "eg_bench", "master.m3u8")), "no HLS master playlist"
     return cpu, rss, media_seconds(files[0]), int(first.group(1)) if first else None
 
 
-def ffmpeg_run(clips, workdir, presets):
+def ffmpeg_run(clips, workdir, presets, scenario):
     video, audio = presets["video"], presets["audio"]
     fps = video["framerate"]
+    gop = fps * video["keyframe_interval_s"]
     out = os.path.join(workdir, "ffmpeg.mp4")
     inputs = [a for c in clips for a in ("-i", c)]
     scale = ";".join(f"[{i}:v]scale=640:360[v{i}]" for i in range(4))
-    graph = (f"{scale};[v0][v1][v2][v3]xstack=inputs=4:layout=0_0|w0_0|0_h0|w0_h0,fps={fps},format=yuv420p[v];"
-             f"[0:a][1:a][2:a][3:a]amix=inputs=4[a]")
-    cmd = ["ffmpeg", "-v", "error", "-y", *inputs, "-filter_complex", graph, "-map", "[v]", "-map", "[a]",
-           "-c:v", "libx264", "-preset", video["x264_speed_preset"], "-profile:v", "high",
-           "-b:v", f"{video['bitrate_kbps']['720p']}k", "-g", str(fps * video["keyframe_interval_s"]),
-           "-c:a", "aac", "-b:a", f"{audio['aac_bitrate_kbps']}k", "-ar", str(audio["sample_rate"]),
-           "-t", str(SECONDS), out]
+    sizes = list(LADDER) if scenario == "broadcast" else ["720p"]
+    n = len(sizes)
+    # The composite once, split into one branch per size; the mix once, split per output.
+    video_tail = (f",split={n}[v720p]" + "".join(f"[s{q}]" for q in sizes[1:])
+                  + "".join(f";[s{q}]scale={LADDER[q][0]}:{LADDER[q][1]}[v{q}]" for q in sizes[1:])
+                  if n > 1 else "[v720p]")
+    audio_tail = (f",asplit={n}" if n > 1 else "") + "".join(f"[a{q}]" for q in sizes)
+    graph = (f"{scale};[v0][v1][v2][v3]xstack=inputs=4:layout=0_0|w0_0|0_h0|w0_h0,fps={fps},format=yuv420p"
+             f"{video_tail};[0:a][1:a][2:a][3:a]amix=inputs=4{audio_tail}")
+    cmd = ["ffmpeg", "-v", "error", "-y", *inputs, "-filter_complex", graph]
+    for q in sizes:
+        cmd += ["-map", f"[v{q}]", "-map", f"[a{q}]",
+                "-c:v", "libx264", "-preset", video["x264_speed_preset"], "-profile:v", "high",
+                "-b:v", f"{video['bitrate_kbps'][q]}k", "-g", str(gop), "-sc_threshold", "0",
+                "-c:a", "aac", "-b:a", f"{audio['aac_bitrate_kbps']}k", "-ar", str(audio["sample_rate"]),
+                "-t", str(SECONDS)]
+        hls_dir = os.path.join(workdir, "ffmpeg-hls", q)
+        os.makedirs(hls_dir, exist_ok=True)
+        if scenario != "broadcast":
+            cmd += [out]
+        elif q == "720p":
+            # One 720p encode for the MP4, the HLS rendition and the RTMP push.
+            rtmp = f"rtmp://127.0.0.1:{RTMP_PORT}/live/ffmpeg"
+            hls = (f"[f=hls:hls_time=2:hls_list_size=0:hls_segment_filename={hls_dir}/seg%05d.ts]"
+                   f"{hls_dir}/index.m3u8")
+            cmd += ["-flags:v", "+global_header", "-flags:a", "+global_header", "-f", "tee",
+                    f"[f=mp4]{out}|[f=flv:onfail=ignore]{rtmp}|{hls}"]
+        else:
+            cmd += ["-f", "hls", "-hls_time", "2", "-hls_list_size", "0",
+                    "-hls_segment_filename", f"{hls_dir}/seg%05d.ts", f"{hls_dir}/index.m3u8"]
     cpu, rss, _ = run_measured(cmd)
     return cpu, rss, media_seconds(out)
 
@@ -73,19 +111,25 @@ def main():
     clips = [os.path.join(media, f"clip{i}.webm") for i in range(1, 5)]
     with open(os.path.join(ROOT, "pipelines", "presets.toml"), "rb") as f:
         presets = tomllib.load(f)
+    for scenario in SCENARIOS:
+        print(f"== {scenario} ==", flush=True)
+        measure(binary, clips, presets, scenario)
+        print(flush=True)
+
+
+def measure(binary, clips, presets, scenario):
     worker, ffmpeg = [], []
     with tempfile.TemporaryDirectory() as workdir:
         for run in range(RUNS):
-            cpu, rss, secs, first = worker_run(binary, clips, workdir)
+            cpu, rss, secs, first = worker_run(binary, clips, workdir, scenario)
             worker.append((cpu / secs, rss, first))
             print(f"run {run + 1}: worker {cpu:.1f} CPU s for {secs:.1f} s media, peak RSS {rss:.0f} MiB, "
                   f"first encoded frame {first} ms after launch", flush=True)
-            cpu, rss, secs = ffmpeg_run(clips, workdir, presets)
+            cpu, rss, secs = ffmpeg_run(clips, workdir, presets, scenario)
             ffmpeg.append((cpu / secs, rss))
             print(f"run {run + 1}: ffmpeg {cpu:.1f} CPU s for {secs:.1f} s media, peak RSS {rss:.0f} MiB", flush=True)
     w = statistics.median(x[0] for x in worker)
     f = statistics.median(x[0] for x in ffmpeg)
-    print()
     print(f"worker CPU s per media s : {w:.3f}   (median of {RUNS})")
     print(f"ffmpeg CPU s per media s : {f:.3f}")
     print(f"ratio worker / ffmpeg    : {w / f:.2f}")

@@ -3,6 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SKIP_BUILD=1 bash scripts/setup.sh
+bash scripts/test-deps.sh
 source scripts/env.sh
 cargo fmt --all -- --check
 cargo clippy --release --locked --all-targets -- -D warnings

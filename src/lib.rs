@@ -5,6 +5,8 @@ pub mod job;
 pub mod layout;
 pub mod media;
 pub mod participants;
+pub mod render;
 pub mod session;
 pub mod source;
+pub mod speaking;
 pub mod storage;

@@ -2,11 +2,12 @@ use clap::{Parser, Subcommand};
 use egress::events::{COMPOSITE, Event, EventBody, EventSink, JsonLinesSink};
 use egress::job::{self, Problem};
 use egress::session::{self, RunOptions};
+use egress::storage::{self, RetryPolicy};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 #[derive(Parser)]
 #[command(name = "egress", version, about = "Records, broadcasts and transcribes calls")]
@@ -26,11 +27,63 @@ enum Command {
         /// Folder for files being written (default: OUT/.spool).
         #[arg(long)]
         spool: Option<PathBuf>,
+        /// Writes the media pipeline as a Graphviz file once media flows (stream keys removed).
+        #[arg(long)]
+        dot: Option<PathBuf>,
+        /// Frame recording decodes every frame of encoded tracks instead of keyframes only
+        /// (to compare the two paths).
+        #[arg(long)]
+        decode_every_frame: bool,
+        /// Folder for files the storage would not take in time (default: OUT/.backup).
+        #[arg(long)]
+        backup: Option<PathBuf>,
+        /// How long a file is retried before it goes to the backup folder, in seconds.
+        #[arg(long, default_value_t = 600)]
+        upload_deadline: u64,
     },
     /// Checks a job and prints every problem with its JSON path.
     Validate { job: PathBuf },
+    /// Storage tools.
+    Storage {
+        #[command(subcommand)]
+        action: StorageAction,
+    },
     /// Prints the JSON Schema of the job contract.
     Schema,
+}
+
+#[derive(Subcommand)]
+enum StorageAction {
+    /// Writes a small check file to the storage described in STORAGE.json (a job's `storage`
+    /// section) and says whether it worked, or what is wrong, in plain words.
+    Check {
+        storage: PathBuf,
+        /// Root folder for `local` storage.
+        #[arg(long, default_value = "out")]
+        out: PathBuf,
+    },
+    /// Stores FILE under KEY (below the storage's path prefix) as a job's outputs are stored;
+    /// the local copy is kept.
+    Upload {
+        storage: PathBuf,
+        file: PathBuf,
+        key: String,
+        #[arg(long, default_value = "out")]
+        out: PathBuf,
+    },
+    /// Finishes the uploads a killed run left in the spool (events on stdout), then exits.
+    Resume {
+        /// Spool folder (default: OUT/.spool).
+        #[arg(long)]
+        spool: Option<PathBuf>,
+        #[arg(long, default_value = "out")]
+        out: PathBuf,
+        /// Folder for files the storage would not take in time (default: OUT/.backup).
+        #[arg(long)]
+        backup: Option<PathBuf>,
+        #[arg(long, default_value_t = 600)]
+        upload_deadline: u64,
+    },
 }
 
 const EXIT_FAILED: u8 = 1;
@@ -53,6 +106,45 @@ fn main() -> ExitCode {
             );
             ExitCode::SUCCESS
         }
+        Command::Storage {
+            action: StorageAction::Check { storage, out },
+        } => check_storage(&storage, &out),
+        Command::Storage {
+            action:
+                StorageAction::Upload {
+                    storage,
+                    file,
+                    key,
+                    out,
+                },
+        } => upload(&storage, &file, &key, &out),
+        Command::Storage {
+            action:
+                StorageAction::Resume {
+                    spool,
+                    out,
+                    backup,
+                    upload_deadline,
+                },
+        } => {
+            let events = JsonLinesSink::new(std::io::stdout());
+            let policy = RetryPolicy {
+                deadline: Duration::from_secs(upload_deadline),
+                ..RetryPolicy::default()
+            };
+            let spool = spool.unwrap_or_else(|| out.join(".spool"));
+            let backup = backup.unwrap_or_else(|| out.join(".backup"));
+            match storage::resume(&spool, &events, policy, &backup) {
+                Ok(files) => {
+                    eprintln!("{files} file(s) resumed");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("resume failed: {e:#}");
+                    ExitCode::from(EXIT_FAILED)
+                }
+            }
+        }
         Command::Validate { job } => match load(&job) {
             Ok(validated) => {
                 for w in &validated.warnings {
@@ -66,7 +158,15 @@ fn main() -> ExitCode {
                 ExitCode::from(EXIT_INVALID)
             }
         },
-        Command::Run { job, out, spool } => {
+        Command::Run {
+            job,
+            out,
+            spool,
+            dot,
+            decode_every_frame,
+            backup,
+            upload_deadline,
+        } => {
             let events = JsonLinesSink::new(std::io::stdout());
             let validated = match load(&job) {
                 Ok(v) => v,
@@ -84,11 +184,29 @@ fn main() -> ExitCode {
             }
             let options = RunOptions {
                 spool_dir: spool.unwrap_or_else(|| out.join(".spool")),
+                backup_dir: backup.unwrap_or_else(|| out.join(".backup")),
                 out_dir: out,
                 media_dir: media_dir(&job),
                 launched,
+                dot_file: dot,
+                decode_every_frame,
+                retry: RetryPolicy {
+                    deadline: Duration::from_secs(upload_deadline),
+                    ..RetryPolicy::default()
+                },
             };
-            match session::run(&validated, &options, &events, stop) {
+            // Uploads a killed run left in the spool go on beside the new job.
+            let outcome = std::thread::scope(|scope| {
+                scope.spawn(|| {
+                    match storage::resume(&options.spool_dir, &events, options.retry, &options.backup_dir) {
+                        Ok(0) => {}
+                        Ok(files) => tracing::info!(files, "uploads left by an earlier run are done"),
+                        Err(e) => tracing::error!(error = %format!("{e:#}"), "cannot resume earlier uploads"),
+                    }
+                });
+                session::run(&validated, &options, &events, stop)
+            });
+            match outcome {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(_) => ExitCode::from(EXIT_FAILED),
             }
@@ -110,6 +228,81 @@ fn load(path: &Path) -> Result<job::ValidatedJob, Vec<Problem>> {
         }]
     })?;
     job::parse_and_validate(&text, &media_dir(path))
+}
+
+fn upload(path: &Path, file: &Path, key: &str, out: &Path) -> ExitCode {
+    let config = match read_storage(path) {
+        Ok(config) => config,
+        Err(code) => return code,
+    };
+    let secrets = config.secrets();
+    let outcome = (|| {
+        let key = storage::object_key(config.path.as_deref(), key)?;
+        let storage = storage::open(&config, out)?;
+        storage.store(file, &key)?;
+        anyhow::Ok(storage.url(&key))
+    })();
+    match outcome {
+        Ok(url) => {
+            println!("{url}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            let text = secrets
+                .iter()
+                .fold(format!("{e:#}"), |t, s| t.replace(s, "[redacted]"));
+            eprintln!("upload failed: {text}");
+            ExitCode::from(EXIT_FAILED)
+        }
+    }
+}
+
+/// A storage configuration file, checked; on error the message is printed already.
+fn read_storage(path: &Path) -> Result<job::StorageConfig, ExitCode> {
+    let config = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))
+        .and_then(|text| {
+            serde_json::from_str::<job::StorageConfig>(&text)
+                .map_err(|e| format!("{}: not a storage configuration: {e}", path.display()))
+        });
+    let config = match config {
+        Ok(config) => config,
+        Err(message) => {
+            eprintln!("{message}");
+            return Err(ExitCode::from(EXIT_INVALID));
+        }
+    };
+    let problems = job::storage_problems(&config);
+    if !problems.is_empty() {
+        report(path, &problems);
+        return Err(ExitCode::from(EXIT_INVALID));
+    }
+    Ok(config)
+}
+
+fn check_storage(path: &Path, out: &Path) -> ExitCode {
+    let config = match read_storage(path) {
+        Ok(config) => config,
+        Err(code) => return code,
+    };
+    let secrets = config.secrets();
+    let outcome = storage::check_key(config.path.as_deref()).and_then(|key| {
+        let backend = storage::open(&config, out)?;
+        backend.check(&key)
+    });
+    match outcome {
+        Ok(url) => {
+            println!("storage check passed: wrote {url}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            let text = secrets
+                .iter()
+                .fold(format!("{e:#}"), |t, s| t.replace(s, "[redacted]"));
+            eprintln!("storage check failed: {text}");
+            ExitCode::from(EXIT_FAILED)
+        }
+    }
 }
 
 fn report(path: &Path, problems: &[Problem]) {
@@ -140,7 +333,7 @@ fn announce_refusal(path: &Path, problems: &[Problem], events: &dyn EventSink) {
         call_cid,
         egress_id,
         EventBody::RecordingFailed {
-            recording_type: COMPOSITE,
+            recording_type: COMPOSITE.into(),
             error: format!("invalid job: {error}"),
         },
     ));

@@ -1,5 +1,6 @@
 //! Who is in the call and which tracks they publish, in join order.
 
+use crate::layout::ParticipantView;
 use crate::source::{ParticipantInfo, TrackKind};
 
 /// The id of one track's input in the media graph.
@@ -47,6 +48,14 @@ impl Roster {
         }
     }
 
+    /// Who `user_id` is, while in the call.
+    pub fn info(&self, user_id: &str) -> Option<&ParticipantInfo> {
+        self.members
+            .iter()
+            .map(|m| &m.info)
+            .find(|i| i.user_id == user_id)
+    }
+
     pub fn len(&self) -> usize {
         self.members.len()
     }
@@ -55,15 +64,24 @@ impl Roster {
         self.members.is_empty()
     }
 
-    /// Video inputs in display order: screen shares first, then cameras, each by join order.
-    pub fn video_tiles(&self) -> Vec<String> {
-        [TrackKind::ScreenShare, TrackKind::Camera]
-            .into_iter()
-            .flat_map(|kind| {
-                self.members
-                    .iter()
-                    .filter(move |m| m.tracks.contains(&kind))
-                    .map(move |m| input_id(&m.info.user_id, kind))
+    /// The participants as the layout engine sees them, in join order.
+    pub fn views(&self, speaking: impl Fn(&str) -> bool, dominant: Option<&str>) -> Vec<ParticipantView> {
+        self.members
+            .iter()
+            .map(|m| {
+                let id = &m.info.user_id;
+                let track = |kind| m.tracks.contains(&kind).then(|| input_id(id, kind));
+                ParticipantView {
+                    user_id: id.clone(),
+                    name: m.info.name.clone(),
+                    roles: m.info.roles.clone(),
+                    pinned: m.info.pinned,
+                    speaking: speaking(id),
+                    dominant: dominant == Some(id.as_str()),
+                    has_audio: m.tracks.contains(&TrackKind::Microphone),
+                    camera: track(TrackKind::Camera),
+                    screenshare: track(TrackKind::ScreenShare),
+                }
             })
             .collect()
     }
@@ -83,7 +101,7 @@ mod tests {
     }
 
     #[test]
-    fn tiles_follow_join_order_with_screen_shares_first() {
+    fn views_follow_join_order_with_their_tracks() {
         let mut roster = Roster::default();
         for id in ["a", "b", "c"] {
             roster.join(info(id));
@@ -91,13 +109,19 @@ mod tests {
             roster.add_track(id, TrackKind::Microphone);
         }
         roster.add_track("c", TrackKind::ScreenShare);
-        assert_eq!(
-            roster.video_tiles(),
-            ["c/screenshare", "a/camera", "b/camera", "c/camera"]
-        );
+        let views = roster.views(|id| id == "b", Some("b"));
+        let ids: Vec<&str> = views.iter().map(|v| v.user_id.as_str()).collect();
+        assert_eq!(ids, ["a", "b", "c"]);
+        assert_eq!(views[2].screenshare.as_deref(), Some("c/screenshare"));
+        assert_eq!(views[0].camera.as_deref(), Some("a/camera"));
+        assert!(views[1].speaking && views[1].dominant && !views[0].speaking);
         roster.leave("a");
         roster.remove_track("c", TrackKind::ScreenShare);
-        assert_eq!(roster.video_tiles(), ["b/camera", "c/camera"]);
+        roster.remove_track("b", TrackKind::Camera);
+        let views = roster.views(|_| false, None);
+        assert_eq!(views.len(), 2);
+        assert!(views[0].camera.is_none() && views[0].has_audio);
+        assert!(views[1].screenshare.is_none());
         assert_eq!(roster.len(), 2);
     }
 
@@ -105,7 +129,7 @@ mod tests {
     fn tracks_of_unknown_participants_are_ignored() {
         let mut roster = Roster::default();
         roster.add_track("ghost", TrackKind::Camera);
-        assert!(roster.video_tiles().is_empty());
+        assert!(roster.views(|_| false, None).is_empty());
         assert!(roster.is_empty());
     }
 }

@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use egress::layout::{GridOptions, Rect, grid};
+use egress::layout::Rect;
 use serde_json::{Value, json};
 
 const RED: &str = "#e53935";
@@ -27,10 +27,13 @@ fn job(egress_id: &str, duration_s: f64, participants: Vec<Value>) -> Value {
 
 /// The tiles the default grid gives `count` participants on a frame.
 fn default_tiles(count: usize, width: u32, height: u32) -> Vec<Rect> {
-    let padding = GridOptions::resolve(&Default::default())
-        .unwrap()
-        .padding_px(height);
-    grid(count, width, height, padding)
+    let users: Vec<String> = (0..count).map(|i| format!("u{i}")).collect();
+    let users: Vec<&str> = users.iter().map(String::as_str).collect();
+    expected_scene("grid", &json!({}), &users, width, height)
+        .tiles
+        .iter()
+        .map(|t| t.rect)
+        .collect()
 }
 
 /// Asserts each colour is at the centre of the tile the grid gives its position.
@@ -271,7 +274,7 @@ fn background_colour_and_cell_padding_options_take_effect() {
     );
     job["recording"]["quality"] = json!("360p");
     job["recording"]["layout"]["options"] =
-        json!({ "video.background_color": "#f2f2f2", "grid.cell_padding": 60 });
+        json!({ "video.background_color": "#f2f2f2", "grid.cell_padding": 60, "grid.size_percentage": 100 });
     let events = run_successfully(&scratch, &job);
     let frame = Frame::at(&ready_file(&events), 1.5, 640, 360);
     assert!(
@@ -280,7 +283,7 @@ fn background_colour_and_cell_padding_options_take_effect() {
         frame.colour_at(6, 6)
     );
     // 60 px at 720 lines is 30 px at 360: the first tile starts 30 px in, with background before it.
-    let tiles = grid(2, 640, 360, 30);
+    let tiles = egress::layout::grid(2, 640, 360, 30);
     let first = tiles[0];
     assert!((30..=32).contains(&first.x), "{tiles:?}");
     assert!(close(frame.colour_at(first.x + 6, first.y + 6), hex_rgb(RED)));

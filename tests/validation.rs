@@ -108,12 +108,27 @@ fn missing_media_files_are_named() {
 #[test]
 fn bad_layout_option_values_name_the_key() {
     let mut job = valid_job();
-    job["recording"]["layout"] = json!({ "name": "grid", "options": { "video.background_color": "blue" } });
+    job["recording"]["layout"] = json!({ "name": "spotlight", "options": {
+        "video.background_color": "blue-ish",
+        "grid.position": "middle",
+        "participant.filter": { "roles": { "$contains": 7 } },
+        "custom_actions": [
+            { "action_type": "layout_override", "layout": "carousel" },
+            { "action_type": "options_override", "condition": { "participant_count": { "$gt": "two" } },
+              "options": { "video.scale_mode": "stretch" } }
+        ]
+    } });
     let (stderr, _) = refuse("bad-option", &job.to_string());
-    assert!(
-        stderr.contains("recording.layout.options.video.background_color: expected a colour like"),
-        "{stderr}"
-    );
+    for expected in [
+        "recording.layout.options.video.background_color: expected a CSS colour like",
+        "recording.layout.options.grid.position: expected one of top, bottom, left, right; got \"middle\"",
+        "recording.layout.options.participant.filter.roles.$contains: expected a string; got 7",
+        "recording.layout.options.custom_actions[0].layout: expected one of grid, spotlight",
+        "recording.layout.options.custom_actions[1].condition.participant_count.$gt: expected a number",
+        "recording.layout.options.custom_actions[1].options.video.scale_mode: expected one of fit, fill",
+    ] {
+        assert!(stderr.contains(expected), "missing {expected:?} in:\n{stderr}");
+    }
 }
 
 #[test]
@@ -155,4 +170,65 @@ fn the_demo_job_is_valid_and_the_schema_is_published() {
         "{required:?}"
     );
     assert_eq!(schema["additionalProperties"], false);
+}
+
+#[test]
+fn hls_segments_that_cannot_close_on_a_keyframe_are_a_warning() {
+    let scratch = Scratch::new("segment-warn");
+    let mut job = valid_job();
+    job["hls"] = json!({ "quality_tracks": ["360p"], "segment_duration_s": 3 });
+    let path = scratch.write_job(&job);
+    let output = egress().arg("validate").arg(&path).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(
+            "warning: hls.segment_duration_s: segments close on keyframes every 2 s; they will last 4 s"
+        ),
+        "{stderr}"
+    );
+    job["hls"]["segment_duration_s"] = json!(13);
+    let (stderr, _) = refuse("segment-range", &job.to_string());
+    assert!(stderr.contains("hls.segment_duration_s"), "{stderr}");
+    job["hls"] = json!({ "quality_tracks": ["720p", "720p"] });
+    let (stderr, _) = refuse("segment-tracks", &job.to_string());
+    assert!(stderr.contains("hls.quality_tracks"), "{stderr}");
+}
+
+#[test]
+fn frame_recording_settings_are_checked() {
+    let mut job = valid_job();
+    job.as_object_mut().unwrap().remove("recording");
+    job["frame_recording"] = json!({ "capture_interval_in_seconds": 1, "quality": "portrait-720x1280" });
+    let (stderr, _) = refuse("frames-bad", &job.to_string());
+    assert!(
+        stderr.contains("frame_recording.capture_interval_in_seconds"),
+        "{stderr}"
+    );
+    job["frame_recording"] = json!({ "capture_interval_in_seconds": 5, "quality": "portrait-720x1280" });
+    let (stderr, _) = refuse("frames-portrait", &job.to_string());
+    assert!(
+        stderr.contains("frame_recording.quality: expected one of 360p, 480p, 720p, 1080p, 1440p"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn s3_storage_needs_a_bucket_a_region_and_whole_credentials() {
+    let mut job = valid_job();
+    job["storage"] = json!({ "storage_type": "s3", "aws_s3": {
+        "s3_region": " ", "s3_api_key": "AKIDONLY", "s3_custom_endpoint_url": "minio:9000" } });
+    let (stderr, _) = refuse("s3-incomplete", &job.to_string());
+    for expected in [
+        "storage.bucket: expected the bucket name for storage_type s3",
+        "storage.aws_s3.s3_region: expected a region such as us-east-1",
+        "storage.aws_s3: expected s3_api_key and s3_secret together, or neither",
+        "storage.aws_s3.s3_custom_endpoint_url: expected an http(s) URL; got \"minio:9000\"",
+    ] {
+        assert!(stderr.contains(expected), "{expected} in {stderr}");
+    }
+    assert!(!stderr.contains("AKIDONLY"), "no key in messages: {stderr}");
+    job["storage"] = json!({ "storage_type": "s3", "bucket": "b" });
+    let (stderr, _) = refuse("s3-no-section", &job.to_string());
+    assert!(stderr.contains("storage.aws_s3: expected"), "{stderr}");
 }

@@ -4,10 +4,10 @@ mod sink;
 
 pub use sink::{EventSink, JsonLinesSink, MemorySink};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Every event carries these fields plus its type-specific body.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Event {
     pub call_cid: String,
     pub created_at: String,
@@ -41,33 +41,80 @@ pub fn now_rfc3339() -> String {
 /// Only `composite` recordings are produced by this worker.
 pub const COMPOSITE: &str = "composite";
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "type")]
 pub enum EventBody {
     #[serde(rename = "call.recording_started")]
-    RecordingStarted { recording_type: &'static str },
+    RecordingStarted {
+        recording_type: String,
+        /// Problems in the job that did not stop it (e.g. unknown layout options).
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        warnings: Vec<String>,
+    },
     #[serde(rename = "call.recording_stopped")]
-    RecordingStopped { recording_type: &'static str },
+    RecordingStopped { recording_type: String },
     #[serde(rename = "call.recording_ready")]
     RecordingReady {
-        recording_type: &'static str,
+        recording_type: String,
         call_recording: CallRecording,
     },
     #[serde(rename = "call.recording_failed")]
     RecordingFailed {
-        recording_type: &'static str,
+        recording_type: String,
         /// What went wrong, in plain words (never a secret).
         error: String,
     },
+    #[serde(rename = "call.hls_broadcasting_started")]
+    HlsStarted {
+        hls_playlist_url: String,
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        warnings: Vec<String>,
+    },
+    #[serde(rename = "call.hls_broadcasting_stopped")]
+    HlsStopped {},
+    #[serde(rename = "call.hls_broadcasting_failed")]
+    HlsFailed { error: String },
+    #[serde(rename = "call.rtmp_broadcast_started")]
+    RtmpStarted {
+        name: String,
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        warnings: Vec<String>,
+    },
+    #[serde(rename = "call.rtmp_broadcast_stopped")]
+    RtmpStopped { name: String },
+    #[serde(rename = "call.rtmp_broadcast_failed")]
+    RtmpFailed { name: String, error: String },
+    #[serde(rename = "call.frame_recording_started")]
+    FrameRecordingStarted {
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        warnings: Vec<String>,
+    },
+    #[serde(rename = "call.frame_recording_ready")]
+    FrameRecordingReady {
+        /// When the frame was shown in the call (not when it was stored).
+        captured_at: String,
+        session_id: String,
+        /// `TRACK_TYPE_VIDEO` or `TRACK_TYPE_SCREEN_SHARE`.
+        track_type: String,
+        url: String,
+        /// The participant in the frame, by user id.
+        users: serde_json::Map<String, serde_json::Value>,
+    },
+    #[serde(rename = "call.frame_recording_stopped")]
+    FrameRecordingStopped {},
+    #[serde(rename = "call.frame_recording_failed")]
+    FrameRecordingFailed { error: String },
+    #[serde(rename = "call.transcription_failed")]
+    TranscriptionFailed { error: String },
 }
 
 /// The `CallRecording` object of the seed's event model.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CallRecording {
     pub filename: String,
     pub url: String,
     pub start_time: String,
     pub end_time: String,
     pub session_id: String,
-    pub recording_type: &'static str,
+    pub recording_type: String,
 }

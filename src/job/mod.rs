@@ -8,7 +8,7 @@ mod quality;
 mod validate;
 
 pub use quality::Quality;
-pub use validate::{Problem, ValidatedJob, parse_and_validate, schema_json};
+pub use validate::{Problem, ValidatedJob, parse_and_validate, schema_json, storage_problems};
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -33,6 +33,16 @@ pub struct Job {
     /// Composite recording; absent means no recording.
     #[serde(default)]
     pub recording: Option<RecordingConfig>,
+    /// Live HLS broadcast; absent means none.
+    #[serde(default)]
+    pub hls: Option<HlsConfig>,
+    /// RTMP(S) pushes, each to its own destination.
+    #[serde(default)]
+    #[schemars(length(max = 10))]
+    pub rtmp: Vec<RtmpConfig>,
+    /// Periodic still images of every participant's video, for moderation.
+    #[serde(default)]
+    pub frame_recording: Option<FrameRecordingConfig>,
     #[serde(default)]
     pub storage: StorageConfig,
     #[serde(default)]
@@ -115,6 +125,17 @@ pub enum VideoSpec {
     Pattern(TestPattern),
     /// An encoded clip (WebM/Matroska), replayed as if it came from the network.
     Clip(String),
+    /// An encoded clip whose sender answers key-unit requests (a PLI) as a WebRTC sender does:
+    /// the answer is the frame of that moment taken from `keyframes`, an all-intra copy.
+    #[serde(rename = "keyed_clip")]
+    KeyedClip(KeyedClip),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KeyedClip {
+    pub clip: String,
+    pub keyframes: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -161,7 +182,82 @@ fn default_max_file_duration() -> u32 {
     7200
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+/// A live HLS broadcast: one rendition per quality, segments uploaded as they close.
+pub struct HlsConfig {
+    /// Renditions, e.g. `["720p", "360p"]`.
+    #[schemars(length(min = 1, max = 3))]
+    pub quality_tracks: Vec<Quality>,
+    /// Layout of the broadcast; the recording's layout when absent.
+    #[serde(default)]
+    pub layout: Option<LayoutConfig>,
+    /// Target length of a segment in seconds (a multiple of the 2 s keyframe interval works best).
+    #[serde(default = "default_segment_duration")]
+    #[schemars(range(min = 1, max = 12))]
+    pub segment_duration_s: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+/// Still images of each participant's camera and screen share, one per interval.
+pub struct FrameRecordingConfig {
+    /// Seconds between two images of one track.
+    #[serde(default = "default_capture_interval")]
+    #[schemars(range(min = 2, max = 60))]
+    pub capture_interval_in_seconds: u32,
+    /// The box the images are scaled to fit, keeping their aspect (landscape presets only).
+    #[serde(default)]
+    pub quality: Quality,
+}
+
+fn default_capture_interval() -> u32 {
+    3
+}
+
+fn default_segment_duration() -> u32 {
+    2
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+/// One RTMP or RTMPS destination.
+pub struct RtmpConfig {
+    /// Name of this broadcast, carried by its events.
+    #[schemars(length(min = 1, max = 64))]
+    pub name: String,
+    /// `rtmp://host[:port]/app` or `rtmps://…`.
+    #[schemars(regex(pattern = r"^rtmps?://[^/\s]+/\S+$"))]
+    pub stream_url: String,
+    /// Appended to the URL; a secret that never appears in logs or events.
+    #[serde(default)]
+    pub stream_key: Option<String>,
+    #[serde(default)]
+    pub quality: Quality,
+    /// Layout of this stream; the recording's layout when absent.
+    #[serde(default)]
+    pub layout: Option<LayoutConfig>,
+}
+
+impl RtmpConfig {
+    /// The full push URL (with the key); for the media graph only, never for logs.
+    pub fn push_url(&self) -> String {
+        match self.stream_key.as_deref().filter(|k| !k.is_empty()) {
+            Some(key) => format!("{}/{key}", self.stream_url.trim_end_matches('/')),
+            None => self.stream_url.clone(),
+        }
+    }
+
+    /// Removes the stream key from a text (an error message, a pipeline dump).
+    pub fn redact(&self, text: &str) -> String {
+        match self.stream_key.as_deref().filter(|k| !k.is_empty()) {
+            Some(key) => text.replace(key, "***"),
+            None => text.to_owned(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LayoutConfig {
     #[serde(default)]
@@ -173,9 +269,27 @@ pub struct LayoutConfig {
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
+/// The layout of composite outputs; `dominant-speaker` is single-participant by another name.
 pub enum LayoutName {
     #[default]
     Grid,
+    Spotlight,
+    #[serde(alias = "single_participant")]
+    SingleParticipant,
+    Mobile,
+    DominantSpeaker,
+}
+
+impl LayoutName {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LayoutName::Grid => "grid",
+            LayoutName::Spotlight => "spotlight",
+            LayoutName::SingleParticipant => "single-participant",
+            LayoutName::Mobile => "mobile",
+            LayoutName::DominantSpeaker => "dominant-speaker",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
@@ -189,6 +303,12 @@ pub struct StorageConfig {
     /// Prefix of every key written (a folder below the output root for `local`).
     #[serde(default)]
     pub path: Option<String>,
+    /// The bucket on the service provider (`s3`).
+    #[serde(default)]
+    pub bucket: Option<String>,
+    /// Amazon S3 or an S3-compatible store, for `storage_type` `s3`.
+    #[serde(default)]
+    pub aws_s3: Option<S3Config>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -196,6 +316,43 @@ pub struct StorageConfig {
 pub enum StorageType {
     #[default]
     Local,
+    S3,
+}
+
+#[derive(Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct S3Config {
+    pub s3_region: String,
+    /// Access key; without it the default AWS credential chain is used (environment, profile,
+    /// web identity, instance role).
+    #[serde(default)]
+    pub s3_api_key: Option<String>,
+    #[serde(default)]
+    pub s3_secret: Option<String>,
+    /// An S3-compatible endpoint (MinIO and others), addressed path-style.
+    #[serde(default)]
+    pub s3_custom_endpoint_url: Option<String>,
+}
+
+/// Never prints the key or the secret.
+impl std::fmt::Debug for S3Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Config")
+            .field("s3_region", &self.s3_region)
+            .field("s3_custom_endpoint_url", &self.s3_custom_endpoint_url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl StorageConfig {
+    /// The secrets of this storage, to be kept out of logs and events.
+    pub fn secrets(&self) -> Vec<&str> {
+        let s3 = self.aws_s3.iter();
+        s3.flat_map(|s| [s.s3_api_key.as_deref(), s.s3_secret.as_deref()])
+            .flatten()
+            .filter(|s| !s.is_empty())
+            .collect()
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]

@@ -72,11 +72,11 @@ pub fn parse_and_validate(text: &str, base_dir: &Path) -> Result<ValidatedJob, V
         )]
     })?;
     check_semantics(&job, base_dir, &mut problems);
-    if let Some(recording) = &job.recording
-        && let Err(errors) = crate::layout::GridOptions::resolve(&recording.layout.options)
-    {
-        for (key, message) in errors {
-            problems.push(Problem::new(format!("recording.layout.options.{key}"), message));
+    for (path, layout) in layouts_of(&job) {
+        if let Err(errors) = crate::layout::LayoutPlan::new(layout.name.as_str(), &layout.options) {
+            for (key, message) in errors {
+                problems.push(Problem::new(format!("{path}.options.{key}"), message));
+            }
         }
     }
     if !problems.is_empty() {
@@ -280,12 +280,99 @@ fn describe_alternatives(
     }
 }
 
+/// The problems of a storage configuration on its own (`egress storage check`).
+pub fn storage_problems(storage: &super::StorageConfig) -> Vec<Problem> {
+    let mut out = Vec::new();
+    check_storage(storage, &mut out);
+    for p in &mut out {
+        p.path = p.path.trim_start_matches("storage.").to_owned();
+    }
+    out
+}
+
+fn check_storage(storage: &super::StorageConfig, out: &mut Vec<Problem>) {
+    if storage.storage_type != super::StorageType::S3 {
+        return;
+    }
+    if storage.bucket.as_deref().is_none_or(str::is_empty) {
+        out.push(Problem::new(
+            "storage.bucket",
+            "expected the bucket name for storage_type s3",
+        ));
+    }
+    let Some(s3) = &storage.aws_s3 else {
+        out.push(Problem::new(
+            "storage.aws_s3",
+            "expected {\"s3_region\": …} for storage_type s3",
+        ));
+        return;
+    };
+    if s3.s3_region.trim().is_empty() {
+        out.push(Problem::new(
+            "storage.aws_s3.s3_region",
+            "expected a region such as us-east-1",
+        ));
+    }
+    if s3.s3_api_key.is_some() != s3.s3_secret.is_some() {
+        out.push(Problem::new(
+            "storage.aws_s3",
+            "expected s3_api_key and s3_secret together, or neither (default credential chain)",
+        ));
+    }
+    if let Some(url) = &s3.s3_custom_endpoint_url {
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            out.push(Problem::new(
+                "storage.aws_s3.s3_custom_endpoint_url",
+                format!("expected an http(s) URL; got {url:?}"),
+            ));
+        }
+        if s3.s3_api_key.is_none() {
+            out.push(Problem::new(
+                "storage.aws_s3.s3_api_key",
+                "expected s3_api_key and s3_secret with s3_custom_endpoint_url",
+            ));
+        }
+    }
+}
+
 fn check_semantics(job: &Job, base_dir: &Path, out: &mut Vec<Problem>) {
-    if job.recording.is_none() {
+    check_storage(&job.storage, out);
+    if job.recording.is_none() && job.hls.is_none() && job.rtmp.is_empty() && job.frame_recording.is_none() {
         out.push(Problem::new(
             "job",
-            "nothing to produce; expected at least one output section (recording)",
+            "nothing to produce; expected at least one output section (recording, hls, rtmp, frame_recording)",
         ));
+    }
+    if let Some(frames) = &job.frame_recording
+        && frames.quality.landscape() != frames.quality
+    {
+        out.push(Problem::new(
+            "frame_recording.quality",
+            format!(
+                "expected one of 360p, 480p, 720p, 1080p, 1440p; got {:?}",
+                frames.quality.name()
+            ),
+        ));
+    }
+    if let Some(hls) = &job.hls {
+        for (i, q) in hls.quality_tracks.iter().enumerate() {
+            if hls.quality_tracks[..i].contains(q) {
+                out.push(Problem::new(
+                    format!("hls.quality_tracks[{i}]"),
+                    format!("expected distinct qualities; {} is listed twice", q.name()),
+                ));
+            }
+        }
+    }
+    let mut names: Vec<&str> = Vec::new();
+    for (i, r) in job.rtmp.iter().enumerate() {
+        if names.contains(&r.name.as_str()) {
+            out.push(Problem::new(
+                format!("rtmp[{i}].name"),
+                format!("expected a unique name; \"{}\" is used twice", r.name),
+            ));
+        }
+        names.push(&r.name);
     }
     match &job.source {
         SourceConfig::Synthetic(source) => {
@@ -317,8 +404,16 @@ fn check_semantics(job: &Job, base_dir: &Path, out: &mut Vec<Problem>) {
                     ));
                 }
                 for (field, spec) in [("video", &p.video), ("screenshare", &p.screenshare)] {
-                    if let Some(VideoSpec::Clip(file)) = spec {
-                        check_file(&format!("{at}.{field}.clip"), file, base_dir, out);
+                    match spec {
+                        Some(VideoSpec::Clip(file)) => {
+                            check_file(&format!("{at}.{field}.clip"), file, base_dir, out);
+                        }
+                        Some(VideoSpec::KeyedClip(keyed)) => {
+                            let field = format!("{at}.{field}.keyed_clip");
+                            check_file(&format!("{field}.clip"), &keyed.clip, base_dir, out);
+                            check_file(&format!("{field}.keyframes"), &keyed.keyframes, base_dir, out);
+                        }
+                        _ => {}
                     }
                 }
                 if let Some(AudioSpec::File { file }) = &p.audio {
@@ -342,18 +437,45 @@ fn check_file(path: &str, file: &str, base_dir: &Path, out: &mut Vec<Problem>) {
     }
 }
 
+/// Every layout the job gives, with its path.
+fn layouts_of(job: &Job) -> Vec<(String, &super::LayoutConfig)> {
+    let mut layouts = Vec::new();
+    if let Some(recording) = &job.recording {
+        layouts.push(("recording.layout".to_owned(), &recording.layout));
+    }
+    if let Some(layout) = job.hls.as_ref().and_then(|h| h.layout.as_ref()) {
+        layouts.push(("hls.layout".to_owned(), layout));
+    }
+    for (i, r) in job.rtmp.iter().enumerate() {
+        if let Some(layout) = &r.layout {
+            layouts.push((format!("rtmp[{i}].layout"), layout));
+        }
+    }
+    layouts
+}
+
 fn collect_warnings(job: &Job) -> Vec<Problem> {
     let mut warnings = Vec::new();
-    if let Some(recording) = &job.recording {
-        let name = serde_json::to_value(recording.layout.name).unwrap_or_default();
-        let name = name.as_str().unwrap_or("grid");
-        for key in recording.layout.options.keys() {
-            if !crate::layout::SUPPORTED_OPTIONS.contains(&key.as_str()) {
+    for (path, layout) in layouts_of(job) {
+        for key in layout.options.keys() {
+            if !crate::layout::is_known(key) {
                 warnings.push(Problem::new(
-                    format!("recording.layout.options.{key}"),
-                    format!("option not supported by layout {name}; ignored"),
+                    format!("{path}.options.{key}"),
+                    "unknown layout option; ignored",
                 ));
             }
+        }
+    }
+    if let Some(hls) = &job.hls {
+        // Segments close on keyframes, which come at a fixed interval.
+        let gop = crate::media::presets().video.keyframe_interval_s;
+        let asked = hls.segment_duration_s;
+        if asked % gop != 0 {
+            let actual = asked.div_ceil(gop) * gop;
+            warnings.push(Problem::new(
+                "hls.segment_duration_s",
+                format!("segments close on keyframes every {gop} s; they will last {actual} s"),
+            ));
         }
     }
     warnings

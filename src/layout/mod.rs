@@ -1,10 +1,20 @@
-//! Layout engine: turns the participants on screen into rectangles. Pure: no media types here.
+//! Layout engine: turns the participants of a call into a scene (tiles, labels, logo, title).
+//! Pure: no media types here.
 
+mod actions;
+mod engine;
+pub mod filter;
 mod grid;
 mod options;
+mod scene;
+pub mod values;
 
-pub use grid::grid;
-pub use options::{GridOptions, SUPPORTED_OPTIONS};
+pub use actions::CustomAction;
+pub use engine::{LayoutPlan, ParticipantView, fit, initials};
+pub use grid::{CAMERA_ASPECT, bar, grid, tiles_in};
+pub use options::{Corner, LabelStyle, LayoutKind, LayoutOptions, RawOptions, ScaleMode, Side, is_known};
+pub use scene::{Chrome, Logo, Scene, Stroke, Tile, TileContent};
+pub use values::{HAlign, Rgba, VAlign};
 
 /// A rectangle on the output canvas, in pixels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,10 +30,22 @@ impl Rect {
         (self.x + self.w as i32 / 2, self.y + self.h as i32 / 2)
     }
 
+    pub fn right(&self) -> i32 {
+        self.x + self.w as i32
+    }
+
+    pub fn bottom(&self) -> i32 {
+        self.y + self.h as i32
+    }
+
     pub fn intersects(&self, other: &Rect) -> bool {
-        self.x < other.x + other.w as i32
-            && other.x < self.x + self.w as i32
-            && self.y < other.y + other.h as i32
-            && other.y < self.y + self.h as i32
+        self.x < other.right() && other.x < self.right() && self.y < other.bottom() && other.y < self.bottom()
+    }
+
+    pub fn contains(&self, other: &Rect) -> bool {
+        other.x >= self.x
+            && other.y >= self.y
+            && other.right() <= self.right()
+            && other.bottom() <= self.bottom()
     }
 }

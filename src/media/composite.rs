@@ -1,37 +1,40 @@
-//! The composite graph: participant inputs mixed into one picture and one sound, encoded once
-//! and muxed into an MP4 that survives a crash.
+//! The composite graph: participant inputs mixed into one picture per layout ("mix") and one
+//! sound, each encoded once per output size, for the outputs to mux.
 //!
 //! ```text
-//! background (live) ─► compositor ─► I420 caps ─► x264enc ─► h264parse ─┐
-//! inputs (non-live, offset to the join time) ─┘                          ├─► mp4mux ─► file
-//! silence (live) ─► audiomixer ─► caps ─► audioconvert ─► avenc_aac ────┘
-//! inputs ─┘
+//! background (live) ─► compositor ─► I420 caps ─► overlay ─► tee ─┬─► scale? ─► x264 ─► h264parse ─► tee ─► outputs
+//! video input ─► tee ─► queue ─► videocrop (fill) ─┘              └─► (one encoder per size)
+//! silence (live) ─► audiomixer ─► caps ─► audioconvert ─► avenc_aac ─► aacparse ─► tee ─► outputs
+//! audio input ─► level ─┘
 //! ```
-//! The live background and silence sources pace everything: inputs are pulled one frame at a
-//! time by the aggregators, so they cost what they cost in a real call and never run ahead.
+//! Inputs are non-live and offset to their join time; the live background and silence pace
+//! everything. The overlay blends the scene's sprites (placeholders, borders, labels, logo,
+//! title), which change only when the scene does.
 
+use super::crop::FillCrop;
 use super::{make, presets};
 use crate::job::Quality;
-use crate::layout::Rect;
+use crate::layout::{Rect, ScaleMode};
+use crate::render::Sprite;
 use anyhow::{Context, anyhow};
 use gst::prelude::*;
 use gstreamer as gst;
+use gstreamer_video as gst_video;
 use std::collections::HashMap;
-use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 const FIRST_FRAME: &str = "egress-first-encoded-frame";
+/// How often audio inputs report their level, for speaking detection.
+const LEVEL_INTERVAL: Duration = Duration::from_millis(100);
+const NO_COLOUR: u64 = u64::MAX;
 
-pub struct CompositeSpec {
-    pub quality: Quality,
+/// One picture made from the inputs, at the size of its largest output.
+pub struct MixSpec {
+    pub size: (u32, u32),
     /// Canvas colour where no tile is drawn, 0xRRGGBB.
     pub background_rgb: u32,
-    pub audio_only: bool,
-    pub output: PathBuf,
-    /// The longest the file can become; sizes the header space kept for crash-safe writing.
-    pub max_duration: Duration,
 }
 
 /// What the graph tells the session through the bus, beyond GStreamer's own messages.
@@ -53,113 +56,334 @@ impl GraphNotice {
     }
 }
 
-struct Input {
-    media: gst::Element,
+struct Mix {
+    size: (u32, u32),
+    compositor: gst::Element,
+    /// After the overlay: where the encoders of this mix take the picture.
+    tee: gst::Element,
+    /// A canvas colour waiting to be applied by the background's own streaming thread.
+    pending_background: Arc<AtomicU64>,
+    overlay: Arc<Mutex<Option<gst_video::VideoOverlayComposition>>>,
+}
+
+/// One track's way into one aggregator.
+struct Branch {
     pad: gst::Pad,
+    elements: Vec<gst::Element>,
+    crop: Option<FillCrop>,
+}
+
+struct Input {
+    /// The track's bin and the element behind it (a tee for video, `level` for audio).
+    head: Vec<gst::Element>,
+    /// One per mix for video; one into the mixer for audio.
+    branches: Vec<Branch>,
+    /// The still-frame branch of a video track, when frames are captured.
+    capture: Option<gst::Bin>,
 }
 
 pub struct Composite {
     pipeline: gst::Pipeline,
-    compositor: Option<gst::Element>,
+    mixes: Vec<Mix>,
     mixer: gst::Element,
+    audio_tee: gst::Element,
     live_sources: Vec<gst::Element>,
     inputs: HashMap<String, Input>,
+    encoders: HashMap<(usize, Quality), gst::Element>,
+    /// Still frames of every video track, when asked for.
+    frames: Option<super::FrameTap>,
+    first_frame_seen: Arc<AtomicBool>,
     /// Running time (ns) from which mixed output is dropped; set when the stream ends, so the
-    /// file ends exactly there whatever the sources still push while EOS travels.
+    /// files end exactly there whatever the sources still push while EOS travels.
     cut_at: Arc<AtomicU64>,
 }
 
 impl Composite {
-    pub fn build(spec: &CompositeSpec) -> anyhow::Result<Composite> {
+    /// Builds the mixes (none for audio only) and the audio chain.
+    pub fn build(mixes: &[MixSpec]) -> anyhow::Result<Composite> {
         let pipeline = gst::Pipeline::with_name("composite");
-        let mux = make("mp4mux")?;
-        // Robust muxing: the index is rewritten into space reserved at the head of the file
-        // every second, so a crash leaves a playable file and a clean stop a progressive one.
-        mux.set_property(
-            "reserved-max-duration",
-            (spec.max_duration + Duration::from_secs(60)).as_nanos() as u64,
-        );
-        mux.set_property("reserved-moov-update-period", gst::ClockTime::SECOND.nseconds());
-        let sink = make("filesink")?;
-        sink.set_property("location", spec.output.to_string_lossy().to_string());
-        pipeline.add_many([&mux, &sink])?;
-        mux.link(&sink)?;
-
-        let mut live_sources = Vec::new();
-        let compositor = if spec.audio_only {
-            None
-        } else {
-            let (compositor, background) = build_video(&pipeline, &mux, spec)?;
-            live_sources.push(background);
-            Some(compositor)
-        };
-        let (mixer, silence) = build_audio(&pipeline, &mux, spec.audio_only)?;
-        live_sources.push(silence);
         let cut_at = Arc::new(AtomicU64::new(u64::MAX));
-        for aggregator in compositor.iter().chain([&mixer]) {
-            drop_after_cut(aggregator, cut_at.clone())?;
+        let mut live_sources = Vec::new();
+        let mut built = Vec::new();
+        for spec in mixes {
+            let (mix, background) = build_mix(&pipeline, spec)?;
+            drop_after_cut(&mix.compositor, cut_at.clone())?;
+            live_sources.push(background);
+            built.push(mix);
         }
-        Ok(Composite {
+        let (mixer, silence, audio_tee) = build_audio(&pipeline)?;
+        drop_after_cut(&mixer, cut_at.clone())?;
+        live_sources.push(silence);
+        let composite = Composite {
             pipeline,
-            compositor,
+            mixes: built,
             mixer,
+            audio_tee,
             live_sources,
             inputs: HashMap::new(),
+            encoders: HashMap::new(),
+            frames: None,
+            first_frame_seen: Arc::new(AtomicBool::new(false)),
             cut_at,
-        })
+        };
+        if composite.mixes.is_empty() {
+            let encoder = composite
+                .pipeline
+                .by_name("aac-encoder")
+                .context("audio encoder missing")?;
+            announce_first_buffer(&encoder, composite.first_frame_seen.clone())?;
+        }
+        Ok(composite)
     }
 
     pub fn pipeline(&self) -> &gst::Pipeline {
         &self.pipeline
     }
 
-    pub fn has_video(&self) -> bool {
-        self.compositor.is_some()
+    /// Running time at which the outputs end, once `finish` has been called.
+    pub fn end_time(&self) -> Option<std::time::Duration> {
+        let cut = self.cut_at.load(Ordering::Relaxed);
+        (cut != u64::MAX).then(|| std::time::Duration::from_nanos(cut))
     }
 
-    /// Adds a decoded track (a bin with one `src` pad); video stays hidden until placed.
-    pub fn add_input(&mut self, id: &str, media: gst::Element, is_video: bool) -> anyhow::Result<()> {
-        let aggregator = if is_video {
-            self.compositor
-                .as_ref()
-                .ok_or_else(|| anyhow!("audio-only recording has no video input"))?
+    /// True when video tracks are used (mixed or captured as stills).
+    pub fn has_video(&self) -> bool {
+        !self.mixes.is_empty() || self.frames.is_some()
+    }
+
+    /// Captures a still of every video track added from now on, one per `tap.interval`.
+    pub fn capture_frames(&mut self, tap: super::FrameTap) {
+        self.frames = Some(tap);
+    }
+
+    pub fn mix_count(&self) -> usize {
+        self.mixes.len()
+    }
+
+    /// The H.264 stream of `mix` at `quality` (a tee to branch from), made on first use: outputs
+    /// that share a layout and a size share one encoder.
+    pub fn encoded_video(&mut self, mix: usize, quality: Quality) -> anyhow::Result<gst::Element> {
+        if let Some(tee) = self.encoders.get(&(mix, quality)) {
+            return Ok(tee.clone());
+        }
+        let m = self.mixes.get(mix).context("no such mix")?;
+        let tee = build_encoder(
+            &self.pipeline,
+            &m.tee,
+            m.size,
+            quality,
+            self.first_frame_seen.clone(),
+        )?;
+        self.encoders.insert((mix, quality), tee.clone());
+        Ok(tee)
+    }
+
+    /// The AAC stream (a tee to branch from).
+    pub fn encoded_audio(&self) -> gst::Element {
+        self.audio_tee.clone()
+    }
+
+    /// Adds a decoded track (a bin with one `src` pad) whose first sample belongs at call time
+    /// `starts_at` (now when `None`); video stays hidden until placed.
+    pub fn add_input(
+        &mut self,
+        id: &str,
+        media: gst::Element,
+        is_video: bool,
+        encoded: bool,
+        starts_at: Option<std::time::Duration>,
+    ) -> anyhow::Result<()> {
+        if is_video && !self.has_video() {
+            return Err(anyhow!("audio-only output has no video input"));
+        }
+        let front = if is_video {
+            let tee = make("tee")?;
+            tee.set_property("allow-not-linked", true);
+            tee
         } else {
-            &self.mixer
+            let level = make("level")?;
+            level.set_property("interval", LEVEL_INTERVAL.as_nanos() as u64);
+            level.set_property("post-messages", true);
+            level
         };
-        self.pipeline.add(&media)?;
-        let src = media.static_pad("src").context("track media has no src pad")?;
-        let pad = aggregator
-            .request_pad_simple("sink_%u")
-            .context("the mixer refused another input")?;
-        if is_video {
-            pad.set_property("alpha", 0.0f64);
-            pad.set_property("zorder", 1u32);
+        // Without a compositor to pace them, tracks from files or test sources would run ahead of
+        // the call; live tracks pass straight through.
+        let pace = if is_video && self.mixes.is_empty() {
+            let identity = make("identity")?;
+            identity.set_property("sync", true);
+            Some(identity)
+        } else {
+            None
+        };
+        // A frames-only job needs one decoded frame per capture, not the whole track.
+        let keyframes_only = is_video
+            && encoded
+            && self.mixes.is_empty()
+            && self.frames.as_ref().is_some_and(|tap| tap.keyframes_only);
+        let decoder = match encoded {
+            true => Some(super::ingest::decoder(id, is_video)?.upcast::<gst::Element>()),
+            false => None,
+        };
+        if let (true, Some(pace), Some(tap)) = (keyframes_only, &pace, &self.frames) {
+            super::ingest::keyframe_gate(pace, tap.interval, self.cut_at.clone());
+        }
+        let middle: Vec<gst::Element> = [pace.clone(), decoder.clone()].into_iter().flatten().collect();
+        self.pipeline.add_many([&media, &front])?;
+        self.pipeline.add_many(&middle)?;
+        let chain: Vec<&gst::Element> = std::iter::once(&media)
+            .chain(middle.iter())
+            .chain(std::iter::once(&front))
+            .collect();
+        gst::Element::link_many(chain).context("cannot link the track")?;
+        for element in &middle {
+            element.sync_state_with_parent()?;
         }
         // The track's own clock starts at zero; shift it to the moment it joins the call.
         let now = self
             .pipeline
             .current_running_time()
-            .unwrap_or(gst::ClockTime::ZERO);
-        src.set_offset(now.nseconds() as i64);
-        src.link(&pad).context("cannot link the track to the mixer")?;
+            .unwrap_or(gst::ClockTime::ZERO)
+            .nseconds();
+        let start = starts_at.map_or(now, |at| (at.as_nanos() as u64).min(now));
+        media
+            .static_pad("src")
+            .context("track media has no src pad")?
+            .set_offset(start as i64);
+        let mut branches = Vec::new();
+        if is_video {
+            for mix in &self.mixes {
+                let queue = make("queue")?;
+                let crop = FillCrop::new()?;
+                self.pipeline.add_many([&queue, crop.element()])?;
+                gst::Element::link_many([&front, &queue, crop.element()])?;
+                let pad = mix
+                    .compositor
+                    .request_pad_simple("sink_%u")
+                    .context("the compositor refused another input")?;
+                pad.set_property("alpha", 0.0f64);
+                pad.set_property("zorder", 1u32);
+                pad.set_property_from_str("sizing-policy", "keep-aspect-ratio");
+                crop.element()
+                    .static_pad("src")
+                    .context("videocrop without src")?
+                    .link(&pad)?;
+                branches.push(Branch {
+                    pad,
+                    elements: vec![queue, crop.element().clone()],
+                    crop: Some(crop),
+                });
+            }
+        } else {
+            let pad = self
+                .mixer
+                .request_pad_simple("sink_%u")
+                .context("the mixer refused another input")?;
+            front.static_pad("src").context("level without src")?.link(&pad)?;
+            branches.push(Branch {
+                pad,
+                elements: Vec::new(),
+                crop: None,
+            });
+        }
+        for branch in &branches {
+            for element in &branch.elements {
+                element.sync_state_with_parent()?;
+            }
+        }
+        let capture = match (&self.frames, is_video) {
+            (Some(tap), true) => {
+                let bin = super::frames::capture_branch(id, tap, self.cut_at.clone(), keyframes_only)?;
+                self.pipeline.add(&bin)?;
+                front.link(&bin)?;
+                bin.sync_state_with_parent()?;
+                Some(bin)
+            }
+            _ => None,
+        };
+        front.sync_state_with_parent()?;
         media.sync_state_with_parent()?;
-        self.inputs.insert(id.to_owned(), Input { media, pad });
+        self.inputs.insert(
+            id.to_owned(),
+            Input {
+                head: [Some(media), pace, decoder, Some(front)]
+                    .into_iter()
+                    .flatten()
+                    .collect(),
+                branches,
+                capture,
+            },
+        );
         Ok(())
     }
 
-    /// Shows a video input in `rect`, or hides it.
-    pub fn place(&self, id: &str, rect: Option<Rect>) {
-        let Some(input) = self.inputs.get(id) else { return };
-        match rect {
-            Some(r) => {
-                input.pad.set_property("xpos", r.x);
-                input.pad.set_property("ypos", r.y);
-                input.pad.set_property("width", r.w as i32);
-                input.pad.set_property("height", r.h as i32);
-                input.pad.set_property("alpha", 1.0f64);
+    /// Shows a video input in `mix` at `rect` (cropped or padded to it per `scale`) at `zorder`,
+    /// or hides it.
+    pub fn place(&self, mix: usize, id: &str, placement: Option<(Rect, ScaleMode, u32)>) {
+        let Some(branch) = self.inputs.get(id).and_then(|i| i.branches.get(mix)) else {
+            return;
+        };
+        let Some(crop) = &branch.crop else { return };
+        match placement {
+            Some((r, scale, zorder)) => {
+                crop.set_tile(match scale {
+                    ScaleMode::Fill => Some((r.w, r.h)),
+                    ScaleMode::Fit => None,
+                });
+                branch.pad.set_property("xpos", r.x);
+                branch.pad.set_property("ypos", r.y);
+                branch.pad.set_property("width", r.w as i32);
+                branch.pad.set_property("height", r.h as i32);
+                branch.pad.set_property("zorder", zorder + 1);
+                branch.pad.set_property("alpha", 1.0f64);
             }
-            None => input.pad.set_property("alpha", 0.0f64),
+            None => branch.pad.set_property("alpha", 0.0f64),
         }
+    }
+
+    /// Replaces the canvas colour of `mix` from its next frame on.
+    pub fn set_background(&self, mix: usize, rgb: u32) {
+        if let Some(m) = self.mixes.get(mix) {
+            m.pending_background.store(u64::from(rgb), Ordering::Relaxed);
+        }
+    }
+
+    /// Replaces the sprites blended over `mix` from the next frame on.
+    pub fn set_overlay(&self, mix: usize, sprites: &[Sprite]) -> anyhow::Result<()> {
+        let Some(m) = self.mixes.get(mix) else {
+            return Ok(());
+        };
+        let rectangles = sprites
+            .iter()
+            .map(overlay_rectangle)
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let composition = if rectangles.is_empty() {
+            None
+        } else {
+            Some(gst_video::VideoOverlayComposition::new(rectangles.iter())?)
+        };
+        *m.overlay.lock().unwrap_or_else(|e| e.into_inner()) = composition;
+        Ok(())
+    }
+
+    /// The input a `level` message is about, and its loudest channel's RMS in dBFS.
+    pub fn audio_level(&self, message: &gst::Message) -> Option<(&str, f64)> {
+        let gst::MessageView::Element(element) = message.view() else {
+            return None;
+        };
+        let s = element.structure().filter(|s| s.name() == "level")?;
+        let src = message.src()?;
+        let (id, _) = self.inputs.iter().find(|(_, input)| {
+            input
+                .head
+                .get(1)
+                .is_some_and(|e| e.upcast_ref::<gst::Object>() == src)
+        })?;
+        let rms = s.get::<gst::glib::ValueArray>("rms").ok()?;
+        let loudest = rms
+            .iter()
+            .filter_map(|v| v.get::<f64>().ok())
+            .fold(f64::NEG_INFINITY, f64::max);
+        Some((id.as_str(), loudest))
     }
 
     /// Takes an input out of the mix and out of the pipeline, without disturbing the output.
@@ -167,59 +391,91 @@ impl Composite {
         let Some(input) = self.inputs.remove(id) else {
             return;
         };
-        if input.pad.has_property("alpha") {
-            input.pad.set_property("alpha", 0.0f64);
+        for branch in &input.branches {
+            if branch.pad.has_property("alpha") {
+                branch.pad.set_property("alpha", 0.0f64);
+            }
+            // EOS on the aggregator pad first: upstream then stops with EOS, not "not linked".
+            branch.pad.send_event(gst::event::Eos::new());
         }
-        // EOS on the mixer pad first: upstream then stops with EOS instead of "not linked".
-        input.pad.send_event(gst::event::Eos::new());
-        let _ = input.media.set_state(gst::State::Null);
-        if let Some(parent) = input.pad.parent_element() {
-            parent.release_request_pad(&input.pad);
+        if let Some(capture) = &input.capture {
+            let _ = capture.set_state(gst::State::Null);
+            let _ = self.pipeline.remove(capture);
         }
-        let _ = self.pipeline.remove(&input.media);
+        let elements: Vec<&gst::Element> = input
+            .head
+            .iter()
+            .chain(input.branches.iter().flat_map(|b| b.elements.iter()))
+            .collect();
+        for element in &elements {
+            let _ = element.set_state(gst::State::Null);
+        }
+        for branch in &input.branches {
+            if let Some(parent) = branch.pad.parent_element() {
+                parent.release_request_pad(&branch.pad);
+            }
+        }
+        for element in elements {
+            let _ = self.pipeline.remove(element);
+        }
     }
 
     pub fn input_ids(&self) -> impl Iterator<Item = &str> {
         self.inputs.keys().map(String::as_str)
     }
 
-    /// Ends the stream: every input and the live sources send EOS, so the muxer finalizes.
+    /// Ends the stream: every input and the live sources send EOS, so the muxers finalize.
     ///
-    /// EOS into an input pad waits for that pad's stream lock (up to a frame), so all are sent
-    /// at once: sent one by one, the live background would add frames past the end of the call.
-    pub fn finish(&mut self) {
+    /// EOS into an aggregator pad waits for that pad's stream lock (up to a frame), so all are
+    /// sent at once: sent one by one, the live sources would add frames past the end.
+    /// Media from `at` on (running time; now when `None` or later than now) is dropped, so a
+    /// call that ended at a known time ends on that frame.
+    pub fn finish(&mut self, at: Option<std::time::Duration>) {
         let now = self
             .pipeline
             .current_running_time()
-            .unwrap_or(gst::ClockTime::ZERO);
-        self.cut_at.store(now.nseconds(), Ordering::Relaxed);
-        std::thread::scope(|scope| {
-            for input in self.inputs.values() {
-                scope.spawn(|| input.pad.send_event(gst::event::Eos::new()));
+            .unwrap_or(gst::ClockTime::ZERO)
+            .nseconds();
+        let cut = at.map_or(now, |at| (at.as_nanos() as u64).min(now));
+        self.cut_at.store(cut, Ordering::Relaxed);
+        let mut targets: Vec<gst::Object> = Vec::new();
+        for branch in self.inputs.values().flat_map(|i| i.branches.iter()) {
+            targets.push(branch.pad.clone().upcast());
+        }
+        let captures = self.inputs.values().filter_map(|i| i.capture.as_ref());
+        targets.extend(captures.filter_map(|c| c.static_pad("sink")).map(|p| p.upcast()));
+        targets.extend(self.live_sources.iter().map(|s| s.clone().upcast()));
+        // Not joined: a stuck stream must not stall the session, which times the end out itself.
+        for target in targets {
+            let send = move || {
+                if let Some(pad) = target.downcast_ref::<gst::Pad>() {
+                    pad.send_event(gst::event::Eos::new());
+                } else if let Some(element) = target.downcast_ref::<gst::Element>() {
+                    element.send_event(gst::event::Eos::new());
+                }
+            };
+            if let Err(e) = std::thread::Builder::new().name("eos".into()).spawn(send) {
+                tracing::warn!(error = %e, "cannot start a thread to end a stream");
             }
-            for source in &self.live_sources {
-                scope.spawn(|| source.send_event(gst::event::Eos::new()));
-            }
-        });
+        }
     }
 }
 
-fn build_video(
-    pipeline: &gst::Pipeline,
-    mux: &gst::Element,
-    spec: &CompositeSpec,
-) -> anyhow::Result<(gst::Element, gst::Element)> {
-    let p = presets();
-    let quality = spec.quality;
-    let (width, height) = quality.size();
-    let raw = gst::Caps::builder("video/x-raw")
+fn raw_video_caps(size: (u32, u32)) -> gst::Caps {
+    gst::Caps::builder("video/x-raw")
         .field("format", "I420")
-        .field("width", width as i32)
-        .field("height", height as i32)
-        .field("framerate", gst::Fraction::new(p.video.framerate as i32, 1))
+        .field("width", size.0 as i32)
+        .field("height", size.1 as i32)
+        .field(
+            "framerate",
+            gst::Fraction::new(presets().video.framerate as i32, 1),
+        )
         .field("pixel-aspect-ratio", gst::Fraction::new(1, 1))
-        .build();
+        .build()
+}
 
+fn build_mix(pipeline: &gst::Pipeline, spec: &MixSpec) -> anyhow::Result<(Mix, gst::Element)> {
+    let raw = raw_video_caps(spec.size);
     let background = make("videotestsrc")?;
     background.set_property("is-live", true);
     background.set_property_from_str("pattern", "solid-color");
@@ -227,26 +483,22 @@ fn build_video(
     let background_caps = capsfilter(&raw)?;
     let compositor = make("compositor")?;
     let out_caps = capsfilter(&raw)?;
-    let queue = make("queue")?;
-    let encoder = make("x264enc")?;
-    encoder.set_property("bitrate", p.video.bitrate_kbps(quality));
-    encoder.set_property_from_str("speed-preset", &p.video.x264_speed_preset);
-    encoder.set_property("key-int-max", p.video.framerate * p.video.keyframe_interval_s);
-    let h264_caps = capsfilter(
-        &gst::Caps::builder("video/x-h264")
-            .field("profile", "high")
-            .build(),
-    )?;
-    let parse = make("h264parse")?;
+    let overlay = make("overlaycomposition")?;
+    let composition: Arc<Mutex<Option<gst_video::VideoOverlayComposition>>> = Arc::default();
+    let current = composition.clone();
+    overlay.connect("draw", false, move |_| {
+        let now = current.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        Some(now.to_value())
+    });
+    let tee = make("tee")?;
+    tee.set_property("allow-not-linked", true);
     pipeline.add_many([
         &background,
         &background_caps,
         &compositor,
         &out_caps,
-        &queue,
-        &encoder,
-        &h264_caps,
-        &parse,
+        &overlay,
+        &tee,
     ])?;
     gst::Element::link_many([&background, &background_caps])?;
     let base = compositor
@@ -257,17 +509,61 @@ fn build_video(
         .static_pad("src")
         .context("capsfilter without src")?
         .link(&base)?;
-    gst::Element::link_many([&compositor, &out_caps, &queue, &encoder, &h264_caps, &parse])?;
-    parse.link_pads(None, mux, Some("video_%u"))?;
-    announce_first_buffer(&encoder)?;
-    Ok((compositor, background))
+    gst::Element::link_many([&compositor, &out_caps, &overlay, &tee])?;
+    let pending_background = Arc::new(AtomicU64::new(NO_COLOUR));
+    recolour_between_frames(&background, pending_background.clone())?;
+    let mix = Mix {
+        size: spec.size,
+        compositor,
+        tee,
+        pending_background,
+        overlay: composition,
+    };
+    Ok((mix, background))
 }
 
-fn build_audio(
+/// Scales the mix to `quality` when its size differs, then encodes H.264 with the preset.
+fn build_encoder(
     pipeline: &gst::Pipeline,
-    mux: &gst::Element,
-    announce: bool,
-) -> anyhow::Result<(gst::Element, gst::Element)> {
+    mix_tee: &gst::Element,
+    mix_size: (u32, u32),
+    quality: Quality,
+    first_frame_seen: Arc<AtomicBool>,
+) -> anyhow::Result<gst::Element> {
+    let p = presets();
+    let mut chain = vec![make("queue")?];
+    if quality.size() != mix_size {
+        chain.push(make("videoscale")?);
+        chain.push(capsfilter(&raw_video_caps(quality.size()))?);
+    }
+    let encoder = make("x264enc")?;
+    encoder.set_property("bitrate", p.video.bitrate_kbps(quality));
+    encoder.set_property_from_str("speed-preset", &p.video.x264_speed_preset);
+    let gop = p.video.framerate * p.video.keyframe_interval_s;
+    encoder.set_property("key-int-max", gop);
+    // A fixed GOP with no scene-cut keyframes keeps segment boundaries aligned across renditions.
+    encoder.set_property("option-string", format!("scenecut=0:min-keyint={gop}"));
+    chain.push(encoder.clone());
+    chain.push(capsfilter(
+        &gst::Caps::builder("video/x-h264")
+            .field("profile", "high")
+            .field("level", p.video.h264_level(quality))
+            .build(),
+    )?);
+    let tee = make("tee")?;
+    tee.set_property("allow-not-linked", true);
+    chain.push(tee.clone());
+    pipeline.add_many(&chain)?;
+    gst::Element::link_many(&chain)?;
+    mix_tee.link(&chain[0])?;
+    announce_first_buffer(&encoder, first_frame_seen)?;
+    for element in &chain {
+        element.sync_state_with_parent()?;
+    }
+    Ok(tee)
+}
+
+fn build_audio(pipeline: &gst::Pipeline) -> anyhow::Result<(gst::Element, gst::Element, gst::Element)> {
     let p = presets();
     let silence = make("audiotestsrc")?;
     silence.set_property("is-live", true);
@@ -283,21 +579,65 @@ fn build_audio(
     let convert = make("audioconvert")?;
     let queue = make("queue")?;
     let encoder = make("avenc_aac")?;
+    encoder.set_property("name", "aac-encoder");
     encoder.set_property("bitrate", (p.audio.aac_bitrate_kbps * 1000) as i32);
     let parse = make("aacparse")?;
-    pipeline.add_many([&silence, &mixer, &caps, &convert, &queue, &encoder, &parse])?;
-    gst::Element::link_many([&silence, &mixer, &caps, &convert, &queue, &encoder, &parse])?;
-    parse.link_pads(None, mux, Some("audio_%u"))?;
-    if announce {
-        announce_first_buffer(&encoder)?;
-    }
-    Ok((mixer, silence))
+    let tee = make("tee")?;
+    tee.set_property("allow-not-linked", true);
+    let chain = [&silence, &mixer, &caps, &convert, &queue, &encoder, &parse, &tee];
+    pipeline.add_many(chain)?;
+    gst::Element::link_many(chain)?;
+    Ok((mixer, silence, tee))
 }
 
 fn capsfilter(caps: &gst::Caps) -> anyhow::Result<gst::Element> {
     let filter = make("capsfilter")?;
     filter.set_property("caps", caps);
     Ok(filter)
+}
+
+/// A sprite as an overlay rectangle (BGRA, straight alpha, as the overlay API expects).
+fn overlay_rectangle(sprite: &Sprite) -> anyhow::Result<gst_video::VideoOverlayRectangle> {
+    let (w, h) = sprite.image.dimensions();
+    let mut bgra = sprite.image.as_raw().clone();
+    for px in bgra.chunks_exact_mut(4) {
+        px.swap(0, 2);
+    }
+    let mut buffer = gst::Buffer::from_mut_slice(bgra);
+    gst_video::VideoMeta::add(
+        buffer.get_mut().context("new buffer is writable")?,
+        gst_video::VideoFrameFlags::empty(),
+        gst_video::VideoFormat::Bgra,
+        w,
+        h,
+    )?;
+    Ok(gst_video::VideoOverlayRectangle::new_raw(
+        &buffer,
+        sprite.x,
+        sprite.y,
+        w,
+        h,
+        gst_video::VideoOverlayFormatFlags::empty(),
+    ))
+}
+
+/// Applies a pending colour to the background source from its own streaming thread, between
+/// two frames: videotestsrc does not lock its colour against the thread painting with it.
+fn recolour_between_frames(background: &gst::Element, pending: Arc<AtomicU64>) -> anyhow::Result<()> {
+    let pad = background
+        .static_pad("src")
+        .context("background without src pad")?;
+    let element = background.downgrade();
+    pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+        let rgb = pending.swap(NO_COLOUR, Ordering::Relaxed);
+        if rgb != NO_COLOUR
+            && let Some(element) = element.upgrade()
+        {
+            element.set_property("foreground-color", 0xff00_0000 | rgb as u32);
+        }
+        gst::PadProbeReturn::Ok
+    });
+    Ok(())
 }
 
 /// Drops the aggregator's output buffers that start at or after `cut_at` (running time).
@@ -317,10 +657,9 @@ fn drop_after_cut(aggregator: &gst::Element, cut_at: Arc<AtomicU64>) -> anyhow::
     Ok(())
 }
 
-/// Posts a message on the bus when the encoder emits its first buffer.
-fn announce_first_buffer(encoder: &gst::Element) -> anyhow::Result<()> {
+/// Posts a message on the bus when an encoder emits the first buffer of the job.
+fn announce_first_buffer(encoder: &gst::Element, seen: Arc<AtomicBool>) -> anyhow::Result<()> {
     let pad = encoder.static_pad("src").context("encoder without src pad")?;
-    let seen = Arc::new(AtomicBool::new(false));
     let element = encoder.downgrade();
     pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
         if !seen.swap(true, Ordering::Relaxed)

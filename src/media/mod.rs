@@ -1,9 +1,18 @@
 //! The media graph: GStreamer pipelines built from a job. Layout decisions come from `layout`.
 
 mod composite;
+mod crop;
+mod frames;
+mod ingest;
+mod outputs;
 mod presets;
 
-pub use composite::{Composite, CompositeSpec, GraphNotice};
+pub use composite::{Composite, GraphNotice, MixSpec};
+pub use frames::{FrameHandler, FrameTap, StillFrame};
+pub use outputs::{
+    HlsRendition, HlsSpec, PartEvent, RecordingSpec, RtmpBranch, attach_hls, attach_recording,
+    master_playlist,
+};
 pub use presets::{EncoderPresets, presets};
 
 use gstreamer as gst;

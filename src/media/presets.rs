@@ -15,6 +15,7 @@ pub struct VideoPresets {
     pub keyframe_interval_s: u32,
     pub x264_speed_preset: String,
     bitrate_kbps: BTreeMap<String, u32>,
+    h264_level: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -25,6 +26,20 @@ pub struct AudioPreset {
 }
 
 impl VideoPresets {
+    /// The H.264 level of a quality, e.g. "3.1".
+    pub fn h264_level(&self, quality: Quality) -> &str {
+        self.h264_level
+            .get(&quality.landscape().name())
+            .map_or("4", String::as_str)
+    }
+
+    /// The RFC 6381 codec string of the video of a quality (High profile).
+    pub fn codec_string(&self, quality: Quality) -> String {
+        let level = self.h264_level(quality);
+        let idc = (level.parse::<f64>().unwrap_or(4.0) * 10.0).round() as u32;
+        format!("avc1.6400{idc:02x}")
+    }
+
     pub fn bitrate_kbps(&self, quality: Quality) -> u32 {
         self.bitrate_kbps
             .get(&quality.landscape().name())
@@ -44,6 +59,15 @@ pub fn presets() -> &'static EncoderPresets {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn codec_strings_carry_the_level() {
+        let p = presets();
+        assert_eq!(p.video.codec_string(Quality::P720), "avc1.64001f");
+        assert_eq!(p.video.codec_string(Quality::P360), "avc1.64001e");
+        assert_eq!(p.video.codec_string(Quality::P1080), "avc1.640028");
+        assert_eq!(p.video.codec_string(Quality::Portrait1440), "avc1.640032");
+    }
 
     #[test]
     fn every_landscape_quality_has_a_bitrate_and_higher_is_more() {

@@ -1,6 +1,7 @@
 //! Sources: where participants and their media come from. The session sees only this trait,
 //! never which SFU (or test generator) is behind it.
 
+mod keyed_clip;
 mod synthetic;
 
 pub use synthetic::SyntheticSource;
@@ -50,18 +51,26 @@ pub enum SourceEvent {
     Left {
         user_id: String,
     },
-    /// Decoded media for one track: a bin with one `src` pad of raw video or raw audio.
+    /// Media for one track: a bin with one `src` pad of raw media or, when `encoded`, of an
+    /// encoded stream (VP8, VP9, H.264, Opus…) that the session decodes as it needs.
     TrackAdded {
         user_id: String,
         kind: TrackKind,
         media: gstreamer::Element,
+        encoded: bool,
+        /// Call time of the track's first sample when the source knows it; tracks given the same
+        /// time play in sync. `None`: from the moment the track is added.
+        starts_at: Option<std::time::Duration>,
     },
     TrackRemoved {
         user_id: String,
         kind: TrackKind,
     },
-    /// The call is over; no more events follow.
-    Ended,
+    /// The call is over; no more events follow. `at` is the call time of the end when the
+    /// source knows it exactly, so that the outputs end on that frame.
+    Ended {
+        at: Option<std::time::Duration>,
+    },
     /// The source cannot go on; the job fails with this message.
     Failed(String),
 }

@@ -83,10 +83,10 @@ impl SyntheticSource {
                 std::thread::sleep(due.saturating_sub(clock()).min(Duration::from_millis(5)));
             }
             let result = match cue {
-                Cue::Join(i) => self.join(i, &events),
+                Cue::Join(i) => self.join(i, due, &events),
                 Cue::Leave(i) => self.leave(i, &events),
                 Cue::End => {
-                    let _ = events.send(SourceEvent::Ended);
+                    let _ = events.send(SourceEvent::Ended { at: Some(due) });
                     return;
                 }
             };
@@ -97,7 +97,7 @@ impl SyntheticSource {
         }
     }
 
-    fn join(&self, index: usize, events: &Sender<SourceEvent>) -> anyhow::Result<()> {
+    fn join(&self, index: usize, at: Duration, events: &Sender<SourceEvent>) -> anyhow::Result<()> {
         let p = &self.participants[index];
         let info = ParticipantInfo {
             user_id: p.user_id.clone(),
@@ -109,11 +109,11 @@ impl SyntheticSource {
         let tracks = [
             (
                 TrackKind::Camera,
-                p.video.as_ref().map(|v| self.video_bin(v, index, false)),
+                p.video.as_ref().map(|v| self.video_bin(v, index, false, at)),
             ),
             (
                 TrackKind::ScreenShare,
-                p.screenshare.as_ref().map(|v| self.video_bin(v, index, true)),
+                p.screenshare.as_ref().map(|v| self.video_bin(v, index, true, at)),
             ),
             (
                 TrackKind::Microphone,
@@ -126,7 +126,9 @@ impl SyntheticSource {
                 let _ = events.send(SourceEvent::TrackAdded {
                     user_id: p.user_id.clone(),
                     kind,
-                    media,
+                    media: media.element,
+                    encoded: media.encoded,
+                    starts_at: Some(at),
                 });
             }
         }
@@ -158,7 +160,13 @@ impl SyntheticSource {
         path.to_string_lossy().replace('\\', "\\\\").replace('"', "\\\"")
     }
 
-    fn video_bin(&self, spec: &VideoSpec, index: usize, screen: bool) -> anyhow::Result<gst::Element> {
+    fn video_bin(
+        &self,
+        spec: &VideoSpec,
+        index: usize,
+        screen: bool,
+        at: Duration,
+    ) -> anyhow::Result<TrackMedia> {
         let (w, h, fps) = if screen { (1280, 720, 15) } else { (640, 360, 30) };
         let raw = format!("capsfilter name=out caps=\"video/x-raw,width={w},height={h},framerate={fps}/1\"");
         let description = match spec {
@@ -173,15 +181,22 @@ impl SyntheticSource {
                 };
                 format!("videotestsrc pattern={name} ! {raw}")
             }
-            VideoSpec::Clip(file) => format!(
-                "filesrc location=\"{}\" ! matroskademux name=demux demux.video_0 ! queue max-size-time=2000000000 ! decodebin ! videoconvert name=out",
-                self.resolve(file)
-            ),
+            VideoSpec::Clip(file) => {
+                return TrackMedia::encoded(build_bin(&demuxed(&self.resolve(file), "video"))?);
+            }
+            VideoSpec::KeyedClip(keyed) => {
+                let bin = super::keyed_clip::sender(
+                    &demuxed(&self.resolve(&keyed.clip), "video"),
+                    &demuxed(&self.resolve(&keyed.keyframes), "video"),
+                    at,
+                )?;
+                return TrackMedia::encoded(bin);
+            }
         };
-        build_bin(&description)
+        TrackMedia::raw(build_bin(&description)?)
     }
 
-    fn audio_bin(&self, spec: &AudioSpec, index: usize) -> anyhow::Result<gst::Element> {
+    fn audio_bin(&self, spec: &AudioSpec, index: usize) -> anyhow::Result<TrackMedia> {
         let description = match spec {
             AudioSpec::Builtin(BuiltinAudio::Sine) => {
                 // A distinct pitch per participant, so each is recognisable in the mix.
@@ -197,13 +212,40 @@ impl SyntheticSource {
                     self.resolve(file)
                 )
             }
-            AudioSpec::File { file } => format!(
-                "filesrc location=\"{}\" ! matroskademux name=demux demux.audio_0 ! queue max-size-time=2000000000 ! decodebin ! audioconvert ! audioresample name=out",
-                self.resolve(file)
-            ),
+            AudioSpec::File { file } => {
+                return TrackMedia::encoded(build_bin(&demuxed(&self.resolve(file), "audio"))?);
+            }
         };
-        build_bin(&description)
+        TrackMedia::raw(build_bin(&description)?)
     }
+}
+
+/// A track's media bin and whether its stream is still encoded.
+struct TrackMedia {
+    element: gst::Element,
+    encoded: bool,
+}
+
+impl TrackMedia {
+    fn raw(element: gst::Element) -> anyhow::Result<TrackMedia> {
+        Ok(TrackMedia {
+            element,
+            encoded: false,
+        })
+    }
+
+    fn encoded(element: gst::Element) -> anyhow::Result<TrackMedia> {
+        Ok(TrackMedia {
+            element,
+            encoded: true,
+        })
+    }
+}
+
+/// The encoded `kind` (video, audio) stream of a WebM/Matroska file, as a launch line whose
+/// last element is named `out`. The queue lets it be read ahead of the call's pace.
+fn demuxed(location: &str, kind: &str) -> String {
+    format!("filesrc location=\"{location}\" ! matroskademux name=demux demux.{kind}_0 ! identity name=out")
 }
 
 fn solid(colour: &str, raw: &str) -> String {
@@ -216,7 +258,7 @@ fn solid(colour: &str, raw: &str) -> String {
 
 /// Builds a bin from a launch line whose last element is named `out`, exposing its src pad.
 /// (Ghosting every unlinked pad would also grab sink pads still waiting for a dynamic link.)
-fn build_bin(description: &str) -> anyhow::Result<gst::Element> {
+pub(super) fn build_bin(description: &str) -> anyhow::Result<gst::Element> {
     let bin = gst::parse::bin_from_description(description, false)
         .with_context(|| format!("cannot build media for: {description}"))?;
     let out = bin

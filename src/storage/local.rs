@@ -14,7 +14,7 @@ impl LocalStorage {
 }
 
 impl Storage for LocalStorage {
-    fn store(&self, file: &Path, key: &str) -> anyhow::Result<String> {
+    fn store(&self, file: &Path, key: &str) -> anyhow::Result<()> {
         let target = self.root.join(key);
         if let Some(dir) = target.parent() {
             std::fs::create_dir_all(dir)
@@ -31,8 +31,12 @@ impl Storage for LocalStorage {
             file.display()
         );
         std::fs::rename(&partial, &target)?;
-        std::fs::remove_file(file).ok();
-        let absolute = std::fs::canonicalize(&target)?;
-        Ok(format!("file://{}", absolute.display()))
+        Ok(())
+    }
+
+    fn url(&self, key: &str) -> String {
+        let root = std::fs::canonicalize(&self.root)
+            .unwrap_or_else(|_| std::path::absolute(&self.root).unwrap_or(self.root.clone()));
+        format!("file://{}", root.join(key).display())
     }
 }

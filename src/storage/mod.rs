@@ -1,15 +1,63 @@
-//! Storage backends: where finished files end up. Only the local folder exists so far.
+//! Storage backends: where finished files end up: a local folder or an S3(-compatible) bucket;
+//! and the spool and upload queue that get files there without losing any.
 
 mod local;
+mod s3;
+mod spool;
+mod uploader;
 
 pub use local::LocalStorage;
+pub use s3::S3Storage;
+pub use spool::JobSpool;
+pub use uploader::{Output, RetryPolicy, Uploader, resume};
 
+use crate::job::{StorageConfig, StorageType};
+use anyhow::Context;
 use std::path::Path;
+
+/// The storage a job names: `local` writes below `out_dir`.
+pub fn open(config: &StorageConfig, out_dir: &Path) -> anyhow::Result<Box<dyn Storage>> {
+    Ok(match config.storage_type {
+        StorageType::Local => Box::new(LocalStorage::new(out_dir)),
+        StorageType::S3 => {
+            let bucket = config.bucket.as_deref().context("storage.bucket is missing")?;
+            let s3 = config.aws_s3.as_ref().context("storage.aws_s3 is missing")?;
+            Box::new(S3Storage::new(bucket, s3)?)
+        }
+    })
+}
 
 /// A place finished files are copied to, by key.
 pub trait Storage: Send + Sync {
-    /// Stores the file at `file` under `key` and returns the URL a user fetches it from.
-    fn store(&self, file: &Path, key: &str) -> anyhow::Result<String>;
+    /// Copies the file at `file` to `key`; returns once the store holds all of it. The file is
+    /// left in place.
+    fn store(&self, file: &Path, key: &str) -> anyhow::Result<()>;
+
+    /// The URL a user fetches `key` from.
+    fn url(&self, key: &str) -> String;
+
+    /// Writes a small check file under `key`, as a job's files would be written: an error says
+    /// in plain words what is wrong (key, bucket, permission, endpoint).
+    fn check(&self, key: &str) -> anyhow::Result<String> {
+        let dir = tempfile_dir()?;
+        let file = dir.join("egress-storage-check.txt");
+        std::fs::write(&file, b"egress storage check\n")
+            .with_context(|| format!("cannot write {}", file.display()))?;
+        let stored = self.store(&file, key);
+        let _ = std::fs::remove_dir_all(&dir);
+        stored.map(|()| self.url(key))
+    }
+}
+
+/// The key of the check file below a storage's path prefix.
+pub fn check_key(prefix: Option<&str>) -> anyhow::Result<String> {
+    object_key(prefix, "egress-storage-check.txt")
+}
+
+fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {
+    let dir = std::env::temp_dir().join(format!("egress-check-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    Ok(dir)
 }
 
 /// Joins the job's path prefix and a file name into a key that cannot escape the prefix.

@@ -176,6 +176,12 @@ impl Frame {
         }
     }
 
+    /// The colour of one pixel.
+    pub fn pixel_at(&self, x: i32, y: i32) -> [u8; 3] {
+        let i = ((y as u32 * self.width + x as u32) * 3) as usize;
+        [self.rgb[i], self.rgb[i + 1], self.rgb[i + 2]]
+    }
+
     /// The average colour of a 9x9 patch around (x, y).
     pub fn colour_at(&self, x: i32, y: i32) -> [u8; 3] {
         let mut sum = [0u32; 3];
@@ -230,4 +236,255 @@ pub fn mean_volume_db(file: &Path, from_s: f64, to_s: f64) -> f64 {
         .find_map(|l| l.split("mean_volume:").nth(1))
         .and_then(|v| v.trim().trim_end_matches("dB").trim().parse().ok())
         .unwrap_or_else(|| panic!("no mean_volume in ffmpeg output: {text}"))
+}
+
+/// The scene the layout engine gives `users` (all with cameras, in join order) for a layout,
+/// so tests probe the pixels where the engine put each tile.
+pub fn expected_scene(
+    layout: &str,
+    options: &Value,
+    users: &[&str],
+    width: u32,
+    height: u32,
+) -> egress::layout::Scene {
+    let options = options
+        .as_object()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    let plan = egress::layout::LayoutPlan::new(layout, &options).expect("valid layout");
+    let views: Vec<egress::layout::ParticipantView> = users
+        .iter()
+        .map(|u| egress::layout::ParticipantView {
+            user_id: u.to_string(),
+            name: u.to_string(),
+            has_audio: true,
+            camera: Some(format!("{u}/camera")),
+            ..Default::default()
+        })
+        .collect();
+    plan.scene(&views, width, height)
+}
+
+/// Every frame between `from_s` and `to_s`, decoded at `width` x `height`.
+pub fn frames_between(file: &Path, from_s: f64, to_s: f64, width: u32, height: u32) -> Vec<Frame> {
+    let out = Command::new("ffmpeg")
+        .args([
+            "-v",
+            "error",
+            "-ss",
+            &format!("{from_s:.3}"),
+            "-to",
+            &format!("{to_s:.3}"),
+            "-i",
+        ])
+        .arg(file)
+        .args([
+            "-vf",
+            &format!("scale={width}:{height}"),
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "rgb24",
+            "-",
+        ])
+        .output()
+        .expect("ffmpeg runs");
+    let size = (width * height * 3) as usize;
+    assert!(
+        out.stdout.len() >= size,
+        "no frames: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+        .chunks_exact(size)
+        .map(|rgb| Frame {
+            width,
+            height,
+            rgb: rgb.to_vec(),
+        })
+        .collect()
+}
+
+/// The share of a frame's pixels close to `colour`.
+pub fn share_of(frame: &Frame, colour: [u8; 3]) -> f64 {
+    let pixels = frame
+        .rgb
+        .chunks_exact(3)
+        .filter(|p| close([p[0], p[1], p[2]], colour))
+        .count();
+    pixels as f64 / f64::from(frame.width * frame.height)
+}
+
+/// A job running in the background: its events as they come, its log in a file.
+pub struct Running {
+    pub child: std::process::Child,
+    events: std::sync::mpsc::Receiver<Value>,
+    seen: Vec<Value>,
+    reader: Option<std::thread::JoinHandle<()>>,
+    pub log: PathBuf,
+}
+
+impl Running {
+    pub fn spawn(scratch: &Scratch, job: &Value, extra_args: &[&str]) -> Running {
+        use std::io::BufRead;
+        let path = scratch.write_job(job);
+        let log = scratch.dir.join("egress.log");
+        let mut child = egress()
+            .arg("run")
+            .arg(&path)
+            .arg("--out")
+            .arg(scratch.out())
+            .args(extra_args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("egress starts");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let reader = std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+                if line.trim().is_empty() {
+                    continue;
+                }
+                let event: Value = serde_json::from_str(&line)
+                    .unwrap_or_else(|e| panic!("event line is not JSON ({e}): {line}"));
+                if tx.send(event).is_err() {
+                    break;
+                }
+            }
+        });
+        Running {
+            child,
+            events: rx,
+            seen: Vec::new(),
+            reader: Some(reader),
+            log,
+        }
+    }
+
+    /// Waits for the first event of `kind`; panics with the log after `timeout`.
+    pub fn wait_for(&mut self, kind: &str, timeout: std::time::Duration) -> Value {
+        if let Some(e) = self.seen.iter().find(|e| e["type"] == kind) {
+            return e.clone();
+        }
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.events.recv_timeout(left) {
+                Ok(event) => {
+                    self.seen.push(event.clone());
+                    if event["type"] == kind {
+                        return event;
+                    }
+                }
+                Err(_) => panic!(
+                    "no {kind} event within {timeout:?}; events {:#?}; log:\n{}",
+                    self.seen,
+                    std::fs::read_to_string(&self.log).unwrap_or_default()
+                ),
+            }
+        }
+    }
+
+    /// Waits for the job to end; it must succeed. Returns every event.
+    pub fn finish(self, timeout: std::time::Duration) -> Vec<Value> {
+        let log = self.log.clone();
+        let (status, events) = self.end(timeout);
+        assert!(
+            status.success(),
+            "egress failed ({status}): {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        events
+    }
+
+    /// Waits for the job to end, however it ends. Returns its exit status and every event.
+    pub fn end(mut self, timeout: std::time::Duration) -> (std::process::ExitStatus, Vec<Value>) {
+        let deadline = std::time::Instant::now() + timeout;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!(
+                    "the job did not end within {timeout:?}; log:\n{}",
+                    std::fs::read_to_string(&self.log).unwrap_or_default()
+                );
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        };
+        if let Some(reader) = self.reader.take() {
+            reader.join().unwrap();
+        }
+        self.seen.extend(self.events.try_iter());
+        (status, std::mem::take(&mut self.seen))
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A free TCP port on loopback.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A helper process (a server of the test bed), killed when dropped.
+pub struct Service {
+    pub child: std::process::Child,
+    pub name: &'static str,
+}
+
+impl Service {
+    pub fn start(name: &'static str, command: &mut Command) -> Service {
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        Service { child, name }
+    }
+
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Waits until something listens on `port` at loopback.
+pub fn wait_for_port(port: u16, timeout: std::time::Duration) {
+    let deadline = std::time::Instant::now() + timeout;
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "nothing listens on port {port} after {timeout:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// The cache folder of the scripts (npm packages live there).
+pub fn cache_dir() -> PathBuf {
+    std::env::var_os("EGRESS_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/egress"))
 }

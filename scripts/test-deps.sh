@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs what the integration tests need beyond the worker itself: nginx with the RTMP module
+# (RTMP pushes), Chromium with hls.js and playwright-core (HLS playback in a real browser).
+# Idempotent; npm packages live in the cache folder, outside the clone.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/env.sh
+
+debs=(nginx-light libnginx-mod-rtmp chromium nodejs npm)
+missing=()
+for p in "${debs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+# A machine may bring its own node and npm; use them when present.
+if command -v node >/dev/null && command -v npm >/dev/null; then
+  missing=("${missing[@]/nodejs}"); missing=("${missing[@]/npm}")
+fi
+missing=($(printf '%s\n' "${missing[@]}" | grep -v '^$' || true))
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "test-deps: installing ${missing[*]}" >&2
+  sudo_cmd=""; [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+fi
+
+npm_dir="$EGRESS_CACHE/npm"
+if [ ! -f "$npm_dir/node_modules/hls.js/dist/hls.min.js" ] || [ ! -d "$npm_dir/node_modules/playwright-core" ]; then
+  mkdir -p "$npm_dir"
+  cp tests/browser/package.json "$npm_dir/package.json"
+  (cd "$npm_dir" && npm install --no-audit --no-fund --silent >&2)
+fi
+
+# Storage emulators from PyPI, in a virtual environment in the cache folder.
+venv="$EGRESS_CACHE/venv"
+if [ ! -x "$venv/bin/moto_server" ]; then
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check 'moto[server]==5.*' >&2
+fi

@@ -1,0 +1,135 @@
+//! Crops a video input to the aspect of its tile (the `fill` scale mode), following both the
+//! tile and the input's own size as either changes.
+
+use super::make;
+use anyhow::Context;
+use gst::prelude::*;
+use gstreamer as gst;
+use std::sync::{Arc, Mutex};
+
+/// Pixels to remove from each side.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Margins {
+    pub top: u32,
+    pub bottom: u32,
+    pub left: u32,
+    pub right: u32,
+}
+
+/// The crop that gives a `width` x `height` picture the aspect of a `tw` x `th` tile, centred.
+pub fn margins_for(width: u32, height: u32, tile: Option<(u32, u32)>) -> Margins {
+    let Some((tw, th)) = tile.filter(|&(w, h)| w > 0 && h > 0 && width > 0 && height > 0) else {
+        return Margins::default();
+    };
+    let (w, h, tw, th) = (u64::from(width), u64::from(height), u64::from(tw), u64::from(th));
+    if w * th > tw * h {
+        // Wider than the tile: crop the sides.
+        let keep = ((h * tw / th) as u32).max(2) & !1;
+        let cut = width - keep.min(width);
+        let left = (cut / 2) & !1;
+        Margins {
+            left,
+            right: cut - left,
+            ..Margins::default()
+        }
+    } else {
+        let keep = ((w * th / tw) as u32).max(2) & !1;
+        let cut = height - keep.min(height);
+        let top = (cut / 2) & !1;
+        Margins {
+            top,
+            bottom: cut - top,
+            ..Margins::default()
+        }
+    }
+}
+
+#[derive(Default)]
+struct State {
+    tile: Option<(u32, u32)>,
+    input: Option<(u32, u32)>,
+}
+
+/// A `videocrop` kept at the tile's aspect.
+#[derive(Clone)]
+pub struct FillCrop {
+    element: gst::Element,
+    state: Arc<Mutex<State>>,
+}
+
+impl FillCrop {
+    pub fn new() -> anyhow::Result<FillCrop> {
+        let element = make("videocrop")?;
+        let crop = FillCrop {
+            element,
+            state: Arc::default(),
+        };
+        let sink = crop
+            .element
+            .static_pad("sink")
+            .context("videocrop without sink pad")?;
+        let on_caps = crop.clone();
+        sink.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, move |_, info| {
+            if let Some(gst::EventView::Caps(caps)) = info.event().map(|e| e.view()) {
+                let s = caps.caps().structure(0);
+                let size = s.and_then(|s| Some((s.get::<i32>("width").ok()?, s.get::<i32>("height").ok()?)));
+                if let Some((w, h)) = size {
+                    on_caps.update(|state| state.input = Some((w as u32, h as u32)));
+                }
+            }
+            gst::PadProbeReturn::Ok
+        });
+        Ok(crop)
+    }
+
+    pub fn element(&self) -> &gst::Element {
+        &self.element
+    }
+
+    /// Crops to a `w` x `h` tile, or not at all with `None` (the `fit` mode).
+    pub fn set_tile(&self, tile: Option<(u32, u32)>) {
+        self.update(|state| state.tile = tile);
+    }
+
+    fn update(&self, change: impl FnOnce(&mut State)) {
+        let margins = {
+            let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            change(&mut state);
+            let Some((w, h)) = state.input else { return };
+            margins_for(w, h, state.tile)
+        };
+        for (side, value) in [
+            ("top", margins.top),
+            ("bottom", margins.bottom),
+            ("left", margins.left),
+            ("right", margins.right),
+        ] {
+            if self.element.property::<i32>(side) != value as i32 {
+                self.element.set_property(side, value as i32);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crops_keep_the_tile_aspect_and_stay_centred() {
+        assert_eq!(margins_for(640, 360, None), Margins::default());
+        assert_eq!(margins_for(640, 360, Some((1280, 720))), Margins::default());
+        let square = margins_for(640, 360, Some((300, 300)));
+        assert_eq!((square.left, square.right, square.top), (140, 140, 0));
+        let wide = margins_for(640, 360, Some((1260, 440)));
+        assert_eq!(wide.left + wide.right, 0);
+        assert_eq!(
+            360 - wide.top - wide.bottom,
+            222,
+            "640 x 222 is 1260:440 within a pixel"
+        );
+        assert!(wide.top.abs_diff(wide.bottom) <= 2);
+        let portrait = margins_for(1280, 720, Some((90, 160)));
+        assert_eq!(1280 - portrait.left - portrait.right, 404);
+    }
+}

@@ -1,0 +1,140 @@
+//! Still frames of a decoded video track, one per interval: a leaky branch of the track's tee
+//! lets one frame through when its time comes and hands it over as RGB. Between captures nothing
+//! is converted or copied.
+
+use super::make;
+use anyhow::Context;
+use gst::prelude::*;
+use gstreamer as gst;
+use gstreamer_app as gst_app;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// One captured frame, tightly packed RGB.
+pub struct StillFrame {
+    /// The input it came from (`user/camera`, `user/screenshare`).
+    pub input: String,
+    /// Running time of the frame in the pipeline (call time).
+    pub at: Duration,
+    pub width: u32,
+    pub height: u32,
+    pub rgb: Vec<u8>,
+}
+
+/// Receives captured frames on the capture branch's own thread.
+pub type FrameHandler = Arc<dyn Fn(StillFrame) + Send + Sync>;
+
+#[derive(Clone)]
+pub struct FrameTap {
+    pub interval: Duration,
+    pub handler: FrameHandler,
+    /// Encoded tracks that nothing else decodes get only their due keyframes decoded.
+    pub keyframes_only: bool,
+}
+
+/// A capture branch: a bin with a `sink` pad, to be linked to the track's tee. Frames from
+/// running time `cut_at` (ns) on are not captured: the call has ended there. `every_frame`:
+/// the track is already thinned to one frame per capture (the keyframe path).
+pub fn capture_branch(
+    input: &str,
+    tap: &FrameTap,
+    cut_at: Arc<AtomicU64>,
+    every_frame: bool,
+) -> anyhow::Result<gst::Bin> {
+    let bin = gst::Bin::with_name(&format!("frames-{}", input.replace('/', "-")));
+    let queue = make("queue")?;
+    // Never hold the track back: keep only the newest frame while a capture is converted.
+    queue.set_property_from_str("leaky", "downstream");
+    queue.set_property("max-size-buffers", 1u32);
+    queue.set_property("max-size-bytes", 0u32);
+    queue.set_property("max-size-time", 0u64);
+    let convert = make("videoconvert")?;
+    let caps = make("capsfilter")?;
+    caps.set_property(
+        "caps",
+        gst::Caps::builder("video/x-raw").field("format", "RGB").build(),
+    );
+    let sink = gst_app::AppSink::builder().sync(false).async_(false).build();
+    bin.add_many([&queue, &convert, &caps, sink.upcast_ref()])?;
+    gst::Element::link_many([&queue, &convert, &caps, sink.upcast_ref()])?;
+    let gate = queue.static_pad("src").context("queue without src")?;
+    if !every_frame {
+        pass_one_per_interval(&gate, tap.interval, cut_at);
+    }
+    let handler = tap.handler.clone();
+    let input = input.to_owned();
+    sink.set_callbacks(
+        gst_app::AppSinkCallbacks::builder()
+            .new_sample(move |sink| {
+                let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                if let Some(frame) = still_of(&input, &sample) {
+                    handler(frame);
+                }
+                Ok(gst::FlowSuccess::Ok)
+            })
+            .build(),
+    );
+    let entry = queue.static_pad("sink").context("queue without sink")?;
+    let ghost = gst::GhostPad::builder_with_target(&entry)?.name("sink").build();
+    bin.add_pad(&ghost)?;
+    Ok(bin)
+}
+
+/// Drops every buffer but the first at or after each capture time (running time), so that
+/// frames between captures cost nothing.
+fn pass_one_per_interval(pad: &gst::Pad, interval: Duration, cut_at: Arc<AtomicU64>) {
+    let next = Mutex::new(None::<gst::ClockTime>);
+    let interval = gst::ClockTime::from_nseconds(interval.as_nanos() as u64);
+    pad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
+        let Some(at) = info.buffer().and_then(|b| running_time(pad, b)) else {
+            return gst::PadProbeReturn::Drop;
+        };
+        if at.nseconds() >= cut_at.load(Ordering::Relaxed) {
+            return gst::PadProbeReturn::Drop;
+        }
+        let mut next = next.lock().unwrap_or_else(|e| e.into_inner());
+        match *next {
+            Some(due) if at < due => gst::PadProbeReturn::Drop,
+            Some(due) => {
+                // Keep the schedule; if frames stopped for a while, start again from now.
+                let following = due + interval;
+                *next = Some(if following > at { following } else { at + interval });
+                gst::PadProbeReturn::Ok
+            }
+            None => {
+                *next = Some(at + interval);
+                gst::PadProbeReturn::Ok
+            }
+        }
+    });
+}
+
+fn running_time(pad: &gst::Pad, buffer: &gst::BufferRef) -> Option<gst::ClockTime> {
+    let pts = buffer.pts()?;
+    let event = pad.sticky_event::<gst::event::Segment>(0)?;
+    let segment = event.segment().downcast_ref::<gst::ClockTime>()?;
+    segment.to_running_time(pts)
+}
+
+fn still_of(input: &str, sample: &gst::Sample) -> Option<StillFrame> {
+    let buffer = sample.buffer()?;
+    let info = gstreamer_video::VideoInfo::from_caps(sample.caps()?).ok()?;
+    let segment = sample.segment()?.downcast_ref::<gst::ClockTime>()?;
+    let at = segment.to_running_time(buffer.pts()?)?;
+    let map = buffer.map_readable().ok()?;
+    let (width, height) = (info.width(), info.height());
+    let stride = info.stride()[0] as usize;
+    let row = width as usize * 3;
+    let mut rgb = Vec::with_capacity(row * height as usize);
+    for y in 0..height as usize {
+        rgb.extend_from_slice(map.get(y * stride..y * stride + row)?);
+    }
+    Some(StillFrame {
+        input: input.to_owned(),
+        at: Duration::from_nanos(at.nseconds()),
+        width,
+        height,
+        rgb,
+    })
+}

@@ -1,0 +1,72 @@
+//! The outputs of a job, each fed from the shared encoders: MP4 parts, HLS renditions, RTMP pushes.
+
+mod hls;
+mod recording;
+mod rtmp;
+
+pub use hls::{HlsRendition, HlsSpec, attach_hls, master_playlist};
+pub use recording::{PartEvent, RecordingSpec, attach_recording};
+pub use rtmp::RtmpBranch;
+
+use super::make;
+use anyhow::Context;
+use gst::prelude::*;
+use gstreamer as gst;
+
+/// Links a new branch of an encoder's `tee` to `sink_pad` through a queue and a parser of the
+/// stream (`h264parse`, `aacparse`): each muxer then gets the stream format it wants (avc or
+/// byte-stream) from one shared encoder.
+pub(crate) fn branch(
+    bin: &impl IsA<gst::Bin>,
+    tee: &gst::Element,
+    parser: &str,
+    sink_pad: &gst::Pad,
+) -> anyhow::Result<()> {
+    let queue = make("queue")?;
+    let parse = make(parser)?;
+    prepare_parser(&parse);
+    bin.as_ref().add_many([&queue, &parse])?;
+    queue.link(&parse)?;
+    parse
+        .static_pad("src")
+        .context("parser without src")?
+        .link(sink_pad)?;
+    tee.link(&queue)?;
+    Ok(())
+}
+
+/// A parser of a shared encoder's stream: H.264 gets its parameter sets before every keyframe,
+/// so that an output which starts late (a reconnecting push) can start at any keyframe.
+pub(crate) fn prepare_parser(parse: &gst::Element) {
+    if parse.factory().is_some_and(|f| f.name() == "h264parse") {
+        parse.set_property("config-interval", -1i32);
+    }
+    if let Some(src) = parse.static_pad("src") {
+        repair_missing_timestamps(&src);
+    }
+}
+
+/// Parsers (baseparse) now and then push a buffer without PTS, around the start of a stream
+/// under load; mp4mux then fails the whole recording ("Buffer has no PTS"). Such a buffer gets
+/// the time it must have had: its DTS, or the end of the buffer before it.
+fn repair_missing_timestamps(pad: &gst::Pad) {
+    let last_end = std::sync::Mutex::new(None::<gst::ClockTime>);
+    pad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
+        let Some(buffer) = info.buffer_mut() else {
+            return gst::PadProbeReturn::Ok;
+        };
+        let mut last_end = last_end.lock().unwrap_or_else(|e| e.into_inner());
+        if buffer.pts().is_none() {
+            let Some(pts) = buffer.dts().or(*last_end) else {
+                tracing::warn!(pad = %pad.path_string(), "dropped a buffer without timestamps");
+                return gst::PadProbeReturn::Drop;
+            };
+            tracing::warn!(pad = %pad.path_string(), %pts, "a buffer without PTS was given one");
+            buffer.make_mut().set_pts(pts);
+        }
+        if let Some(pts) = buffer.pts() {
+            *last_end = Some(pts + buffer.duration().unwrap_or(gst::ClockTime::ZERO));
+        }
+        gst::PadProbeReturn::Ok
+    });
+}

@@ -1,0 +1,270 @@
+//! The live call: who is in it, who speaks, and the scene each mix shows.
+
+use crate::job::{Job, LayoutConfig, Quality};
+use crate::layout::{self, LayoutPlan, Scene, TileContent};
+use crate::media::{Composite, MixSpec};
+use crate::participants::{Roster, input_id};
+use crate::render;
+use crate::source::SourceEvent;
+use crate::speaking::SpeakingDetector;
+use image::RgbaImage;
+use std::collections::HashMap;
+use std::path::Path;
+
+/// One picture of the call: a layout at one orientation, drawn at its largest output size.
+pub struct MixPlan {
+    layout: LayoutConfig,
+    portrait: bool,
+    pub size: (u32, u32),
+    plan: LayoutPlan,
+    scene: Option<Scene>,
+}
+
+/// Which mix each output takes its video from.
+pub struct MixAssignment {
+    pub recording: Option<usize>,
+    pub hls: Option<usize>,
+    pub rtmp: Vec<usize>,
+}
+
+/// Groups the job's video outputs by layout and orientation: outputs in one group share a
+/// compositor, and those of one size also share an encoder.
+pub fn plan_mixes(job: &Job) -> anyhow::Result<(Vec<MixPlan>, MixAssignment)> {
+    let default_layout = job
+        .recording
+        .as_ref()
+        .map(|r| r.layout.clone())
+        .unwrap_or_default();
+    let mut mixes: Vec<MixPlan> = Vec::new();
+    let mut assign = |layout: &LayoutConfig, quality: Quality| -> anyhow::Result<usize> {
+        let (w, h) = quality.size();
+        let portrait = h > w;
+        if let Some(i) = mixes
+            .iter()
+            .position(|m| &m.layout == layout && m.portrait == portrait)
+        {
+            let m = &mut mixes[i];
+            if w * h > m.size.0 * m.size.1 {
+                m.size = (w, h);
+            }
+            return Ok(i);
+        }
+        let plan = LayoutPlan::new(layout.name.as_str(), &layout.options)
+            .map_err(|e| anyhow::anyhow!("layout options: {e:?}"))?;
+        mixes.push(MixPlan {
+            layout: layout.clone(),
+            portrait,
+            size: (w, h),
+            plan,
+            scene: None,
+        });
+        Ok(mixes.len() - 1)
+    };
+    let recording = match &job.recording {
+        Some(r) if !r.audio_only => Some(assign(&r.layout, r.quality)?),
+        _ => None,
+    };
+    let mut hls = None;
+    if let Some(h) = &job.hls {
+        let layout = h.layout.as_ref().unwrap_or(&default_layout);
+        for &q in &h.quality_tracks {
+            hls = Some(assign(layout, q)?);
+        }
+    }
+    let rtmp = job
+        .rtmp
+        .iter()
+        .map(|r| assign(r.layout.as_ref().unwrap_or(&default_layout), r.quality))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok((mixes, MixAssignment { recording, hls, rtmp }))
+}
+
+impl MixPlan {
+    /// What the media graph needs to build this mix.
+    pub fn spec(&self) -> MixSpec {
+        let scene = self.plan.scene(&[], self.size.0, self.size.1);
+        MixSpec {
+            size: self.size,
+            background_rgb: scene.background.rgb(),
+        }
+    }
+}
+
+/// The font and logos the layouts draw, loaded once at job start.
+pub struct LayoutAssets {
+    font: Option<ab_glyph::FontArc>,
+    logos: HashMap<String, RgbaImage>,
+}
+
+impl LayoutAssets {
+    /// Loads the font and every logo the layouts or their overrides name. A logo that cannot
+    /// be loaded is left out with a warning: a logo is not worth losing a recording over.
+    pub fn load(mixes: &[MixPlan], base_dir: &Path) -> Self {
+        let font = render::load_font();
+        if font.is_none() {
+            tracing::warn!(paths = ?render::FONT_PATHS, "no font found; labels and titles are not drawn");
+        }
+        let mut urls: Vec<String> = Vec::new();
+        for mix in mixes {
+            collect_logo_urls(
+                &serde_json::to_value(&mix.layout.options).unwrap_or_default(),
+                &mut urls,
+            );
+        }
+        let logos = urls
+            .into_iter()
+            .filter_map(|url| match render::load_logo(&url, base_dir) {
+                Ok(image) => Some((url, image)),
+                Err(e) => {
+                    tracing::warn!(error = %format!("{e:#}"), "logo left out");
+                    None
+                }
+            })
+            .collect();
+        LayoutAssets { font, logos }
+    }
+}
+
+/// Every `logo.image_url` value in the options, custom actions included.
+fn collect_logo_urls(value: &serde_json::Value, urls: &mut Vec<String>) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (key, v) in map {
+                match (key.as_str(), v.as_str()) {
+                    ("logo.image_url", Some(url))
+                        if !url.trim().is_empty() && !urls.iter().any(|u| u == url.trim()) =>
+                    {
+                        urls.push(url.trim().to_owned())
+                    }
+                    _ => collect_logo_urls(v, urls),
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|v| collect_logo_urls(v, urls)),
+        _ => {}
+    }
+}
+
+/// The live state of the call and what the graph shows of it.
+pub struct LiveCall {
+    roster: Roster,
+    speaking: SpeakingDetector,
+    mixes: Vec<MixPlan>,
+    assets: LayoutAssets,
+}
+
+impl LiveCall {
+    pub fn new(mixes: Vec<MixPlan>, assets: LayoutAssets) -> Self {
+        LiveCall {
+            roster: Roster::default(),
+            speaking: SpeakingDetector::default(),
+            mixes,
+            assets,
+        }
+    }
+
+    /// Who `user_id` is, while in the call.
+    pub fn participant(&self, user_id: &str) -> Option<&crate::source::ParticipantInfo> {
+        self.roster.info(user_id)
+    }
+
+    /// Applies one source event to the call and the graph; `Ok(false)` when the call has ended.
+    pub fn apply(&mut self, event: SourceEvent, graph: &mut Composite) -> anyhow::Result<bool> {
+        match event {
+            SourceEvent::Joined(info) => {
+                tracing::info!(user_id = %info.user_id, "participant joined");
+                self.roster.join(info);
+            }
+            SourceEvent::Left { user_id } => {
+                tracing::info!(%user_id, "participant left");
+                let prefix = format!("{user_id}/");
+                let ids: Vec<String> = graph
+                    .input_ids()
+                    .filter(|i| i.starts_with(&prefix))
+                    .map(str::to_owned)
+                    .collect();
+                for input in ids {
+                    graph.remove_input(&input);
+                }
+                self.roster.leave(&user_id);
+                self.speaking.remove(&user_id);
+            }
+            SourceEvent::TrackAdded {
+                user_id,
+                kind,
+                media,
+                encoded,
+                starts_at,
+            } => {
+                if kind.is_video() && !graph.has_video() {
+                    return Ok(true);
+                }
+                let id = input_id(&user_id, kind);
+                graph.add_input(&id, media, kind.is_video(), encoded, starts_at)?;
+                self.roster.add_track(&user_id, kind);
+            }
+            SourceEvent::TrackRemoved { user_id, kind } => {
+                graph.remove_input(&input_id(&user_id, kind));
+                self.roster.remove_track(&user_id, kind);
+            }
+            SourceEvent::Ended { .. } => return Ok(false),
+            SourceEvent::Failed(message) => anyhow::bail!("source failed: {message}"),
+        }
+        self.relayout(graph)?;
+        Ok(true)
+    }
+
+    /// Feeds an audio level reading; re-lays out when who speaks changed.
+    pub fn hear(
+        &mut self,
+        user_id: &str,
+        level_db: f64,
+        at: std::time::Duration,
+        graph: &Composite,
+    ) -> anyhow::Result<()> {
+        if self.speaking.update(user_id, level_db, at) {
+            self.relayout(graph)?;
+        }
+        Ok(())
+    }
+
+    /// Computes each mix's scene for the call as it is and applies those that changed.
+    pub fn relayout(&mut self, graph: &Composite) -> anyhow::Result<()> {
+        if !graph.has_video() {
+            return Ok(());
+        }
+        let views = self
+            .roster
+            .views(|id| self.speaking.is_speaking(id), self.speaking.dominant());
+        let inputs: Vec<String> = graph.input_ids().map(str::to_owned).collect();
+        for (index, mix) in self.mixes.iter_mut().enumerate() {
+            let scene = mix.plan.scene(&views, mix.size.0, mix.size.1);
+            if mix.scene.as_ref() == Some(&scene) {
+                continue;
+            }
+            for input in &inputs {
+                let placement = scene.tile_of(input).map(|t| match &t.content {
+                    TileContent::Video { scale, .. } => (t.rect, *scale, t.z),
+                    TileContent::Placeholder { .. } => (t.rect, layout::ScaleMode::Fill, t.z),
+                });
+                graph.place(index, input, placement);
+            }
+            if mix
+                .scene
+                .as_ref()
+                .is_some_and(|old| old.background != scene.background)
+            {
+                graph.set_background(index, scene.background.rgb());
+            }
+            let logo = scene.logo.as_ref().and_then(|l| self.assets.logos.get(&l.url));
+            let assets = render::Assets {
+                font: self.assets.font.as_ref(),
+                logo,
+            };
+            graph.set_overlay(index, &render::sprites(&scene, &assets))?;
+            tracing::debug!(mix = index, layout = ?scene.layout, tiles = scene.tiles.len(), "scene applied");
+            mix.scene = Some(scene);
+        }
+        Ok(())
+    }
+}

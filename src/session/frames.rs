@@ -1,0 +1,189 @@
+//! The frame recording of a session: a still of every participant's camera and screen share per
+//! interval, encoded off the media threads, stored under a predictable key and announced with the
+//! time it was shown in the call.
+
+use super::call::LiveCall;
+use super::{Emit, JobIdentity};
+use crate::events::EventBody;
+use crate::job::{FrameRecordingConfig, Job};
+use crate::media::{Composite, FrameTap, StillFrame};
+use crate::storage::{self, Output, Uploader};
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::Duration;
+
+/// A still written to the spool, waiting to be stored.
+struct Captured {
+    input: String,
+    at: Duration,
+    path: PathBuf,
+}
+
+pub struct FrameOutput {
+    /// Storage key prefix: `PATH/frames/CALLTYPE_CALLID/SESSION`.
+    prefix: String,
+    captured: mpsc::Receiver<Captured>,
+    /// Wall-clock time of call time zero (set when the pipeline starts playing).
+    pub call_start: DateTime<Utc>,
+    pub started: bool,
+}
+
+impl FrameOutput {
+    pub fn attach(
+        graph: &mut Composite,
+        job: &Job,
+        id: &JobIdentity,
+        config: &FrameRecordingConfig,
+        spool: &Path,
+        keyframes_only: bool,
+    ) -> anyhow::Result<FrameOutput> {
+        let dir = spool.join("frames");
+        std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let prefix = storage::object_key(
+            job.storage.path.as_deref(),
+            &format!(
+                "frames/{}_{}/{}",
+                safe_segment(job.call_type()),
+                safe_segment(job.call_id()),
+                safe_segment(&id.session_id)
+            ),
+        )?;
+        let (tx, rx) = mpsc::channel();
+        let tx = Mutex::new(tx);
+        let fit = config.quality.size();
+        let handler = Arc::new(move |frame: StillFrame| {
+            let path = dir.join(format!(
+                "{}-{}.jpg",
+                frame.input.replace('/', "-"),
+                frame.at.as_millis()
+            ));
+            let written = crate::render::jpeg_fitting(frame.width, frame.height, frame.rgb, fit)
+                .and_then(|jpeg| std::fs::write(&path, jpeg).context("cannot write the image"));
+            match written {
+                Ok(()) => {
+                    let tx = tx.lock().unwrap_or_else(|e| e.into_inner());
+                    let _ = tx.send(Captured {
+                        input: frame.input,
+                        at: frame.at,
+                        path,
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!(input = %frame.input, error = %format!("{e:#}"), "frame not captured")
+                }
+            }
+        });
+        graph.capture_frames(FrameTap {
+            interval: Duration::from_secs(u64::from(config.capture_interval_in_seconds)),
+            handler,
+            keyframes_only,
+        });
+        Ok(FrameOutput {
+            prefix,
+            captured: rx,
+            call_start: Utc::now(),
+            started: false,
+        })
+    }
+
+    /// Announces the start once (with the job's warnings if no other output took them).
+    pub fn start(&mut self, emit: Emit, warnings: &mut Vec<String>) {
+        if !self.started {
+            self.started = true;
+            emit(EventBody::FrameRecordingStarted {
+                warnings: std::mem::take(warnings),
+            });
+        }
+    }
+
+    /// Stores every still captured since the last call and announces each one.
+    /// Stills from `end` on (captured
+    /// while the end was on its way) are left out, as the other outputs leave that media out.
+    pub fn publish(
+        &mut self,
+        uploader: &mut Uploader,
+        call: &LiveCall,
+        end: Option<Duration>,
+        id: &JobIdentity,
+        emit: Emit,
+        warnings: &mut Vec<String>,
+    ) -> anyhow::Result<()> {
+        let captured: Vec<Captured> = self.captured.try_iter().collect();
+        for still in captured {
+            if end.is_some_and(|end| still.at >= end) {
+                let _ = std::fs::remove_file(&still.path);
+                continue;
+            }
+            let Some((user_id, track)) = still.input.rsplit_once('/') else {
+                continue;
+            };
+            let captured_at = self.call_start + chrono::Duration::from_std(still.at).unwrap_or_default();
+            let stamp = captured_at.format("%Y%m%dT%H%M%S%.3fZ");
+            let key = format!("{}/{}/{track}/{stamp}.jpg", self.prefix, safe_segment(user_id));
+            self.start(emit, warnings);
+            let user = match call.participant(user_id) {
+                Some(p) => json!({
+                    "id": p.user_id,
+                    "name": p.name,
+                    "role": p.roles.first().map_or("user", String::as_str),
+                    "roles": p.roles,
+                }),
+                None => json!({ "id": user_id }),
+            };
+            let mut users = serde_json::Map::new();
+            users.insert(user_id.to_owned(), user);
+            let ready = EventBody::FrameRecordingReady {
+                captured_at: captured_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                session_id: id.session_id.clone(),
+                track_type: if track == "screenshare" {
+                    "TRACK_TYPE_SCREEN_SHARE"
+                } else {
+                    "TRACK_TYPE_VIDEO"
+                }
+                .into(),
+                url: uploader.url(&key),
+                users,
+            };
+            uploader
+                .submit_file(Output::Frames, &still.path, &key, Some(ready))
+                .with_context(|| format!("storing the frame of {user_id} failed"))?;
+        }
+        Ok(())
+    }
+}
+
+/// A name usable as one segment of a storage key: anything but letters, digits, `-`, `_` and
+/// `.` becomes `_`, and a name of dots only is prefixed, so it cannot climb out of its folder.
+fn safe_segment(name: &str) -> String {
+    let cleaned: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if cleaned.chars().all(|c| c == '.') {
+        format!("_{cleaned}")
+    } else {
+        cleaned
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_segment;
+
+    #[test]
+    fn key_segments_cannot_escape_their_folder() {
+        assert_eq!(safe_segment("alice"), "alice");
+        assert_eq!(safe_segment("../etc/passwd"), ".._etc_passwd");
+        assert_eq!(safe_segment(".."), "_..");
+        assert_eq!(safe_segment("a b/c"), "a_b_c");
+    }
+}

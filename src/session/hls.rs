@@ -1,0 +1,114 @@
+//! The HLS output of a session: publishes each segment to storage as soon as its playlist lists
+//! it (so viewers can play from storage during the call), then the playlist, and the master
+//! playlist once every rendition has a segment.
+
+use crate::events::EventBody;
+use crate::job::{HlsConfig, Job};
+use crate::media::{Composite, HlsRendition, HlsSpec, attach_hls, master_playlist};
+use crate::storage::{self, Output, Uploader};
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+pub struct HlsOutput {
+    root: PathBuf,
+    renditions: Vec<HlsRendition>,
+    /// Storage key prefix of the broadcast, e.g. `recordings/hls/eg_1`.
+    prefix: String,
+    published: HashSet<PathBuf>,
+    /// The last text of each media playlist published.
+    playlists: HashMap<PathBuf, String>,
+    pub started: bool,
+}
+
+impl HlsOutput {
+    pub fn attach(
+        graph: &mut Composite,
+        job: &Job,
+        egress_id: &str,
+        config: &HlsConfig,
+        mix: usize,
+        spool: &Path,
+    ) -> anyhow::Result<HlsOutput> {
+        let root = spool.join("hls");
+        let renditions = attach_hls(
+            graph,
+            &HlsSpec {
+                mix,
+                renditions: config.quality_tracks.clone(),
+                segment_duration_s: config.segment_duration_s,
+                dir: root.clone(),
+            },
+        )?;
+        let prefix = storage::object_key(job.storage.path.as_deref(), &format!("hls/{egress_id}"))?;
+        Ok(HlsOutput {
+            root,
+            renditions,
+            prefix,
+            published: HashSet::new(),
+            playlists: HashMap::new(),
+            started: false,
+        })
+    }
+
+    /// Publishes what is new; announces the broadcast when every rendition can be played.
+    pub fn publish(&mut self, uploader: &mut Uploader, warnings: &mut Vec<String>) -> anyhow::Result<()> {
+        let mut playable = true;
+        for rendition in &self.renditions {
+            let Some((text, segments)) = read_playlist(&rendition.playlist) else {
+                playable = false;
+                continue;
+            };
+            playable &= !segments.is_empty();
+            for segment in segments {
+                let path = rendition.dir.join(&segment);
+                if self.published.contains(&path) {
+                    continue;
+                }
+                uploader.submit_file(Output::Hls, &path, &self.key(&path), None)?;
+                self.published.insert(path);
+            }
+            if self.playlists.get(&rendition.playlist) != Some(&text) {
+                // The sink rewrites its playlist; publish the text read and leave the file alone.
+                let key = self.key(&rendition.playlist);
+                uploader.submit_bytes(Output::Hls, text.as_bytes(), &key, None)?;
+                self.playlists.insert(rendition.playlist.clone(), text);
+            }
+        }
+        if playable && !self.started {
+            let key = self.key(&self.root.join("master.m3u8"));
+            // Announced once the master playlist is stored, after the segments before it.
+            let started = EventBody::HlsStarted {
+                hls_playlist_url: uploader.url(&key),
+                warnings: std::mem::take(warnings),
+            };
+            let master = master_playlist(&self.renditions, &self.root);
+            uploader.submit_bytes(Output::Hls, master.as_bytes(), &key, Some(started))?;
+            self.started = true;
+        }
+        Ok(())
+    }
+
+    /// The storage key of a file in the spool's HLS folder.
+    fn key(&self, path: &Path) -> String {
+        let relative = path.strip_prefix(&self.root).unwrap_or(path);
+        format!("{}/{}", self.prefix, relative.to_string_lossy())
+    }
+}
+
+/// A media playlist's text and the segments it lists, or `None` before it is written.
+fn read_playlist(path: &Path) -> Option<(String, Vec<String>)> {
+    let text = std::fs::read_to_string(path).ok()?;
+    // A playlist caught half written is skipped until the next look; the closed one ends
+    // with the end tag and no newline.
+    let complete = text.ends_with('\n') || text.ends_with("#EXT-X-ENDLIST");
+    if !text.starts_with("#EXTM3U") || !complete {
+        return None;
+    }
+    let segments = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(str::to_owned)
+        .collect();
+    Some((text, segments))
+}

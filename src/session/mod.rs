@@ -1,0 +1,499 @@
+//! One job from start to finish: joins the source, drives the media graph, publishes the
+//! outputs and announces every step.
+
+mod call;
+mod frames;
+mod hls;
+mod recording;
+mod rtmp;
+
+use crate::events::{COMPOSITE, Event, EventBody, EventSink};
+use crate::job::{Job, SourceConfig, ValidatedJob};
+use crate::media::{self, Composite, GraphNotice, PartEvent};
+use crate::source::{CallClock, Source, SourceEvent, SyntheticSource};
+use crate::storage::{JobSpool, Output, RetryPolicy, Uploader};
+use anyhow::Context;
+use call::{LayoutAssets, LiveCall, plan_mixes};
+use frames::FrameOutput;
+use gst::prelude::*;
+use gstreamer as gst;
+use hls::HlsOutput;
+use recording::RecordingOutput;
+use rtmp::RtmpOutput;
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// How long the muxers may take to finalize after the stream ends.
+const FINALIZE_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long RTMP pushes may take to pass the end of stream before they are closed anyway.
+const RTMP_END_GRACE: Duration = Duration::from_secs(5);
+/// How long stopping the pipeline may take before it is left behind.
+const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often the session loop looks at the source, the bus and the stop flag.
+const POLL: Duration = Duration::from_millis(5);
+/// How often new HLS segments are looked for.
+const PUBLISH_EVERY: Duration = Duration::from_millis(250);
+
+pub struct RunOptions {
+    /// Root folder of the local storage.
+    pub out_dir: PathBuf,
+    /// Where files are written while the job runs, before they are stored.
+    pub spool_dir: PathBuf,
+    /// Where relative media file names in the job are found.
+    pub media_dir: PathBuf,
+    /// When the command started, for the start-up latency figure.
+    pub launched: Instant,
+    /// Where to write the pipeline graph (Graphviz) once media flows.
+    pub dot_file: Option<PathBuf>,
+    /// Frame recording decodes every frame even where keyframes alone would do.
+    pub decode_every_frame: bool,
+    /// How long and how often files are retried before they go to `backup_dir`.
+    pub retry: RetryPolicy,
+    /// Where files the store would not take are kept, per egress id.
+    pub backup_dir: PathBuf,
+}
+
+/// Identity of a running job, fixed at its start.
+pub struct JobIdentity {
+    pub egress_id: String,
+    pub session_id: String,
+}
+
+impl JobIdentity {
+    pub fn of(job: &Job) -> Self {
+        let short = || uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
+        JobIdentity {
+            egress_id: job.egress_id.clone().unwrap_or_else(|| format!("eg_{}", short())),
+            session_id: job
+                .session_id
+                .clone()
+                .unwrap_or_else(|| format!("se_{}", short())),
+        }
+    }
+}
+
+pub(crate) type Emit<'a> = &'a dyn Fn(EventBody);
+
+/// The outputs of a running job.
+struct Outputs {
+    recording: Option<RecordingOutput>,
+    hls: Option<HlsOutput>,
+    rtmp: Vec<RtmpOutput>,
+    frames: Option<FrameOutput>,
+    /// Validation warnings, carried by the first started event.
+    warnings: Vec<String>,
+}
+
+/// Runs a validated job to its end. Returns an error (already announced as failed events) when
+/// the job failed; files written so far stay in the spool or, when the store would not take them,
+/// in the backup folder.
+pub fn run(
+    validated: &ValidatedJob,
+    options: &RunOptions,
+    events: &dyn EventSink,
+    stop: Arc<AtomicBool>,
+) -> anyhow::Result<()> {
+    let job = &validated.job;
+    let id = JobIdentity::of(job);
+    let emit = |body| events.emit(&Event::new(&job.call_cid, &id.egress_id, body));
+    for warning in &validated.warnings {
+        tracing::warn!(egress_id = %id.egress_id, "{warning}");
+    }
+    let warnings = validated.warnings.iter().map(ToString::to_string).collect();
+    let mut lost = BTreeSet::new();
+    let result = open_storage(job, &id, options).and_then(|(storage, spool)| {
+        std::thread::scope(|scope| {
+            let mut uploader = Uploader::start(
+                scope,
+                spool,
+                storage.as_ref(),
+                events,
+                options.retry,
+                &options.backup_dir,
+            );
+            let result = execute(job, &id, options, warnings, &emit, stop, &mut uploader);
+            lost = uploader.finish(result.is_ok());
+            result
+        })
+    });
+    match result {
+        Ok(ended) => {
+            // Stopped once every file of the output is stored; an output that lost files to
+            // the backup folder has announced its failure instead.
+            if ended.hls_started && !lost.contains(&Output::Hls) {
+                emit(EventBody::HlsStopped {});
+            }
+            if ended.frames_started && !lost.contains(&Output::Frames) {
+                emit(EventBody::FrameRecordingStopped {});
+            }
+            match lost.is_empty() {
+                true => Ok(()),
+                false => Err(anyhow::anyhow!(
+                    "some files could not be stored; they are kept in {}",
+                    options.backup_dir.join(&id.egress_id).display()
+                )),
+            }
+        }
+        Err(e) => {
+            let error = redact(job, &format!("{e:#}"));
+            tracing::error!(egress_id = %id.egress_id, %error, "job failed");
+            if job.recording.is_some() && !lost.contains(&Output::Recording) {
+                emit(EventBody::RecordingFailed {
+                    recording_type: COMPOSITE.into(),
+                    error: error.clone(),
+                });
+            }
+            if job.hls.is_some() && !lost.contains(&Output::Hls) {
+                emit(EventBody::HlsFailed { error: error.clone() });
+            }
+            for r in &job.rtmp {
+                emit(EventBody::RtmpFailed {
+                    name: r.name.clone(),
+                    error: error.clone(),
+                });
+            }
+            if job.frame_recording.is_some() && !lost.contains(&Output::Frames) {
+                emit(EventBody::FrameRecordingFailed { error: error.clone() });
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Opens the job's storage, checks that it takes files (before anything is recorded) and
+/// creates the job's spool folder.
+fn open_storage(
+    job: &Job,
+    id: &JobIdentity,
+    options: &RunOptions,
+) -> anyhow::Result<(Box<dyn crate::storage::Storage>, JobSpool)> {
+    let storage = crate::storage::open(&job.storage, &options.out_dir)?;
+    if job.storage.storage_type != crate::job::StorageType::Local {
+        let key = crate::storage::check_key(job.storage.path.as_deref())?;
+        storage.check(&key).context("storage check failed")?;
+    }
+    let spool = JobSpool::create(
+        &options.spool_dir,
+        &id.egress_id,
+        &job.call_cid,
+        &job.storage,
+        &options.out_dir,
+    )?;
+    Ok((storage, spool))
+}
+
+/// What a job that ran to its end still has to announce once its files are stored.
+struct Ended {
+    hls_started: bool,
+    frames_started: bool,
+}
+
+/// Removes every stream key and storage secret of the job from a text.
+fn redact(job: &Job, text: &str) -> String {
+    let text = job.rtmp.iter().fold(text.to_owned(), |t, r| r.redact(&t));
+    job.storage
+        .secrets()
+        .into_iter()
+        .fold(text, |t, secret| t.replace(secret, "[redacted]"))
+}
+
+fn execute(
+    job: &Job,
+    id: &JobIdentity,
+    options: &RunOptions,
+    warnings: Vec<String>,
+    emit: Emit,
+    stop: Arc<AtomicBool>,
+    uploader: &mut Uploader,
+) -> anyhow::Result<Ended> {
+    let spool = options.spool_dir.join(&id.egress_id);
+    let (mixes, assignment) = plan_mixes(job)?;
+    let assets = LayoutAssets::load(&mixes, &options.media_dir);
+    media::init()?;
+    let specs: Vec<_> = mixes.iter().map(|m| m.spec()).collect();
+    let mut graph = Composite::build(&specs)?;
+    let mut outputs = Outputs {
+        recording: match &job.recording {
+            Some(config) => Some(RecordingOutput::attach(
+                &mut graph,
+                job,
+                config,
+                assignment.recording,
+                &spool,
+            )?),
+            None => None,
+        },
+        hls: match (&job.hls, assignment.hls) {
+            (Some(config), Some(mix)) => Some(HlsOutput::attach(
+                &mut graph,
+                job,
+                &id.egress_id,
+                config,
+                mix,
+                &spool,
+            )?),
+            _ => None,
+        },
+        rtmp: job
+            .rtmp
+            .iter()
+            .zip(&assignment.rtmp)
+            .map(|(config, &mix)| RtmpOutput::new(config.clone(), mix))
+            .collect(),
+        frames: match &job.frame_recording {
+            Some(config) => Some(FrameOutput::attach(
+                &mut graph,
+                job,
+                id,
+                config,
+                &spool,
+                !options.decode_every_frame,
+            )?),
+            None => None,
+        },
+        warnings,
+    };
+    let mut call = LiveCall::new(mixes, assets);
+    call.relayout(&graph)?;
+
+    let pipeline = graph.pipeline().clone();
+    let bus = pipeline.bus().context("pipeline without bus")?;
+    pipeline
+        .set_state(gst::State::Playing)
+        .context("the media pipeline did not start")?;
+    let playing_since = Instant::now();
+    if let Some(frames) = &mut outputs.frames {
+        frames.call_start = chrono::Utc::now();
+    }
+
+    let (tx, rx) = mpsc::channel();
+    let source_stop = Arc::new(AtomicBool::new(false));
+    let source: Box<dyn Source> = match &job.source {
+        SourceConfig::Synthetic(s) => Box::new(SyntheticSource::new(s, &options.media_dir)),
+    };
+    let running = pipeline.clone();
+    let clock: CallClock = Arc::new(move || {
+        running
+            .current_running_time()
+            .map_or(Duration::ZERO, |t| Duration::from_nanos(t.nseconds()))
+    });
+    source.start(clock.clone(), tx, source_stop.clone())?;
+
+    let max_duration = Duration::from_secs(job.limits.max_duration_seconds.map_or(u64::MAX / 4, u64::from));
+    let mut finishing: Option<Instant> = None;
+    let mut failure: Option<anyhow::Error> = None;
+    let mut media_flowing = false;
+    let mut last_publish = Instant::now();
+    'run: loop {
+        let end = |reason: &str,
+                   at: Option<Duration>,
+                   finishing: &mut Option<Instant>,
+                   graph: &mut Composite,
+                   outputs: &mut Outputs| {
+            if finishing.is_none() {
+                tracing::info!(egress_id = %id.egress_id, reason, "stopping");
+                *finishing = Some(Instant::now());
+                for push in &mut outputs.rtmp {
+                    push.finish(graph);
+                }
+                graph.finish(at);
+            }
+        };
+        if stop.load(Ordering::Relaxed) {
+            end("stop requested", None, &mut finishing, &mut graph, &mut outputs);
+        } else if playing_since.elapsed() >= max_duration {
+            end(
+                "maximum duration reached",
+                None,
+                &mut finishing,
+                &mut graph,
+                &mut outputs,
+            );
+        }
+        // Waiting on the source (not the bus) keeps cues within a few ms of their time.
+        let mut events = Vec::new();
+        match rx.recv_timeout(POLL) {
+            Ok(event) => events.push(event),
+            Err(mpsc::RecvTimeoutError::Disconnected) => std::thread::sleep(POLL),
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+        }
+        events.extend(rx.try_iter());
+        for event in events {
+            if finishing.is_some() {
+                break;
+            }
+            let ended_at = match &event {
+                SourceEvent::Ended { at } => *at,
+                _ => None,
+            };
+            match call.apply(event, &mut graph) {
+                Ok(true) => {}
+                Ok(false) => end("call ended", ended_at, &mut finishing, &mut graph, &mut outputs),
+                Err(e) => {
+                    failure = Some(e);
+                    end("source failed", None, &mut finishing, &mut graph, &mut outputs);
+                }
+            }
+        }
+        if let Some(since) = finishing
+            && since.elapsed() > RTMP_END_GRACE
+        {
+            for push in &mut outputs.rtmp {
+                push.cut_short(&graph);
+            }
+        }
+        if let Some(since) = finishing
+            && since.elapsed() > FINALIZE_TIMEOUT
+        {
+            failure.get_or_insert_with(|| {
+                anyhow::anyhow!("the outputs did not finalize within {FINALIZE_TIMEOUT:?}")
+            });
+            break;
+        }
+        if finishing.is_none() {
+            for push in &mut outputs.rtmp {
+                push.tick(&mut graph, emit, &mut outputs.warnings);
+            }
+        }
+        if last_publish.elapsed() >= PUBLISH_EVERY
+            && let Some(hls) = &mut outputs.hls
+        {
+            last_publish = Instant::now();
+            hls.publish(uploader, &mut outputs.warnings)?;
+        }
+        if let Some(frames) = &mut outputs.frames {
+            frames.publish(uploader, &call, graph.end_time(), id, emit, &mut outputs.warnings)?;
+        }
+        while let Some(message) = bus.pop() {
+            if let Some((input, level_db)) = graph.audio_level(&message) {
+                let user_id = input.split('/').next().unwrap_or_default().to_owned();
+                if finishing.is_none() {
+                    call.hear(&user_id, level_db, clock(), &graph)?;
+                }
+                continue;
+            }
+            if let Some(part) = PartEvent::from_message(&message) {
+                if let Some(recording) = &mut outputs.recording {
+                    recording.on_part(part, finishing.is_some(), uploader, id)?;
+                }
+                continue;
+            }
+            if GraphNotice::from_message(&message) == Some(GraphNotice::FirstEncodedFrame) {
+                media_flowing = true;
+                tracing::info!(
+                    egress_id = %id.egress_id,
+                    ms_since_launch = options.launched.elapsed().as_millis() as u64,
+                    "first encoded frame"
+                );
+                if let Some(path) = &options.dot_file {
+                    write_graph(&pipeline, path, job);
+                }
+                if let Some(recording) = &mut outputs.recording {
+                    recording.started = true;
+                    emit(EventBody::RecordingStarted {
+                        recording_type: COMPOSITE.into(),
+                        warnings: std::mem::take(&mut outputs.warnings),
+                    });
+                }
+                if let Some(frames) = &mut outputs.frames {
+                    frames.start(emit, &mut outputs.warnings);
+                }
+                continue;
+            }
+            match message.view() {
+                gst::MessageView::Eos(_) => break 'run,
+                gst::MessageView::Error(err) => {
+                    let source = err.src().cloned();
+                    let text = format!("{} ({})", err.error(), err.debug().unwrap_or_default());
+                    if let Some(push) = source
+                        .as_ref()
+                        .and_then(|s| outputs.rtmp.iter_mut().find(|p| p.owns(s)))
+                    {
+                        push.dropped(&text, &graph, emit);
+                        continue;
+                    }
+                    let path = source.map(|s| s.path_string().to_string()).unwrap_or_default();
+                    tracing::error!(element = %path, details = %redact(job, &text), "media pipeline error");
+                    failure = Some(anyhow::anyhow!("media pipeline error in {path}: {}", err.error()));
+                    break 'run;
+                }
+                _ => {}
+            }
+        }
+    }
+    source_stop.store(true, Ordering::Relaxed);
+    // Parts closed while the pipeline drained are on the bus still.
+    let late: Vec<PartEvent> = std::iter::from_fn(|| bus.pop())
+        .filter_map(|m| PartEvent::from_message(&m))
+        .collect();
+    shut_down(&pipeline);
+    if let Some(recording) = &mut outputs.recording {
+        for part in late {
+            recording.on_part(part, true, uploader, id)?;
+        }
+        if recording.started {
+            emit(EventBody::RecordingStopped {
+                recording_type: COMPOSITE.into(),
+            });
+        }
+    }
+    for push in &outputs.rtmp {
+        if let Some(stopped) = push.stopped() {
+            emit(stopped);
+        }
+    }
+    if let Some(frames) = &mut outputs.frames {
+        frames.publish(uploader, &call, graph.end_time(), id, emit, &mut outputs.warnings)?;
+    }
+    if let Some(e) = failure {
+        return Err(e.context(format!("what was written is kept in {}", spool.display())));
+    }
+    if let Some(hls) = &mut outputs.hls {
+        hls.publish(uploader, &mut outputs.warnings)?;
+    }
+    if let Some(recording) = &mut outputs.recording {
+        recording.finish(uploader, id)?;
+    }
+    if !media_flowing {
+        tracing::warn!(egress_id = %id.egress_id, "the job ended before any media was encoded");
+    }
+    Ok(Ended {
+        hls_started: outputs.hls.as_ref().is_some_and(|h| h.started),
+        frames_started: outputs.frames.as_ref().is_some_and(|f| f.started),
+    })
+}
+
+/// Stops the pipeline. An element that hangs in its shutdown (a network sink, say) cannot hold
+/// the job: after a while the pipeline is left behind and the files, finished at EOS, go on.
+fn shut_down(pipeline: &gst::Pipeline) {
+    let (done_tx, done_rx) = mpsc::channel();
+    let stopping = pipeline.clone();
+    let spawned = std::thread::Builder::new()
+        .name("pipeline-stop".into())
+        .spawn(move || {
+            let _ = stopping.set_state(gst::State::Null);
+            let _ = done_tx.send(());
+        });
+    if spawned.is_err() {
+        let _ = pipeline.set_state(gst::State::Null);
+        return;
+    }
+    if done_rx.recv_timeout(SHUTDOWN_TIMEOUT).is_err() {
+        tracing::error!(
+            timeout_s = SHUTDOWN_TIMEOUT.as_secs(),
+            "the media pipeline did not stop in time; left behind"
+        );
+    }
+}
+
+/// Writes the pipeline as a Graphviz file, without stream keys.
+fn write_graph(pipeline: &gst::Pipeline, path: &std::path::Path, job: &Job) {
+    let dot = pipeline.debug_to_dot_data(gst::DebugGraphDetails::all());
+    if let Err(e) = std::fs::write(path, redact(job, &dot)) {
+        tracing::warn!(error = %e, path = %path.display(), "cannot write the pipeline graph");
+    }
+}

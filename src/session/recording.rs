@@ -1,0 +1,112 @@
+//! The recording output of a session: names its parts, stores each one when it closes and
+//! announces it.
+
+use super::JobIdentity;
+use crate::events::{COMPOSITE, CallRecording, EventBody, now_rfc3339};
+use crate::job::{Job, RecordingConfig};
+use crate::media::{Composite, PartEvent, RecordingSpec, attach_recording};
+use crate::storage::{self, Output, Uploader};
+use anyhow::Context;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub struct RecordingOutput {
+    prefix: Option<String>,
+    /// Wall-clock start of each open part.
+    opened: HashMap<PathBuf, String>,
+    /// Parts closed while the job was ending, announced after `stopped`.
+    closing: Vec<PathBuf>,
+    pub started: bool,
+}
+
+impl RecordingOutput {
+    pub fn attach(
+        graph: &mut Composite,
+        job: &Job,
+        config: &RecordingConfig,
+        mix: Option<usize>,
+        spool: &Path,
+    ) -> anyhow::Result<RecordingOutput> {
+        // Fail early on a bad prefix rather than at the end of a long call.
+        storage::object_key(job.storage.path.as_deref(), "x")?;
+        let extension = if config.audio_only { "m4a" } else { "mp4" };
+        let (call_type, call_id, quality) = (
+            job.call_type().to_owned(),
+            job.call_id().to_owned(),
+            config.quality.name(),
+        );
+        let dir = spool.to_owned();
+        let part_path = Arc::new(move |_index: u32| {
+            let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
+            dir.join(format!("rec_{call_type}_{call_id}_{quality}_{stamp}.{extension}"))
+        });
+        attach_recording(
+            graph,
+            &RecordingSpec {
+                video: mix.map(|m| (m, config.quality)),
+                max_part: Duration::from_secs(u64::from(config.max_file_duration_s)),
+                part_path,
+            },
+        )?;
+        Ok(RecordingOutput {
+            prefix: job.storage.path.clone(),
+            opened: HashMap::new(),
+            closing: Vec::new(),
+            started: false,
+        })
+    }
+
+    /// Handles a part opening or closing; a closed part is stored and announced at once,
+    /// unless the job is ending (then after `stopped`).
+    pub fn on_part(
+        &mut self,
+        part: PartEvent,
+        ending: bool,
+        uploader: &mut Uploader,
+        id: &JobIdentity,
+    ) -> anyhow::Result<()> {
+        match part {
+            PartEvent::Opened(path) => {
+                tracing::info!(file = %path.display(), "recording part opened");
+                self.opened.insert(path, now_rfc3339());
+            }
+            PartEvent::Closed(path) if ending => self.closing.push(path),
+            PartEvent::Closed(path) => self.store(&path, uploader, id)?,
+        }
+        Ok(())
+    }
+
+    /// Stores the parts that closed as the job ended.
+    pub fn finish(&mut self, uploader: &mut Uploader, id: &JobIdentity) -> anyhow::Result<()> {
+        for path in std::mem::take(&mut self.closing) {
+            self.store(&path, uploader, id)?;
+        }
+        Ok(())
+    }
+
+    /// Hands a closed part to the uploader; it is announced once stored.
+    fn store(&mut self, path: &Path, uploader: &mut Uploader, id: &JobIdentity) -> anyhow::Result<()> {
+        let filename = path
+            .file_name()
+            .context("part without a file name")?
+            .to_string_lossy()
+            .to_string();
+        let key = storage::object_key(self.prefix.as_deref(), &filename)?;
+        let start_time = self.opened.remove(path).unwrap_or_else(now_rfc3339);
+        tracing::info!(%filename, "recording part closed");
+        let ready = EventBody::RecordingReady {
+            recording_type: COMPOSITE.into(),
+            call_recording: CallRecording {
+                filename,
+                url: uploader.url(&key),
+                start_time,
+                end_time: now_rfc3339(),
+                session_id: id.session_id.clone(),
+                recording_type: COMPOSITE.into(),
+            },
+        };
+        uploader.submit_file(Output::Recording, path, &key, Some(ready))
+    }
+}

@@ -1,0 +1,134 @@
+//! The RTMP outputs of a session: one push per destination, retried with backoff when the
+//! connection drops while everything else carries on. Stream keys never reach logs or events.
+
+use super::Emit;
+use crate::events::EventBody;
+use crate::job::RtmpConfig;
+use crate::media::{Composite, RtmpBranch};
+use gstreamer as gst;
+use std::time::{Duration, Instant};
+
+const FIRST_RETRY: Duration = Duration::from_secs(1);
+const LONGEST_RETRY: Duration = Duration::from_secs(16);
+/// A destination unreachable for this long is given up, with a failed event.
+const GIVE_UP_AFTER: Duration = Duration::from_secs(60);
+
+pub struct RtmpOutput {
+    config: RtmpConfig,
+    mix: usize,
+    branch: Option<RtmpBranch>,
+    connected: bool,
+    pub started: bool,
+    failed: bool,
+    retry_at: Option<Instant>,
+    backoff: Duration,
+    down_since: Instant,
+}
+
+impl RtmpOutput {
+    pub fn new(config: RtmpConfig, mix: usize) -> Self {
+        RtmpOutput {
+            config,
+            mix,
+            branch: None,
+            connected: false,
+            started: false,
+            failed: false,
+            retry_at: Some(Instant::now()),
+            backoff: FIRST_RETRY,
+            down_since: Instant::now(),
+        }
+    }
+
+    /// Attaches when a retry is due, and notices when the server starts taking data.
+    pub fn tick(&mut self, graph: &mut Composite, emit: Emit, warnings: &mut Vec<String>) {
+        if self.failed {
+            return;
+        }
+        if self.branch.is_none() && self.retry_at.is_some_and(|at| Instant::now() >= at) {
+            self.retry_at = None;
+            let url = self.config.push_url();
+            match RtmpBranch::attach(graph, self.mix, self.config.quality, &url, &self.config.name) {
+                Ok(branch) => {
+                    tracing::info!(name = %self.config.name, url = %self.config.stream_url, "rtmp push connecting");
+                    self.branch = Some(branch);
+                }
+                Err(e) => self.dropped(&format!("{e:#}"), graph, emit),
+            }
+        }
+        if !self.connected && self.branch.as_ref().is_some_and(|b| b.bytes_sent() > 0) {
+            self.connected = true;
+            self.backoff = FIRST_RETRY;
+            tracing::info!(name = %self.config.name, "rtmp push connected");
+            if !self.started {
+                self.started = true;
+                emit(EventBody::RtmpStarted {
+                    name: self.config.name.clone(),
+                    warnings: std::mem::take(warnings),
+                });
+            }
+        }
+        if !self.connected && self.down_since.elapsed() > GIVE_UP_AFTER {
+            self.give_up("the destination could not be reached for 60 s", graph, emit);
+        }
+    }
+
+    /// True when `source` (of a bus error) belongs to this push.
+    pub fn owns(&self, source: &gst::Object) -> bool {
+        self.branch.as_ref().is_some_and(|b| b.owns(source))
+    }
+
+    /// The push failed: drop it and try again after a backoff.
+    pub fn dropped(&mut self, error: &str, graph: &Composite, _emit: Emit) {
+        let error = self.config.redact(error);
+        if let Some(branch) = self.branch.take() {
+            branch.detach(graph.pipeline());
+        }
+        if self.connected {
+            self.connected = false;
+            self.down_since = Instant::now();
+        }
+        tracing::warn!(name = %self.config.name, %error, retry_in_s = self.backoff.as_secs(), "rtmp push dropped");
+        self.retry_at = Some(Instant::now() + self.backoff);
+        self.backoff = (self.backoff * 2).min(LONGEST_RETRY);
+    }
+
+    fn give_up(&mut self, error: &str, graph: &Composite, emit: Emit) {
+        if let Some(branch) = self.branch.take() {
+            branch.detach(graph.pipeline());
+        }
+        self.failed = true;
+        tracing::error!(name = %self.config.name, error, "rtmp push failed");
+        emit(EventBody::RtmpFailed {
+            name: self.config.name.clone(),
+            error: error.to_owned(),
+        });
+    }
+
+    /// At the end of the job: a connected push gets a clean end of stream with the rest of the
+    /// graph; one that is not connected is dropped so that it cannot hold the end up.
+    pub fn finish(&mut self, graph: &Composite) {
+        self.retry_at = None;
+        if !self.connected
+            && let Some(branch) = self.branch.take()
+        {
+            branch.detach(graph.pipeline());
+        }
+    }
+
+    /// The end of stream did not get through this push in time (a slow or stalled server):
+    /// it is taken out so that the files of the job can finish without it.
+    pub fn cut_short(&mut self, graph: &Composite) {
+        if let Some(branch) = self.branch.take() {
+            tracing::warn!(name = %self.config.name, "rtmp push did not end in time; closed");
+            branch.detach(graph.pipeline());
+        }
+    }
+
+    /// The announcement of the end, for a push that started and did not fail.
+    pub fn stopped(&self) -> Option<EventBody> {
+        (self.started && !self.failed).then(|| EventBody::RtmpStopped {
+            name: self.config.name.clone(),
+        })
+    }
+}

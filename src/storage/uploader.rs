@@ -1,0 +1,380 @@
+//! The queue between the spool and the storage. Each output has its own lane, so a large
+//! recording never holds up HLS segments or frames, and files of one output reach the store in
+//! the order they were handed in (a playlist never lands before its segments). Every file is
+//! written down in the spool (`uploads/N.json` beside `uploads/N.data`) before it is queued, and
+//! taken out only once the store has confirmed it: a worker that dies leaves the list behind for
+//! [`resume`](super::resume) to finish. A file the store would not take before the deadline is
+//! moved to the backup folder and its output's failed event says where.
+
+use super::Storage;
+use super::spool::{JobSpool, Pending};
+use crate::events::{COMPOSITE, Event, EventBody, EventSink};
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::thread::{Scope, ScopedJoinHandle};
+use std::time::{Duration, Instant};
+
+/// How long and how often a file is retried.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    /// After this long without success a file goes to the backup folder.
+    pub deadline: Duration,
+    /// The first wait; each next one doubles, up to `longest_wait`.
+    pub first_wait: Duration,
+    pub longest_wait: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            deadline: Duration::from_secs(600),
+            first_wait: Duration::from_millis(500),
+            longest_wait: Duration::from_secs(30),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The wait before attempt `attempt + 1`: exponential, with full jitter on the upper half so
+    /// that many workers retrying against one store do not knock in step.
+    pub fn wait(&self, attempt: u32) -> Duration {
+        let exponential = self.first_wait.saturating_mul(1 << attempt.min(16));
+        let ceiling = exponential.min(self.longest_wait);
+        ceiling.mul_f64(0.5 + fastrand::f64() * 0.5)
+    }
+}
+
+/// The output a file belongs to: its lane, and the event that announces its failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Output {
+    Recording,
+    Hls,
+    Frames,
+    Transcript,
+}
+
+impl Output {
+    fn failed(self, error: String) -> EventBody {
+        match self {
+            Output::Recording => EventBody::RecordingFailed {
+                recording_type: COMPOSITE.into(),
+                error,
+            },
+            Output::Hls => EventBody::HlsFailed { error },
+            Output::Frames => EventBody::FrameRecordingFailed { error },
+            Output::Transcript => EventBody::TranscriptionFailed { error },
+        }
+    }
+}
+
+/// One file on its way to the store.
+struct Item {
+    id: u64,
+    pending: Pending,
+}
+
+/// What the lanes share: which outputs lost files, and who to tell.
+struct Shared<'env> {
+    storage: &'env dyn Storage,
+    events: &'env dyn EventSink,
+    policy: RetryPolicy,
+    spool: JobSpool,
+    backup_dir: PathBuf,
+    failed: Mutex<BTreeSet<Output>>,
+}
+
+pub struct Uploader<'scope, 'env> {
+    lanes: HashMap<Output, mpsc::Sender<Item>>,
+    handles: Vec<ScopedJoinHandle<'scope, ()>>,
+    shared: Arc<Shared<'env>>,
+    next_id: AtomicU64,
+    scope: &'scope Scope<'scope, 'env>,
+}
+
+impl<'scope, 'env> Uploader<'scope, 'env> {
+    pub fn start(
+        scope: &'scope Scope<'scope, 'env>,
+        spool: JobSpool,
+        storage: &'env dyn Storage,
+        events: &'env dyn EventSink,
+        policy: RetryPolicy,
+        backup_dir: &Path,
+    ) -> Self {
+        let next_id = AtomicU64::new(spool.next_upload_id());
+        Uploader {
+            lanes: HashMap::new(),
+            handles: Vec::new(),
+            shared: Arc::new(Shared {
+                storage,
+                events,
+                policy,
+                spool,
+                backup_dir: backup_dir.to_owned(),
+                failed: Mutex::new(BTreeSet::new()),
+            }),
+            next_id,
+            scope,
+        }
+    }
+
+    /// The URL a key will have once stored, for events announced before the upload ends.
+    pub fn url(&self, key: &str) -> String {
+        self.shared.storage.url(key)
+    }
+
+    /// Queues a finished file: it is moved into the spool's upload list at once, so the caller
+    /// may reuse its name. `ready` is announced once the store holds the file.
+    pub fn submit_file(
+        &mut self,
+        output: Output,
+        file: &Path,
+        key: &str,
+        ready: Option<EventBody>,
+    ) -> anyhow::Result<()> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let data = self.shared.spool.data_path(id);
+        std::fs::rename(file, &data)
+            .with_context(|| format!("cannot move {} into the upload spool", file.display()))?;
+        self.queue(id, output, key, ready)
+    }
+
+    /// Queues bytes (a playlist that is rewritten in place, say) as a file of their own.
+    pub fn submit_bytes(
+        &mut self,
+        output: Output,
+        bytes: &[u8],
+        key: &str,
+        ready: Option<EventBody>,
+    ) -> anyhow::Result<()> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let data = self.shared.spool.data_path(id);
+        std::fs::write(&data, bytes).with_context(|| format!("cannot write {}", data.display()))?;
+        self.queue(id, output, key, ready)
+    }
+
+    /// Re-queues a file a dead worker left in the spool.
+    fn requeue(&mut self, id: u64, pending: Pending) {
+        self.lane(pending.output).send(Item { id, pending }).ok();
+    }
+
+    fn queue(&mut self, id: u64, output: Output, key: &str, ready: Option<EventBody>) -> anyhow::Result<()> {
+        let data = self.shared.spool.data_path(id);
+        let size = std::fs::metadata(&data)
+            .with_context(|| format!("cannot read {}", data.display()))?
+            .len();
+        let pending = Pending {
+            key: key.to_owned(),
+            size,
+            output,
+            submitted_at: chrono::Utc::now(),
+            ready: ready
+                .map(|body| Event::new(&self.shared.spool.call_cid, &self.shared.spool.egress_id, body)),
+        };
+        self.shared.spool.write_pending(id, &pending)?;
+        self.lane(output).send(Item { id, pending }).ok();
+        Ok(())
+    }
+
+    fn lane(&mut self, output: Output) -> &mpsc::Sender<Item> {
+        let shared = &self.shared;
+        let handles = &mut self.handles;
+        let scope = self.scope;
+        self.lanes.entry(output).or_insert_with(|| {
+            let (tx, rx) = mpsc::channel::<Item>();
+            let shared = shared.clone();
+            let handle = std::thread::Builder::new()
+                .name(format!("upload-{output:?}").to_lowercase())
+                .spawn_scoped(scope, move || {
+                    for item in rx {
+                        deliver(&shared, item);
+                    }
+                })
+                .expect("cannot start an upload thread");
+            handles.push(handle);
+            tx
+        })
+    }
+
+    /// Waits until every queued file is stored or backed up; returns the outputs that lost files
+    /// to the backup folder (their failed events are already out). When all went well the
+    /// upload list is removed, and with `whole_folder` the job's spool folder with it.
+    pub fn finish(mut self, whole_folder: bool) -> BTreeSet<Output> {
+        self.lanes.clear();
+        for handle in self.handles.drain(..) {
+            let _ = handle.join();
+        }
+        let failed = std::mem::take(&mut *self.shared.failed.lock().unwrap_or_else(|p| p.into_inner()));
+        if failed.is_empty() && !self.shared.spool.has_pending() {
+            self.shared.spool.remove(whole_folder);
+        }
+        failed
+    }
+}
+
+/// Stores one file, retrying until the deadline; then backs it up.
+fn deliver(shared: &Shared, item: Item) {
+    let Item { id, pending } = item;
+    let data = shared.spool.data_path(id);
+    let deadline = shared.policy.deadline;
+    let age = |pending: &Pending| {
+        (chrono::Utc::now() - pending.submitted_at)
+            .to_std()
+            .unwrap_or_default()
+    };
+    let mut attempt = 0u32;
+    let started = Instant::now();
+    loop {
+        let result = std::fs::metadata(&data)
+            .with_context(|| format!("the spooled file {} is gone", data.display()))
+            .and_then(|meta| {
+                anyhow::ensure!(
+                    meta.len() == pending.size,
+                    "the spooled file {} is {} bytes, {} were written",
+                    data.display(),
+                    meta.len(),
+                    pending.size
+                );
+                shared.storage.store(&data, &pending.key)
+            });
+        match result {
+            Ok(()) => {
+                tracing::info!(
+                    key = %pending.key,
+                    bytes = pending.size,
+                    attempts = attempt + 1,
+                    ms = started.elapsed().as_millis() as u64,
+                    "stored"
+                );
+                shared.spool.forget(id);
+                if let Some(mut event) = pending.ready {
+                    event.created_at = crate::events::now_rfc3339();
+                    shared.events.emit(&event);
+                }
+                return;
+            }
+            Err(e) if age(&pending) + shared.policy.wait(attempt) >= deadline => {
+                back_up(shared, id, &pending, &format!("{e:#}"));
+                return;
+            }
+            Err(e) => {
+                let wait = shared.policy.wait(attempt);
+                tracing::warn!(
+                    key = %pending.key,
+                    attempt = attempt + 1,
+                    wait_ms = wait.as_millis() as u64,
+                    error = %format!("{e:#}"),
+                    "store failed; retrying"
+                );
+                std::thread::sleep(wait);
+                attempt += 1;
+            }
+        }
+    }
+}
+
+/// Moves a file the store would not take out of the spool into the backup folder, under its key.
+fn back_up(shared: &Shared, id: u64, pending: &Pending, error: &str) {
+    let target = shared.backup_dir.join(&shared.spool.egress_id).join(&pending.key);
+    let moved = target
+        .parent()
+        .map_or(Ok(()), std::fs::create_dir_all)
+        .and_then(|_| move_file(&shared.spool.data_path(id), &target));
+    let kept = match moved {
+        Ok(()) => {
+            shared.spool.forget(id);
+            target.display().to_string()
+        }
+        // Left in the spool, where the next start of the worker tries again.
+        Err(_) => shared.spool.data_path(id).display().to_string(),
+    };
+    tracing::error!(key = %pending.key, %error, kept = %kept, "the store did not take the file in time");
+    let first = shared
+        .failed
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(pending.output);
+    if first {
+        let folder = shared.backup_dir.join(&shared.spool.egress_id);
+        let body = pending.output.failed(format!(
+            "storing {} failed for {} s ({error}); files that could not be stored are kept in {}",
+            pending.key,
+            shared.policy.deadline.as_secs(),
+            folder.display()
+        ));
+        shared
+            .events
+            .emit(&Event::new(&shared.spool.call_cid, &shared.spool.egress_id, body));
+    }
+}
+
+fn move_file(from: &Path, to: &Path) -> std::io::Result<()> {
+    match std::fs::rename(from, to) {
+        Ok(()) => Ok(()),
+        // Another file system: copy, then remove.
+        Err(_) => std::fs::copy(from, to).and_then(|_| std::fs::remove_file(from)),
+    }
+}
+
+/// Finishes the uploads of jobs whose worker died: every job folder in `spool_root` that no live
+/// process holds is queued again, in the order it was written, to the storage it names.
+pub fn resume(
+    spool_root: &Path,
+    events: &dyn EventSink,
+    policy: RetryPolicy,
+    backup_dir: &Path,
+) -> anyhow::Result<usize> {
+    let mut resumed = 0;
+    for spool in JobSpool::abandoned(spool_root)? {
+        let pending = spool.pending();
+        if pending.is_empty() {
+            spool.remove(false);
+            continue;
+        }
+        let storage = match spool.open_storage() {
+            Ok(storage) => storage,
+            Err(e) => {
+                tracing::error!(egress_id = %spool.egress_id, error = %format!("{e:#}"), "cannot resume uploads");
+                continue;
+            }
+        };
+        tracing::info!(egress_id = %spool.egress_id, files = pending.len(), "resuming uploads left by a stopped worker");
+        resumed += pending.len();
+        std::thread::scope(|scope| {
+            let mut uploader = Uploader::start(scope, spool, storage.as_ref(), events, policy, backup_dir);
+            for (id, item) in pending {
+                uploader.requeue(id, item);
+            }
+            uploader.finish(false);
+        });
+    }
+    Ok(resumed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn waits_grow_exponentially_up_to_the_ceiling_with_jitter() {
+        let policy = RetryPolicy {
+            deadline: Duration::from_secs(60),
+            first_wait: Duration::from_millis(100),
+            longest_wait: Duration::from_secs(2),
+        };
+        for _ in 0..50 {
+            let first = policy.wait(0);
+            assert!(first >= Duration::from_millis(50) && first <= Duration::from_millis(100));
+            let third = policy.wait(2);
+            assert!(third >= Duration::from_millis(200) && third <= Duration::from_millis(400));
+            let late = policy.wait(30);
+            assert!(late >= Duration::from_secs(1) && late <= Duration::from_secs(2));
+        }
+        let spread: BTreeSet<_> = (0..20).map(|_| policy.wait(3).as_micros()).collect();
+        assert!(spread.len() > 10, "jitter spreads the waits: {spread:?}");
+    }
+}
