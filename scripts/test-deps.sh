@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the integration tests need beyond the worker itself: nginx with the RTMP module
-# (RTMP pushes), Chromium with hls.js and playwright-core (HLS playback in a real browser).
+# (RTMP pushes), Chromium with hls.js and playwright-core (HLS playback in a real browser),
+# RabbitMQ (started when it is not running) and the S3 emulator.
 # Idempotent; npm packages live in the cache folder, outside the clone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,6 +29,25 @@ if [ ! -f "$npm_dir/node_modules/hls.js/dist/hls.min.js" ] || [ ! -d "$npm_dir/n
   mkdir -p "$npm_dir"
   cp tests/browser/package.json "$npm_dir/package.json"
   (cd "$npm_dir" && npm install --no-audit --no-fund --silent >&2)
+fi
+
+# RabbitMQ for the fleet tests: the machine usually runs it on 127.0.0.1:5672; start it if not.
+if ! (echo > /dev/tcp/127.0.0.1/5672) 2>/dev/null; then
+  if ! command -v rabbitmq-server >/dev/null; then
+    echo "test-deps: installing rabbitmq-server" >&2
+    sudo_cmd=""; [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+    $sudo_cmd apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends rabbitmq-server >&2
+  fi
+  echo "test-deps: starting RabbitMQ" >&2
+  rabbitmq-server -detached >&2 || true
+  # scripts/test.sh stops what it started.
+  touch "$EGRESS_CACHE/rabbitmq-started-by-tests"
+  for _ in $(seq 1 60); do
+    (echo > /dev/tcp/127.0.0.1/5672) 2>/dev/null && break
+    sleep 1
+  done
+  (echo > /dev/tcp/127.0.0.1/5672) 2>/dev/null || { echo "test-deps: RabbitMQ did not start" >&2; exit 1; }
 fi
 
 # Storage emulators from PyPI, in a virtual environment in the cache folder.

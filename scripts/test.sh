@@ -3,8 +3,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SKIP_BUILD=1 bash scripts/setup.sh
-bash scripts/test-deps.sh
 source scripts/env.sh
+stop_started_services() {
+  if [ -f "$EGRESS_CACHE/rabbitmq-started-by-tests" ]; then
+    rabbitmqctl stop >/dev/null 2>&1 || true
+    rm -f "$EGRESS_CACHE/rabbitmq-started-by-tests"
+  fi
+}
+trap stop_started_services EXIT
+bash scripts/test-deps.sh
 cargo fmt --all -- --check
 cargo clippy --release --locked --all-targets -- -D warnings
 # Integration tests run real-time pipelines; two at a time fits two cores.

@@ -5,6 +5,7 @@ pub mod job;
 pub mod layout;
 pub mod media;
 pub mod participants;
+pub mod queue;
 pub mod render;
 pub mod session;
 pub mod source;

@@ -1,6 +1,7 @@
 use clap::{Parser, Subcommand};
-use egress::events::{COMPOSITE, Event, EventBody, EventSink, JsonLinesSink};
+use egress::events::{EventSink, JsonLinesSink};
 use egress::job::{self, Problem};
+use egress::queue::{self, WorkerConfig};
 use egress::session::{self, RunOptions};
 use egress::storage::{self, RetryPolicy};
 use std::path::{Path, PathBuf};
@@ -50,6 +51,24 @@ enum Command {
     },
     /// Prints the JSON Schema of the job contract.
     Schema,
+    /// Takes jobs from RabbitMQ and runs them (events to the events exchange).
+    Worker {
+        /// Worker configuration (TOML); every value can be overridden from the environment.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Puts a job on the queue; prints its egress id.
+    Submit {
+        job: PathBuf,
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Stops a running job wherever it runs.
+    Stop {
+        egress_id: String,
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -109,6 +128,53 @@ fn main() -> ExitCode {
         Command::Storage {
             action: StorageAction::Check { storage, out },
         } => check_storage(&storage, &out),
+        Command::Worker { config } => {
+            let config = match WorkerConfig::load(config.as_deref()) {
+                Ok(config) => config,
+                Err(e) => {
+                    eprintln!("{e:#}");
+                    return ExitCode::from(EXIT_INVALID);
+                }
+            };
+            let shutdown = Arc::new(AtomicBool::new(false));
+            for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+                let _ = signal_hook::flag::register_conditional_shutdown(signal, 130, shutdown.clone());
+                let _ = signal_hook::flag::register(signal, shutdown.clone());
+            }
+            match queue::run_worker(config, shutdown) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!(error = %format!("{e:#}"), "worker stopped");
+                    ExitCode::from(EXIT_FAILED)
+                }
+            }
+        }
+        Command::Submit { job, config } => {
+            let outcome = WorkerConfig::load(config.as_deref()).and_then(|config| {
+                let text = std::fs::read_to_string(&job)
+                    .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", job.display()))?;
+                queue::submit(&config.amqp, &text)
+            });
+            match outcome {
+                Ok(egress_id) => {
+                    println!("{egress_id}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("submit failed: {e:#}");
+                    ExitCode::from(EXIT_FAILED)
+                }
+            }
+        }
+        Command::Stop { egress_id, config } => {
+            match WorkerConfig::load(config.as_deref()).and_then(|c| queue::send_stop(&c.amqp, &egress_id)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("stop failed: {e:#}");
+                    ExitCode::from(EXIT_FAILED)
+                }
+            }
+        }
         Command::Storage {
             action:
                 StorageAction::Upload {
@@ -314,27 +380,7 @@ fn report(path: &Path, problems: &[Problem]) {
 
 /// A refused job still gets a failed event when it names its call, so a coordinator hears of it.
 fn announce_refusal(path: &Path, problems: &[Problem], events: &dyn EventSink) {
-    let Ok(text) = std::fs::read_to_string(path) else {
-        return;
-    };
-    let Ok(value) = serde_json::from_str::<serde_json::Value>(&text) else {
-        return;
-    };
-    let Some(call_cid) = value.get("call_cid").and_then(|v| v.as_str()) else {
-        return;
-    };
-    let egress_id = value.get("egress_id").and_then(|v| v.as_str()).unwrap_or("");
-    let error = problems
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join("; ");
-    events.emit(&Event::new(
-        call_cid,
-        egress_id,
-        EventBody::RecordingFailed {
-            recording_type: COMPOSITE.into(),
-            error: format!("invalid job: {error}"),
-        },
-    ));
+    if let Ok(text) = std::fs::read_to_string(path) {
+        session::announce_refusal(&text, problems, events);
+    }
 }

@@ -1,8 +1,10 @@
 //! Events announcing every state change of a job, shaped like the seed's event models.
 
 mod sink;
+mod webhook;
 
 pub use sink::{EventSink, JsonLinesSink, MemorySink};
+pub use webhook::{FanOut, WebhookConfig, WebhookSink, signature};
 
 use serde::{Deserialize, Serialize};
 

@@ -192,6 +192,40 @@ struct Ended {
     frames_started: bool,
 }
 
+/// Announces a job that cannot run (it did not validate): a failed event for each output the
+/// job asked for (the recording's when it names none), when the job says which call it is for.
+pub fn announce_refusal(text: &str, problems: &[crate::job::Problem], events: &dyn EventSink) {
+    let Ok(value) = serde_json::from_str::<serde_json::Value>(text) else {
+        return;
+    };
+    let Some(call_cid) = value.get("call_cid").and_then(|v| v.as_str()) else {
+        return;
+    };
+    let egress_id = value.get("egress_id").and_then(|v| v.as_str()).unwrap_or("");
+    let listed: Vec<String> = problems.iter().map(ToString::to_string).collect();
+    let error = format!("invalid job: {}", listed.join("; "));
+    let asked = |key: &str| value.get(key).is_some_and(|v| !v.is_null());
+    let mut bodies = Vec::new();
+    if asked("hls") {
+        bodies.push(EventBody::HlsFailed { error: error.clone() });
+    }
+    if asked("frame_recording") {
+        bodies.push(EventBody::FrameRecordingFailed { error: error.clone() });
+    }
+    if asked("recording") || bodies.is_empty() {
+        bodies.insert(
+            0,
+            EventBody::RecordingFailed {
+                recording_type: COMPOSITE.into(),
+                error: error.clone(),
+            },
+        );
+    }
+    for body in bodies {
+        events.emit(&Event::new(call_cid, egress_id, body));
+    }
+}
+
 /// Removes every stream key and storage secret of the job from a text.
 fn redact(job: &Job, text: &str) -> String {
     let text = job.rtmp.iter().fold(text.to_owned(), |t, r| r.redact(&t));

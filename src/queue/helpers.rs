@@ -1,0 +1,54 @@
+//! Coordinator helpers: put a job on the queue, stop a running job.
+
+use super::amqp;
+use super::config::AmqpConfig;
+use super::control::ControlMessage;
+use anyhow::Context;
+
+fn block_on<T>(work: impl std::future::Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start a runtime")?
+        .block_on(work)
+}
+
+/// Publishes a job (persistent, confirmed by the broker). A job without `egress_id` gets one
+/// here, so that the coordinator knows it before any event. Returns the egress id.
+pub fn submit(config: &AmqpConfig, job: &str) -> anyhow::Result<String> {
+    let mut value: serde_json::Value = serde_json::from_str(job).context("the job is not JSON")?;
+    let object = value.as_object_mut().context("the job is not a JSON object")?;
+    let egress_id = match object.get("egress_id").and_then(|v| v.as_str()) {
+        Some(id) => id.to_owned(),
+        None => {
+            let id = format!("eg_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+            object.insert("egress_id".into(), id.clone().into());
+            id
+        }
+    };
+    let body = serde_json::to_vec(&value)?;
+    block_on(async {
+        let connection = amqp::connect(config).await?;
+        let channel = amqp::confirming_channel(&connection).await?;
+        amqp::declare(&channel, config).await?;
+        amqp::publish(&channel, "", &config.job_queue, &body).await?;
+        let _ = connection.close(200, "done".into()).await;
+        Ok(())
+    })?;
+    Ok(egress_id)
+}
+
+/// Asks the worker running `egress_id`, wherever it is, to stop it.
+pub fn send_stop(config: &AmqpConfig, egress_id: &str) -> anyhow::Result<()> {
+    let body = serde_json::to_vec(&ControlMessage::Stop {
+        egress_id: egress_id.to_owned(),
+    })?;
+    block_on(async {
+        let connection = amqp::connect(config).await?;
+        let channel = amqp::confirming_channel(&connection).await?;
+        amqp::declare(&channel, config).await?;
+        amqp::publish(&channel, &config.control_exchange, "", &body).await?;
+        let _ = connection.close(200, "done".into()).await;
+        Ok(())
+    })
+}

@@ -1,0 +1,14 @@
+//! Running as a fleet on RabbitMQ: the worker (`egress worker`), its configuration, admission by
+//! estimated CPU cost, control messages, and the coordinator helpers (`egress submit`, `stop`).
+
+mod amqp;
+pub mod config;
+pub mod control;
+pub mod cost;
+mod helpers;
+mod worker;
+
+pub use amqp::AmqpEventSink;
+pub use config::WorkerConfig;
+pub use helpers::{send_stop, submit};
+pub use worker::run as run_worker;

@@ -1,0 +1,464 @@
+//! `egress worker`: takes jobs from the durable queue while their estimated cost fits the
+//! budget, runs each in its own session thread, and acks a job only once it has ended and its
+//! files are stored. A job the worker cannot finish (SIGTERM past the grace period) is handed
+//! back to the queue; a worker that dies leaves its jobs unacked, and RabbitMQ gives them to
+//! another worker, which runs them again under the same `egress_id` (a new part).
+
+use super::amqp::{self, AmqpEventSink, SharedChannel};
+use super::config::WorkerConfig;
+use super::control::ControlMessage;
+use super::cost;
+use crate::events::{EventSink, FanOut, WebhookSink};
+use crate::job::{self, ValidatedJob};
+use crate::session::{self, RunOptions};
+use anyhow::Context;
+use futures_lite::StreamExt;
+use lapin::message::Delivery;
+use lapin::options::{
+    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
+    BasicRejectOptions, QueueBindOptions, QueueDeclareOptions,
+};
+use lapin::types::FieldTable;
+use lapin::{Channel, Consumer};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A job running on this worker.
+struct RunningJob {
+    stop: Arc<AtomicBool>,
+    cost: f64,
+    /// The delivery to settle when the job ends (the latest, after a redelivery).
+    delivery: Delivery,
+    /// Set when the job is stopped for the worker's shutdown: it goes back to the queue.
+    hand_back: bool,
+}
+
+/// What became of a job offered by the broker.
+enum Admission {
+    Taken,
+    /// Invalid (dead-lettered) or a duplicate of a running job.
+    Refused,
+    /// Does not fit the budget now; given back to the queue.
+    Full,
+}
+
+/// How a session thread reports its end.
+struct Finished {
+    egress_id: String,
+}
+
+pub struct Worker {
+    config: WorkerConfig,
+    events: Arc<dyn EventSink>,
+    publishing: SharedChannel,
+    running: HashMap<String, RunningJob>,
+    finished_tx: tokio::sync::mpsc::UnboundedSender<Finished>,
+    finished_rx: tokio::sync::mpsc::UnboundedReceiver<Finished>,
+    shutdown: Arc<AtomicBool>,
+    shutdown_since: Option<Instant>,
+}
+
+/// Runs the worker until SIGTERM/SIGINT (`shutdown`) and its jobs have ended or been handed back.
+pub fn run(config: WorkerConfig, shutdown: Arc<AtomicBool>) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("amqp")
+        .enable_all()
+        .build()
+        .context("cannot start the worker's runtime")?;
+    let publishing: SharedChannel = Arc::new(Mutex::new(None));
+    let amqp_events: Arc<dyn EventSink> = Arc::new(AmqpEventSink::start(
+        runtime.handle(),
+        config.amqp.events_exchange.clone(),
+        publishing.clone(),
+        config.worker.events_stdout,
+    ));
+    let events: Arc<dyn EventSink> = if config.webhooks.is_empty() {
+        amqp_events
+    } else {
+        Arc::new(FanOut(vec![
+            amqp_events,
+            Arc::new(WebhookSink::start(&config.webhooks)),
+        ]))
+    };
+    let (finished_tx, finished_rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut worker = Worker {
+        config,
+        events,
+        publishing,
+        running: HashMap::new(),
+        finished_tx,
+        finished_rx,
+        shutdown,
+        shutdown_since: None,
+    };
+    runtime.block_on(worker.serve())
+}
+
+impl Worker {
+    async fn serve(&mut self) -> anyhow::Result<()> {
+        let resume = self.resume_uploads();
+        let mut wait = Duration::from_millis(500);
+        loop {
+            match self.serve_connection().await {
+                Ok(()) => break,
+                Err(e) => {
+                    *self.publishing.lock().unwrap_or_else(|p| p.into_inner()) = None;
+                    if self.shutdown.load(Ordering::Relaxed) && self.running.is_empty() {
+                        break;
+                    }
+                    tracing::warn!(error = %format!("{e:#}"), retry_in_ms = wait.as_millis() as u64, "RabbitMQ connection lost; jobs keep running");
+                    self.wait_while_disconnected(wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(10));
+                }
+            }
+        }
+        let _ = resume.join();
+        // Events still on their way get a moment to leave.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        Ok(())
+    }
+
+    /// Finishes uploads a previous worker process left in the spool, beside new jobs.
+    fn resume_uploads(&self) -> std::thread::JoinHandle<()> {
+        let spool = self.config.worker.spool_dir();
+        let backup = self.config.worker.backup_dir();
+        let retry = self.config.worker.retry();
+        let events = self.events.clone();
+        std::thread::spawn(
+            move || match crate::storage::resume(&spool, events.as_ref(), retry, &backup) {
+                Ok(0) => {}
+                Ok(files) => tracing::info!(files, "uploads left by an earlier worker are done"),
+                Err(e) => tracing::error!(error = %format!("{e:#}"), "cannot resume earlier uploads"),
+            },
+        )
+    }
+
+    /// While there is no connection, jobs still end; their deliveries are gone with the old
+    /// channel (RabbitMQ has put them back on the queue), so nothing is settled.
+    async fn wait_while_disconnected(&mut self, wait: Duration) {
+        let until = tokio::time::Instant::now() + wait;
+        while tokio::time::Instant::now() < until {
+            tokio::select! {
+                Some(finished) = self.finished_rx.recv() => {
+                    self.running.remove(&finished.egress_id);
+                }
+                _ = tokio::time::sleep(Duration::from_millis(100)) => self.watch_shutdown(),
+            }
+        }
+    }
+
+    async fn serve_connection(&mut self) -> anyhow::Result<()> {
+        let amqp = self.config.amqp.clone();
+        let connection = amqp::connect(&amqp).await?;
+        let setup = connection.create_channel().await?;
+        amqp::declare(&setup, &amqp).await?;
+        *self.publishing.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some(amqp::confirming_channel(&connection).await?);
+
+        let jobs_channel = connection.create_channel().await?;
+        self.offer_one_more(&jobs_channel).await?;
+        let mut jobs = Some(consume(&jobs_channel, &amqp.job_queue).await?);
+
+        let control_channel = connection.create_channel().await?;
+        let control_queue = control_channel
+            .queue_declare(
+                "".into(),
+                QueueDeclareOptions {
+                    exclusive: true,
+                    auto_delete: true,
+                    ..QueueDeclareOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await?;
+        control_channel
+            .queue_bind(
+                control_queue.name().clone(),
+                amqp.control_exchange.as_str().into(),
+                "".into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        let mut control = control_channel
+            .basic_consume(
+                control_queue.name().clone(),
+                "".into(),
+                BasicConsumeOptions {
+                    no_ack: true,
+                    ..BasicConsumeOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await?;
+        tracing::info!(
+            queue = %amqp.job_queue,
+            budget = self.config.worker.cpu_budget(),
+            url = %amqp::without_password(&amqp.url),
+            "worker ready"
+        );
+        // Jobs that kept running through a reconnect settle nothing on this channel.
+        let carried_over: Vec<String> = self.running.keys().cloned().collect();
+
+        loop {
+            if self.shutdown.load(Ordering::Relaxed) {
+                if let Some(consumer) = jobs.take() {
+                    tracing::info!("shutting down: no new jobs");
+                    stop_consuming(&jobs_channel, consumer).await;
+                }
+                if self.running.is_empty() {
+                    let _ = connection.close(200, "worker shut down".into()).await;
+                    return Ok(());
+                }
+            }
+            tokio::select! {
+                delivery = next(&mut jobs) => {
+                    let delivery = delivery.context("the job consumer ended")??;
+                    match self.offer(delivery).await? {
+                        Admission::Full => {
+                            // Leave jobs to other workers until one of ours ends.
+                            if let Some(consumer) = jobs.take() {
+                                stop_consuming(&jobs_channel, consumer).await;
+                            }
+                        }
+                        Admission::Taken => self.offer_one_more(&jobs_channel).await?,
+                        Admission::Refused => {}
+                    }
+                }
+                message = control.next() => {
+                    let message = message.context("the control consumer ended")??;
+                    self.on_control(&message.data);
+                }
+                Some(finished) = self.finished_rx.recv() => {
+                    self.settle(finished, &carried_over).await;
+                    self.offer_one_more(&jobs_channel).await?;
+                    if jobs.is_none() && !self.shutdown.load(Ordering::Relaxed) {
+                        jobs = Some(consume(&jobs_channel, &amqp.job_queue).await?);
+                    }
+                }
+                _ = tokio::time::sleep(Duration::from_millis(200)) => self.watch_shutdown(),
+            }
+        }
+    }
+
+    /// Looks at an offered job: refuses it (dead-letter) when invalid, drops a duplicate of a job
+    /// running here, gives it back when it does not fit, or starts it.
+    async fn offer(&mut self, delivery: Delivery) -> anyhow::Result<Admission> {
+        let media_dir = self.config.worker.media_dir.clone();
+        let text = String::from_utf8_lossy(&delivery.data).to_string();
+        let validated = match job::parse_and_validate(&text, &media_dir) {
+            Ok(validated) => validated,
+            Err(problems) => {
+                tracing::error!(problems = %problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "), "invalid job sent to the dead-letter queue");
+                session::announce_refusal(&text, &problems, self.events.as_ref());
+                delivery
+                    .reject(BasicRejectOptions { requeue: false })
+                    .await
+                    .context("cannot reject an invalid job")?;
+                return Ok(Admission::Refused);
+            }
+        };
+        let mut validated = validated;
+        let egress_id = validated
+            .job
+            .egress_id
+            .get_or_insert_with(|| stable_id(&delivery.data))
+            .clone();
+        if let Some(job) = self.running.get_mut(&egress_id) {
+            // The broker offered a job that runs here (after a reconnect, say): not run twice;
+            // its new delivery is settled when the job ends.
+            tracing::warn!(%egress_id, "duplicate delivery of a running job; not run twice");
+            let old = std::mem::replace(&mut job.delivery, delivery);
+            let _ = old.ack(BasicAckOptions::default()).await;
+            return Ok(Admission::Refused);
+        }
+        let cost = cost::estimate(&validated.job, &self.config.cost);
+        let in_use: f64 = self.running.values().map(|j| j.cost).sum();
+        let budget = self.config.worker.cpu_budget();
+        if !self.running.is_empty() && in_use + cost > budget {
+            tracing::info!(%egress_id, cost, in_use, budget, "job does not fit; left to other workers");
+            give_back(delivery).await;
+            return Ok(Admission::Full);
+        }
+        if delivery.redelivered {
+            // Said in the first started event: the job ran before on a worker that stopped.
+            validated.warnings.push(job::Problem {
+                path: "job".into(),
+                message: "resumed: redelivered after the worker that ran it stopped; this is a new part"
+                    .into(),
+            });
+        }
+        self.start(egress_id, validated, cost, delivery);
+        Ok(Admission::Taken)
+    }
+
+    /// Running jobs hold their deliveries unsettled; the broker may offer one more beyond them,
+    /// so that admission looks at each job before the next is offered.
+    async fn offer_one_more(&self, channel: &Channel) -> anyhow::Result<()> {
+        let prefetch = u16::try_from(self.running.len() + 1).unwrap_or(u16::MAX);
+        channel
+            .basic_qos(prefetch, BasicQosOptions { global: true })
+            .await
+            .context("cannot set the prefetch")
+    }
+
+    fn start(&mut self, egress_id: String, validated: ValidatedJob, cost: f64, delivery: Delivery) {
+        let stop = Arc::new(AtomicBool::new(false));
+        let worker = &self.config.worker;
+        let options = RunOptions {
+            out_dir: worker.out_dir.clone(),
+            spool_dir: worker.spool_dir(),
+            backup_dir: worker.backup_dir(),
+            media_dir: worker.media_dir.clone(),
+            launched: Instant::now(),
+            dot_file: None,
+            decode_every_frame: false,
+            retry: worker.retry(),
+        };
+        tracing::info!(%egress_id, cost, redelivered = delivery.redelivered, "job taken");
+        let events = self.events.clone();
+        let done = self.finished_tx.clone();
+        let job_stop = stop.clone();
+        let id = egress_id.clone();
+        std::thread::Builder::new()
+            .name(format!("job-{egress_id}"))
+            .spawn(move || {
+                let sink: &dyn EventSink = events.as_ref();
+                let result = session::run(&validated, &options, sink, job_stop);
+                tracing::info!(egress_id = %id, ok = result.is_ok(), "job ended");
+                let _ = done.send(Finished { egress_id: id });
+            })
+            .expect("cannot start a job thread");
+        self.running.insert(
+            egress_id,
+            RunningJob {
+                stop,
+                cost,
+                delivery,
+                hand_back: false,
+            },
+        );
+    }
+
+    /// Acks a job that ended (it is done, failed or not: a failure has been announced), or hands
+    /// it back to the queue when the worker's shutdown stopped it.
+    async fn settle(&mut self, finished: Finished, carried_over: &[String]) {
+        let Some(job) = self.running.remove(&finished.egress_id) else {
+            return;
+        };
+        if carried_over.contains(&finished.egress_id) {
+            return;
+        }
+        let settled = if job.hand_back {
+            tracing::info!(egress_id = %finished.egress_id, "job handed back to the queue");
+            job.delivery
+                .nack(BasicNackOptions {
+                    requeue: true,
+                    ..BasicNackOptions::default()
+                })
+                .await
+        } else {
+            job.delivery.ack(BasicAckOptions::default()).await
+        };
+        if let Err(e) = settled {
+            tracing::warn!(egress_id = %finished.egress_id, error = %e, "cannot settle the job's delivery");
+        }
+    }
+
+    fn on_control(&mut self, data: &[u8]) {
+        match serde_json::from_slice::<ControlMessage>(data) {
+            Ok(ControlMessage::Stop { egress_id }) => {
+                if let Some(job) = self.running.get(&egress_id) {
+                    tracing::info!(%egress_id, "stop requested");
+                    job.stop.store(true, Ordering::Relaxed);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "control message not understood"),
+        }
+    }
+
+    /// After SIGTERM, running jobs get the grace period to end; then they are stopped (their
+    /// files finalize and upload) and handed back to the queue.
+    fn watch_shutdown(&mut self) {
+        if !self.shutdown.load(Ordering::Relaxed) {
+            return;
+        }
+        let since = *self.shutdown_since.get_or_insert_with(Instant::now);
+        if since.elapsed() >= Duration::from_secs(self.config.worker.shutdown_grace_s) {
+            for (egress_id, job) in &mut self.running {
+                if !job.hand_back {
+                    tracing::info!(%egress_id, "grace period over; stopping the job to hand it back");
+                    job.hand_back = true;
+                    job.stop.store(true, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+}
+
+/// Puts an offered job back on the queue for another worker.
+async fn give_back(delivery: Delivery) {
+    let requeue = BasicNackOptions {
+        requeue: true,
+        ..BasicNackOptions::default()
+    };
+    if let Err(e) = delivery.nack(requeue).await {
+        tracing::warn!(error = %e, "cannot give a job back");
+    }
+}
+
+/// Cancels the job consumer and gives back what the broker had already sent it: a delivery
+/// left in a dropped consumer would stay unsettled on this worker until it disconnects.
+async fn stop_consuming(channel: &Channel, mut consumer: Consumer) {
+    let _ = channel
+        .basic_cancel(consumer.tag(), BasicCancelOptions::default())
+        .await;
+    while let Ok(Some(Ok(delivery))) = tokio::time::timeout(Duration::from_millis(200), consumer.next()).await
+    {
+        give_back(delivery).await;
+    }
+}
+
+async fn consume(channel: &Channel, queue: &str) -> anyhow::Result<Consumer> {
+    channel
+        .basic_consume(
+            queue.into(),
+            "".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .with_context(|| format!("cannot consume from {queue}"))
+}
+
+/// The next job offered, or never while the worker is not taking jobs.
+async fn next(jobs: &mut Option<Consumer>) -> Option<lapin::Result<Delivery>> {
+    match jobs {
+        Some(consumer) => consumer.next().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// An egress id for a job that has none, the same for every delivery of the same message.
+fn stable_id(body: &[u8]) -> String {
+    // FNV-1a: stable across processes and versions, unlike the std hasher.
+    let hash = body.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    format!("eg_{hash:016x}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::stable_id;
+
+    #[test]
+    fn ids_of_jobs_without_one_are_stable_and_distinct() {
+        assert_eq!(stable_id(b"{\"a\":1}"), stable_id(b"{\"a\":1}"));
+        assert_ne!(stable_id(b"{\"a\":1}"), stable_id(b"{\"a\":2}"));
+        assert!(stable_id(b"x").starts_with("eg_"));
+    }
+}

@@ -1,0 +1,644 @@
+//! The fleet against the real RabbitMQ on 127.0.0.1:5672: workers (`egress worker`) take jobs
+//! from a durable queue, jobs are done exactly once, a killed worker's job is done by another,
+//! invalid jobs land in the dead-letter queue with a failed event, and `egress stop` reaches the
+//! right job. Each test has its own queue and exchange names.
+
+mod common;
+
+use common::*;
+use futures_lite::StreamExt;
+use lapin::options::*;
+use lapin::types::FieldTable;
+use lapin::{BasicProperties, Connection, ConnectionProperties};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+
+/// Queue and exchange names of one test, and the environment that points a process at them.
+struct Fleet {
+    prefix: String,
+    runtime: tokio::runtime::Runtime,
+    connection: Connection,
+    /// Every event published to the events exchange, in arrival order.
+    events: Arc<Mutex<Vec<Value>>>,
+}
+
+impl Fleet {
+    fn new(test: &str) -> Fleet {
+        let prefix = format!("test.{test}.{}", std::process::id());
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let connection = runtime
+            .block_on(Connection::connect(AMQP_URL, ConnectionProperties::default()))
+            .expect("RabbitMQ listens on 127.0.0.1:5672 (scripts/test-deps.sh starts it)");
+        let fleet = Fleet {
+            prefix,
+            runtime,
+            connection,
+            events: Arc::new(Mutex::new(Vec::new())),
+        };
+        fleet.listen_to_events();
+        fleet
+    }
+
+    fn env(&self) -> Vec<(String, String)> {
+        [
+            ("EGRESS_AMQP_URL", AMQP_URL.to_owned()),
+            ("EGRESS_JOB_QUEUE", format!("{}.jobs", self.prefix)),
+            ("EGRESS_DEAD_LETTER_QUEUE", format!("{}.dead", self.prefix)),
+            ("EGRESS_EVENTS_EXCHANGE", format!("{}.events", self.prefix)),
+            ("EGRESS_CONTROL_EXCHANGE", format!("{}.control", self.prefix)),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect()
+    }
+
+    /// Binds a queue of the test's own to the events exchange (all routing keys).
+    fn listen_to_events(&self) {
+        let exchange = format!("{}.events", self.prefix);
+        let events = self.events.clone();
+        let channel = self.runtime.block_on(self.connection.create_channel()).unwrap();
+        self.runtime.block_on(async {
+            channel
+                .exchange_declare(
+                    exchange.as_str().into(),
+                    lapin::ExchangeKind::Topic,
+                    ExchangeDeclareOptions {
+                        durable: true,
+                        ..Default::default()
+                    },
+                    FieldTable::default(),
+                )
+                .await
+                .unwrap();
+            let queue = channel
+                .queue_declare(
+                    "".into(),
+                    QueueDeclareOptions {
+                        exclusive: true,
+                        auto_delete: true,
+                        ..Default::default()
+                    },
+                    FieldTable::default(),
+                )
+                .await
+                .unwrap();
+            channel
+                .queue_bind(
+                    queue.name().clone(),
+                    exchange.as_str().into(),
+                    "call.#".into(),
+                    QueueBindOptions::default(),
+                    FieldTable::default(),
+                )
+                .await
+                .unwrap();
+            let mut consumer = channel
+                .basic_consume(
+                    queue.name().clone(),
+                    "".into(),
+                    BasicConsumeOptions {
+                        no_ack: true,
+                        ..Default::default()
+                    },
+                    FieldTable::default(),
+                )
+                .await
+                .unwrap();
+            tokio::spawn(async move {
+                while let Some(Ok(delivery)) = consumer.next().await {
+                    let mut event: Value = serde_json::from_slice(&delivery.data).unwrap();
+                    // The routing key must be the event type.
+                    event["routing_key"] = json!(delivery.routing_key.as_str());
+                    events.lock().unwrap().push(event);
+                }
+            });
+        });
+    }
+
+    fn worker(&self, scratch: &Scratch, name: &str, budget: f64) -> WorkerProcess {
+        let log = scratch.dir.join(format!("{name}.log"));
+        let child = egress()
+            .arg("worker")
+            .envs(self.env())
+            .env("EGRESS_CPU_BUDGET", budget.to_string())
+            .env("EGRESS_OUT_DIR", scratch.out())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("egress worker starts");
+        let worker = WorkerProcess { child, log };
+        worker.wait_for_log("worker ready", Duration::from_secs(20));
+        worker
+    }
+
+    fn submit(&self, scratch: &Scratch, job: &Value) -> String {
+        let path = scratch.dir.join(format!("job-{}.json", uuid_like()));
+        std::fs::write(&path, job.to_string()).unwrap();
+        let out = egress()
+            .arg("submit")
+            .arg(&path)
+            .envs(self.env())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    }
+
+    fn publish_raw(&self, body: &[u8]) {
+        let queue = format!("{}.jobs", self.prefix);
+        self.runtime.block_on(async {
+            let channel = self.connection.create_channel().await.unwrap();
+            channel
+                .basic_publish(
+                    "".into(),
+                    queue.as_str().into(),
+                    BasicPublishOptions::default(),
+                    body,
+                    BasicProperties::default(),
+                )
+                .await
+                .unwrap();
+        });
+    }
+
+    fn message_count(&self, queue: &str) -> u32 {
+        self.runtime.block_on(async {
+            let channel = self.connection.create_channel().await.unwrap();
+            channel
+                .queue_declare(
+                    queue.into(),
+                    QueueDeclareOptions {
+                        passive: true,
+                        ..Default::default()
+                    },
+                    FieldTable::default(),
+                )
+                .await
+                .unwrap()
+                .message_count()
+        })
+    }
+
+    fn events(&self) -> Vec<Value> {
+        self.events.lock().unwrap().clone()
+    }
+
+    /// Waits until `pred` holds for the events seen so far.
+    fn wait_until(&self, what: &str, timeout: Duration, pred: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let events = self.events();
+            if pred(&events) {
+                return events;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{what} within {timeout:?}; events: {events:#?}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Fleet {
+    fn drop(&mut self) {
+        let prefix = self.prefix.clone();
+        let _ = self.runtime.block_on(async {
+            let channel = self.connection.create_channel().await?;
+            for queue in ["jobs", "dead"] {
+                let _ = channel
+                    .queue_delete(
+                        format!("{prefix}.{queue}").as_str().into(),
+                        QueueDeleteOptions::default(),
+                    )
+                    .await;
+            }
+            for exchange in ["events", "control"] {
+                let _ = channel
+                    .exchange_delete(
+                        format!("{prefix}.{exchange}").as_str().into(),
+                        ExchangeDeleteOptions::default(),
+                    )
+                    .await;
+            }
+            Ok::<(), lapin::Error>(())
+        });
+    }
+}
+
+struct WorkerProcess {
+    child: Child,
+    log: std::path::PathBuf,
+}
+
+impl WorkerProcess {
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn wait_for_log(&self, text: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while !self.log().contains(text) {
+            assert!(
+                Instant::now() < deadline,
+                "no {text:?} in the worker log within {timeout:?}:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// SIGTERM, then waits for the worker to exit by itself.
+    fn terminate(&mut self, timeout: Duration) {
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + timeout;
+        while self.child.try_wait().unwrap().is_none() {
+            assert!(
+                Instant::now() < deadline,
+                "the worker did not exit:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for WorkerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn uuid_like() -> String {
+    format!(
+        "{:x}",
+        Instant::now().elapsed().as_nanos() ^ u128::from(std::process::id())
+    ) + &format!("{:?}", std::thread::current().id()).replace(|c: char| !c.is_ascii_digit(), "")
+        + &std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+            .to_string()
+}
+
+fn short_call(egress_id: &str, seconds: f64, colour: &str) -> Value {
+    json!({
+        "egress_id": egress_id,
+        "call_cid": format!("default:{egress_id}"),
+        "source": { "type": "synthetic", "duration_s": seconds, "participants": [
+            { "user_id": "alice", "video": { "color": colour }, "audio": "sine" } ] },
+        "recording": { "quality": "360p" },
+        "storage": { "storage_type": "local", "path": "fleet/" }
+    })
+}
+
+fn of_type<'a>(events: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    events.iter().filter(|e| e["type"] == kind).collect()
+}
+
+fn recording_file(event: &Value) -> std::path::PathBuf {
+    let url = event["call_recording"]["url"].as_str().unwrap();
+    Path::new(url.strip_prefix("file://").unwrap()).to_owned()
+}
+
+#[test]
+fn ten_jobs_across_two_workers_are_each_done_exactly_once() {
+    let fleet = Fleet::new("ten");
+    let scratch = Scratch::new("fleet-ten");
+    // Budgets that fit two of these jobs at a time on each worker.
+    let a = fleet.worker(&scratch, "a", 0.45);
+    let b = fleet.worker(&scratch, "b", 0.45);
+    let published = Instant::now();
+    let mut submitted = HashMap::new();
+    let ids: Vec<String> = (0..10)
+        .map(|i| {
+            let at = chrono::Utc::now();
+            let id = fleet.submit(&scratch, &short_call(&format!("eg_ten_{i}"), 3.0, "#1e88e5"));
+            submitted.insert(id.clone(), at);
+            id
+        })
+        .collect();
+    fleet.wait_until("10 recordings ready", Duration::from_secs(120), |events| {
+        of_type(events, "call.recording_ready").len() >= 10
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    let events = fleet.events();
+    let mut ready_per_job: HashMap<String, usize> = HashMap::new();
+    for ready in of_type(&events, "call.recording_ready") {
+        *ready_per_job
+            .entry(ready["egress_id"].as_str().unwrap().to_owned())
+            .or_default() += 1;
+        assert_eq!(ready["routing_key"], "call.recording_ready");
+        let file = recording_file(ready);
+        let duration = duration_s(&probe(&file));
+        assert!((duration - 3.0).abs() <= 0.1, "{}: {duration} s", file.display());
+    }
+    for id in &ids {
+        assert_eq!(
+            ready_per_job.get(id),
+            Some(&1),
+            "{id} done exactly once: {ready_per_job:?}"
+        );
+    }
+    assert_eq!(of_type(&events, "call.recording_started").len(), 10);
+    let taken_by_a = a.log().matches("job taken").count();
+    let taken_by_b = b.log().matches("job taken").count();
+    assert_eq!(taken_by_a + taken_by_b, 10, "a: {taken_by_a}, b: {taken_by_b}");
+    assert!(
+        taken_by_a >= 2 && taken_by_b >= 2,
+        "both workers work: a {taken_by_a}, b {taken_by_b}"
+    );
+    assert!(
+        a.log().contains("does not fit") || b.log().contains("does not fit"),
+        "a full worker leaves jobs to the other"
+    );
+    assert_eq!(fleet.message_count(&format!("{}.jobs", fleet.prefix)), 0);
+    // From `egress submit` to the job's started event (which waits for the first encoded frame),
+    // for the jobs a worker had room for at once.
+    let mut delays: Vec<f64> = of_type(&events, "call.recording_started")
+        .iter()
+        .filter_map(|e| {
+            let started = chrono::DateTime::parse_from_rfc3339(e["created_at"].as_str()?).ok()?;
+            let at = submitted.get(e["egress_id"].as_str()?)?;
+            Some((started.with_timezone(&chrono::Utc) - *at).num_milliseconds() as f64 / 1000.0)
+        })
+        .collect();
+    delays.sort_by(f64::total_cmp);
+    eprintln!(
+        "fleet: 10 jobs of 3 s on 2 workers in {:.1} s; submit to started: fastest {:.2} s, \
+         first four {:?}",
+        published.elapsed().as_secs_f64(),
+        delays[0],
+        &delays[..4]
+    );
+}
+
+#[test]
+fn a_killed_workers_job_is_done_by_another() {
+    let fleet = Fleet::new("kill");
+    let scratch = Scratch::new("fleet-kill");
+    let mut a = fleet.worker(&scratch, "a", 1.6);
+    let id = fleet.submit(&scratch, &short_call("eg_kill", 8.0, "#e53935"));
+    fleet.wait_until("started on a", Duration::from_secs(30), |events| {
+        !of_type(events, "call.recording_started").is_empty()
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    a.child.kill().unwrap();
+    a.child.wait().unwrap();
+    let killed = Instant::now();
+    let _b = fleet.worker(&scratch, "b", 1.6);
+    let events = fleet.wait_until("resumed on b", Duration::from_secs(60), |events| {
+        of_type(events, "call.recording_started").len() >= 2
+    });
+    let recovery = killed.elapsed();
+    let resumed = of_type(&events, "call.recording_started")[1].clone();
+    assert_eq!(resumed["egress_id"], id.as_str(), "the same egress id");
+    let warnings = resumed["warnings"].to_string();
+    assert!(
+        warnings.contains("resumed"),
+        "the started event says so: {resumed}"
+    );
+    let events = fleet.wait_until("ready from b", Duration::from_secs(60), |events| {
+        !of_type(events, "call.recording_ready").is_empty()
+    });
+    let ready = of_type(&events, "call.recording_ready")[0];
+    let duration = duration_s(&probe(&recording_file(ready)));
+    assert!(
+        (duration - 8.0).abs() <= 0.1,
+        "the new part is whole: {duration} s"
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(fleet.message_count(&format!("{}.jobs", fleet.prefix)), 0, "acked");
+    eprintln!(
+        "fleet: job of a killed worker started again {:.2} s after the kill (worker start included)",
+        recovery.as_secs_f64()
+    );
+}
+
+#[test]
+fn invalid_jobs_go_to_the_dead_letter_queue_with_a_failed_event() {
+    let fleet = Fleet::new("dead");
+    let scratch = Scratch::new("fleet-dead");
+    let mut worker = fleet.worker(&scratch, "a", 1.6);
+    fleet.publish_raw(b"this is not json");
+    let mut bad = short_call("eg_bad", 3.0, "#43a047");
+    bad["recording"]["quality"] = json!("4k");
+    fleet.publish_raw(bad.to_string().as_bytes());
+    fleet.submit(&scratch, &short_call("eg_good", 2.0, "#43a047"));
+    let events = fleet.wait_until("the good job done", Duration::from_secs(60), |events| {
+        !of_type(events, "call.recording_ready").is_empty()
+    });
+    let failed = of_type(&events, "call.recording_failed");
+    assert_eq!(failed.len(), 1, "{events:#?}");
+    assert_eq!(failed[0]["egress_id"], "eg_bad");
+    let error = failed[0]["error"].as_str().unwrap();
+    assert!(error.contains("recording.quality"), "names the field: {error}");
+    assert_eq!(
+        fleet.message_count(&format!("{}.dead", fleet.prefix)),
+        2,
+        "both in the DLQ"
+    );
+    assert!(worker.child.try_wait().unwrap().is_none(), "the worker lives on");
+    worker.terminate(Duration::from_secs(20));
+}
+
+#[test]
+fn stop_reaches_the_job_it_names_on_whichever_worker() {
+    let fleet = Fleet::new("stop");
+    let scratch = Scratch::new("fleet-stop");
+    let _a = fleet.worker(&scratch, "a", 0.3);
+    let _b = fleet.worker(&scratch, "b", 0.3);
+    let first = fleet.submit(&scratch, &short_call("eg_stop_1", 60.0, "#e53935"));
+    let second = fleet.submit(&scratch, &short_call("eg_stop_2", 60.0, "#1e88e5"));
+    fleet.wait_until("both started", Duration::from_secs(30), |events| {
+        of_type(events, "call.recording_started").len() >= 2
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    let stopped_at = Instant::now();
+    let out = egress()
+        .args(["stop", &first])
+        .envs(fleet.env())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let events = fleet.wait_until("the first ready", Duration::from_secs(30), |events| {
+        !of_type(events, "call.recording_ready").is_empty()
+    });
+    let ready = of_type(&events, "call.recording_ready");
+    assert_eq!(ready[0]["egress_id"], first.as_str());
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        of_type(&fleet.events(), "call.recording_ready").len(),
+        1,
+        "the other job runs on"
+    );
+    let out = egress()
+        .args(["stop", &second])
+        .envs(fleet.env())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let events = fleet.wait_until("the second ready", Duration::from_secs(30), |events| {
+        of_type(events, "call.recording_ready").len() >= 2
+    });
+    let duration = duration_s(&probe(&recording_file(
+        of_type(&events, "call.recording_ready")[0],
+    )));
+    assert!(duration < 30.0, "the first job ended when stopped: {duration} s");
+    eprintln!("fleet: stop to ready {:.2} s", stopped_at.elapsed().as_secs_f64());
+}
+
+/// One request a webhook receiver got.
+#[derive(Debug, Clone)]
+struct Hook {
+    id: String,
+    attempt: u32,
+    api_key: String,
+    signature_ok: bool,
+    event: Value,
+}
+
+/// An HTTP endpoint on loopback that checks signatures and answers 500 to the first attempt of
+/// every webhook call when `flaky`.
+fn webhook_receiver(secret: &'static str, flaky: bool) -> (u16, Arc<Mutex<Vec<Hook>>>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let record = seen.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().map_while(Result::ok) {
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut headers = HashMap::new();
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            loop {
+                line.clear();
+                if reader.read_line(&mut line).unwrap() == 0 || line.trim().is_empty() {
+                    break;
+                }
+                if let Some((k, v)) = line.split_once(':') {
+                    headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_owned());
+                }
+            }
+            let length: usize = headers
+                .get("content-length")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            let mut body = vec![0; length];
+            reader.read_exact(&mut body).unwrap();
+            let hook = Hook {
+                id: headers.get("x-webhook-id").cloned().unwrap_or_default(),
+                attempt: headers
+                    .get("x-webhook-attempt")
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0),
+                api_key: headers.get("x-api-key").cloned().unwrap_or_default(),
+                signature_ok: headers.get("x-signature").map(String::as_str)
+                    == Some(egress::events::signature(secret, &body).as_str()),
+                event: serde_json::from_slice(&body).unwrap_or(Value::Null),
+            };
+            let status = if flaky && hook.attempt == 1 {
+                "500 Internal Server Error"
+            } else {
+                "200 OK"
+            };
+            record.lock().unwrap().push(hook);
+            let mut stream = stream;
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+        }
+    });
+    (port, seen)
+}
+
+#[test]
+fn webhooks_are_signed_filtered_and_retried_after_a_500() {
+    let fleet = Fleet::new("hooks");
+    let scratch = Scratch::new("fleet-hooks");
+    let (flaky_port, flaky) = webhook_receiver("hook-secret-1", true);
+    let (ready_port, ready_only) = webhook_receiver("hook-secret-2", false);
+    let config = scratch.dir.join("egress.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[webhooks]]\nurl = \"http://127.0.0.1:{flaky_port}/hook\"\napi_key = \"key-1\"\n\
+             api_secret = \"hook-secret-1\"\n\n[[webhooks]]\nurl = \"http://127.0.0.1:{ready_port}/\"\n\
+             api_key = \"key-2\"\napi_secret = \"hook-secret-2\"\nevents = [\"call.recording_ready\"]\n"
+        ),
+    )
+    .unwrap();
+    let log = scratch.dir.join("worker.log");
+    let mut worker = WorkerProcess {
+        child: egress()
+            .arg("worker")
+            .arg("--config")
+            .arg(&config)
+            .envs(fleet.env())
+            .env("EGRESS_OUT_DIR", scratch.out())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+        log,
+    };
+    worker.wait_for_log("worker ready", Duration::from_secs(20));
+    fleet.submit(&scratch, &short_call("eg_hooks", 2.0, "#8e24aa"));
+    fleet.wait_until("the job done", Duration::from_secs(60), |events| {
+        !of_type(events, "call.recording_ready").is_empty()
+    });
+    std::thread::sleep(Duration::from_secs(3));
+
+    let flaky = flaky.lock().unwrap().clone();
+    let types: Vec<&str> = flaky
+        .iter()
+        .filter(|h| h.attempt == 2)
+        .map(|h| h.event["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "call.recording_started",
+            "call.recording_stopped",
+            "call.recording_ready"
+        ],
+        "every event, in order, delivered on the second attempt: {flaky:#?}"
+    );
+    for hook in &flaky {
+        assert!(hook.signature_ok, "X-SIGNATURE is the HMAC of the body: {hook:?}");
+        assert_eq!(hook.api_key, "key-1");
+        let attempts: Vec<u32> = flaky
+            .iter()
+            .filter(|h| h.id == hook.id)
+            .map(|h| h.attempt)
+            .collect();
+        assert_eq!(attempts, [1, 2], "one id across the retry of {hook:?}");
+    }
+    let ready_only = ready_only.lock().unwrap().clone();
+    assert_eq!(ready_only.len(), 1, "{ready_only:#?}");
+    assert_eq!(ready_only[0].event["type"], "call.recording_ready");
+    assert!(ready_only[0].signature_ok && ready_only[0].attempt == 1);
+    let log = worker.log();
+    assert!(
+        !log.contains("hook-secret"),
+        "the API secret stays out of the log"
+    );
+    worker.terminate(Duration::from_secs(20));
+}
