@@ -7,6 +7,7 @@ pub mod media;
 pub mod participants;
 pub mod queue;
 pub mod render;
+pub mod server;
 pub mod session;
 pub mod source;
 pub mod speaking;

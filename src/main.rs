@@ -63,6 +63,14 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Sends an update (JSON: {"pinned": [...], "participants": {id: {"name", "roles"}}}) to a
+    /// running job wherever it runs.
+    Update {
+        egress_id: String,
+        update: PathBuf,
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
     /// Stops a running job wherever it runs.
     Stop {
         egress_id: String,
@@ -166,6 +174,24 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Update {
+            egress_id,
+            update,
+            config,
+        } => {
+            let outcome = WorkerConfig::load(config.as_deref()).and_then(|c| {
+                let text = std::fs::read_to_string(&update)
+                    .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", update.display()))?;
+                queue::send_update(&c.amqp, &egress_id, &text)
+            });
+            match outcome {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("update failed: {e:#}");
+                    ExitCode::from(EXIT_FAILED)
+                }
+            }
+        }
         Command::Stop { egress_id, config } => {
             match WorkerConfig::load(config.as_deref()).and_then(|c| queue::send_stop(&c.amqp, &egress_id)) {
                 Ok(()) => ExitCode::SUCCESS,
@@ -260,6 +286,7 @@ fn main() -> ExitCode {
                     deadline: Duration::from_secs(upload_deadline),
                     ..RetryPolicy::default()
                 },
+                updates: None,
             };
             // Uploads a killed run left in the spool go on beside the new job.
             let outcome = std::thread::scope(|scope| {

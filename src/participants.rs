@@ -30,6 +30,32 @@ impl Roster {
         }
     }
 
+    /// Applies pins, names and roles of an update to everyone in the call.
+    pub fn update(&mut self, update: &crate::session::JobUpdate) {
+        let ids: Vec<String> = self.members.iter().map(|m| m.info.user_id.clone()).collect();
+        for id in ids {
+            self.update_one(&id, update);
+        }
+    }
+
+    /// Applies an update to one participant.
+    pub fn update_one(&mut self, user_id: &str, update: &crate::session::JobUpdate) {
+        let Some(member) = self.members.iter_mut().find(|m| m.info.user_id == user_id) else {
+            return;
+        };
+        if let Some(pinned) = &update.pinned {
+            member.info.pinned = pinned.iter().any(|p| p == user_id);
+        }
+        if let Some(patch) = update.participants.get(user_id) {
+            if let Some(name) = &patch.name {
+                member.info.name = name.clone();
+            }
+            if let Some(roles) = &patch.roles {
+                member.info.roles = roles.clone();
+            }
+        }
+    }
+
     pub fn leave(&mut self, user_id: &str) {
         self.members.retain(|m| m.info.user_id != user_id);
     }
@@ -98,6 +124,31 @@ mod tests {
             roles: vec![],
             pinned: false,
         }
+    }
+
+    #[test]
+    fn updates_replace_pins_and_patch_names_and_roles() {
+        let mut roster = Roster::default();
+        let mut a = info("a");
+        a.pinned = true;
+        roster.join(a);
+        roster.join(info("b"));
+        let update: crate::session::JobUpdate = serde_json::from_value(serde_json::json!({
+            "pinned": ["b"],
+            "participants": { "b": { "name": "Bea", "roles": ["host"] } }
+        }))
+        .unwrap();
+        roster.update(&update);
+        assert!(!roster.info("a").unwrap().pinned);
+        let b = roster.info("b").unwrap();
+        assert!(b.pinned);
+        assert_eq!(
+            (b.name.as_str(), b.roles.as_slice()),
+            ("Bea", &["host".to_owned()][..])
+        );
+        // Without `pinned`, pins stay as they are.
+        roster.update(&crate::session::JobUpdate::default());
+        assert!(roster.info("b").unwrap().pinned);
     }
 
     #[test]

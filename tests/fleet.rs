@@ -19,8 +19,13 @@ use std::time::{Duration, Instant};
 
 const AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 
+/// The broker restart test takes this for writing; every other test for reading, so that none
+/// sees the broker go away under it.
+static BROKER: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
 /// Queue and exchange names of one test, and the environment that points a process at them.
 struct Fleet {
+    broker: Option<BrokerUse>,
     prefix: String,
     runtime: tokio::runtime::Runtime,
     connection: Connection,
@@ -30,6 +35,13 @@ struct Fleet {
 
 impl Fleet {
     fn new(test: &str) -> Fleet {
+        Fleet::using(
+            test,
+            BrokerUse::Shared(BROKER.read().unwrap_or_else(|p| p.into_inner())),
+        )
+    }
+
+    fn using(test: &str, broker: BrokerUse) -> Fleet {
         let prefix = format!("test.{test}.{}", std::process::id());
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
@@ -40,6 +52,7 @@ impl Fleet {
             .block_on(Connection::connect(AMQP_URL, ConnectionProperties::default()))
             .expect("RabbitMQ listens on 127.0.0.1:5672 (scripts/test-deps.sh starts it)");
         let fleet = Fleet {
+            broker: Some(broker),
             prefix,
             runtime,
             connection,
@@ -126,10 +139,21 @@ impl Fleet {
     }
 
     fn worker(&self, scratch: &Scratch, name: &str, budget: f64) -> WorkerProcess {
+        self.worker_with(scratch, name, budget, &[])
+    }
+
+    fn worker_with(
+        &self,
+        scratch: &Scratch,
+        name: &str,
+        budget: f64,
+        env: &[(&str, String)],
+    ) -> WorkerProcess {
         let log = scratch.dir.join(format!("{name}.log"));
         let child = egress()
             .arg("worker")
             .envs(self.env())
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .env("EGRESS_CPU_BUDGET", budget.to_string())
             .env("EGRESS_OUT_DIR", scratch.out())
             .stdin(Stdio::null())
@@ -190,6 +214,11 @@ impl Fleet {
         })
     }
 
+    /// Hands the hold on the broker to a new `Fleet` (after the broker restarted).
+    fn take_broker(&mut self) -> BrokerUse {
+        self.broker.take().unwrap()
+    }
+
     fn events(&self) -> Vec<Value> {
         self.events.lock().unwrap().clone()
     }
@@ -209,6 +238,11 @@ impl Fleet {
             std::thread::sleep(Duration::from_millis(100));
         }
     }
+}
+
+enum BrokerUse {
+    Shared(#[allow(dead_code)] std::sync::RwLockReadGuard<'static, ()>),
+    Alone(#[allow(dead_code)] std::sync::RwLockWriteGuard<'static, ()>),
 }
 
 impl Drop for Fleet {
@@ -283,6 +317,26 @@ impl Drop for WorkerProcess {
     }
 }
 
+/// Status code and body of a GET on loopback.
+fn http_get(port: u16, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let code = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = response.split_once("\r\n\r\n").map_or("", |(_, b)| b).to_owned();
+    (code, body)
+}
+
 fn uuid_like() -> String {
     format!(
         "{:x}",
@@ -319,9 +373,16 @@ fn recording_file(event: &Value) -> std::path::PathBuf {
 fn ten_jobs_across_two_workers_are_each_done_exactly_once() {
     let fleet = Fleet::new("ten");
     let scratch = Scratch::new("fleet-ten");
-    // Budgets that fit two of these jobs at a time on each worker.
-    let a = fleet.worker(&scratch, "a", 0.45);
-    let b = fleet.worker(&scratch, "b", 0.45);
+    // Budgets that fit two of these jobs (0.42 cores each) at a time on each worker.
+    let ops_port = free_port();
+    let a = fleet.worker_with(
+        &scratch,
+        "a",
+        0.9,
+        &[("EGRESS_OPS_ADDRESS", format!("127.0.0.1:{ops_port}"))],
+    );
+    assert_eq!(http_get(ops_port, "/readyz").0, 200, "ready once connected");
+    let b = fleet.worker(&scratch, "b", 0.9);
     let published = Instant::now();
     let mut submitted = HashMap::new();
     let ids: Vec<String> = (0..10)
@@ -367,6 +428,16 @@ fn ten_jobs_across_two_workers_are_each_done_exactly_once() {
         "a full worker leaves jobs to the other"
     );
     assert_eq!(fleet.message_count(&format!("{}.jobs", fleet.prefix)), 0);
+    let (code, metrics) = http_get(ops_port, "/metrics");
+    assert_eq!(code, 200);
+    assert!(
+        metrics.contains(&format!(
+            "egress_jobs_ended_total{{outcome=\"succeeded\"}} {taken_by_a}\n"
+        )),
+        "{metrics}"
+    );
+    assert!(metrics.contains("egress_jobs_running 0\n"), "{metrics}");
+    assert!(metrics.contains("egress_cpu_budget 0.9\n"), "{metrics}");
     // From `egress submit` to the job's started event (which waits for the first encoded frame),
     // for the jobs a worker had room for at once.
     let mut delays: Vec<f64> = of_type(&events, "call.recording_started")
@@ -438,19 +509,25 @@ fn invalid_jobs_go_to_the_dead_letter_queue_with_a_failed_event() {
     let mut bad = short_call("eg_bad", 3.0, "#43a047");
     bad["recording"]["quality"] = json!("4k");
     fleet.publish_raw(bad.to_string().as_bytes());
+    let mut unknown_storage = short_call("eg_nostore", 3.0, "#43a047");
+    unknown_storage["storage"] = json!({ "name": "nope" });
+    fleet.publish_raw(unknown_storage.to_string().as_bytes());
     fleet.submit(&scratch, &short_call("eg_good", 2.0, "#43a047"));
     let events = fleet.wait_until("the good job done", Duration::from_secs(60), |events| {
         !of_type(events, "call.recording_ready").is_empty()
     });
     let failed = of_type(&events, "call.recording_failed");
-    assert_eq!(failed.len(), 1, "{events:#?}");
+    assert_eq!(failed.len(), 2, "{events:#?}");
     assert_eq!(failed[0]["egress_id"], "eg_bad");
     let error = failed[0]["error"].as_str().unwrap();
     assert!(error.contains("recording.quality"), "names the field: {error}");
+    assert_eq!(failed[1]["egress_id"], "eg_nostore");
+    let error = failed[1]["error"].as_str().unwrap();
+    assert!(error.contains("storage.name"), "names the field: {error}");
     assert_eq!(
         fleet.message_count(&format!("{}.dead", fleet.prefix)),
-        2,
-        "both in the DLQ"
+        3,
+        "all three in the DLQ"
     );
     assert!(worker.child.try_wait().unwrap().is_none(), "the worker lives on");
     worker.terminate(Duration::from_secs(20));
@@ -460,8 +537,8 @@ fn invalid_jobs_go_to_the_dead_letter_queue_with_a_failed_event() {
 fn stop_reaches_the_job_it_names_on_whichever_worker() {
     let fleet = Fleet::new("stop");
     let scratch = Scratch::new("fleet-stop");
-    let _a = fleet.worker(&scratch, "a", 0.3);
-    let _b = fleet.worker(&scratch, "b", 0.3);
+    let _a = fleet.worker(&scratch, "a", 0.5);
+    let _b = fleet.worker(&scratch, "b", 0.5);
     let first = fleet.submit(&scratch, &short_call("eg_stop_1", 60.0, "#e53935"));
     let second = fleet.submit(&scratch, &short_call("eg_stop_2", 60.0, "#1e88e5"));
     fleet.wait_until("both started", Duration::from_secs(30), |events| {
@@ -580,7 +657,8 @@ fn webhooks_are_signed_filtered_and_retried_after_a_500() {
         format!(
             "[[webhooks]]\nurl = \"http://127.0.0.1:{flaky_port}/hook\"\napi_key = \"key-1\"\n\
              api_secret = \"hook-secret-1\"\n\n[[webhooks]]\nurl = \"http://127.0.0.1:{ready_port}/\"\n\
-             api_key = \"key-2\"\napi_secret = \"hook-secret-2\"\nevents = [\"call.recording_ready\"]\n"
+             api_key = \"key-2\"\napi_secret = \"hook-secret-2\"\nevents = [\"call.recording_ready\"]\n\n\
+             [storages.archive]\nstorage_type = \"local\"\npath = \"archive/\"\n"
         ),
     )
     .unwrap();
@@ -600,10 +678,19 @@ fn webhooks_are_signed_filtered_and_retried_after_a_500() {
         log,
     };
     worker.wait_for_log("worker ready", Duration::from_secs(20));
-    fleet.submit(&scratch, &short_call("eg_hooks", 2.0, "#8e24aa"));
-    fleet.wait_until("the job done", Duration::from_secs(60), |events| {
+    // The job names a storage of the worker's config.
+    let mut job = short_call("eg_hooks", 2.0, "#8e24aa");
+    job["storage"] = json!({ "name": "archive" });
+    fleet.submit(&scratch, &job);
+    let events = fleet.wait_until("the job done", Duration::from_secs(60), |events| {
         !of_type(events, "call.recording_ready").is_empty()
     });
+    let file = recording_file(of_type(&events, "call.recording_ready")[0]);
+    assert!(
+        file.starts_with(scratch.out().join("archive")),
+        "stored in the named storage: {}",
+        file.display()
+    );
     std::thread::sleep(Duration::from_secs(3));
 
     let flaky = flaky.lock().unwrap().clone();
@@ -641,4 +728,125 @@ fn webhooks_are_signed_filtered_and_retried_after_a_500() {
         "the API secret stays out of the log"
     );
     worker.terminate(Duration::from_secs(20));
+}
+
+fn rabbitmqctl(args: &[&str]) {
+    let out = std::process::Command::new("rabbitmqctl")
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "rabbitmqctl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn workers_reconnect_after_rabbitmq_restarts_and_lose_nothing() {
+    let mut fleet = Fleet::using(
+        "restart",
+        BrokerUse::Alone(BROKER.write().unwrap_or_else(|p| p.into_inner())),
+    );
+    let scratch = Scratch::new("fleet-restart");
+    let worker = fleet.worker(&scratch, "a", 1.6);
+    let first = fleet.submit(&scratch, &short_call("eg_through", 25.0, "#fb8c00"));
+    fleet.wait_until("started", Duration::from_secs(30), |events| {
+        !of_type(events, "call.recording_started").is_empty()
+    });
+    // The broker goes away for a few seconds while the job runs.
+    rabbitmqctl(&["stop_app"]);
+    std::thread::sleep(Duration::from_secs(4));
+    rabbitmqctl(&["start_app"]);
+    wait_for_port(5672, Duration::from_secs(60));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while worker.log().matches("worker ready").count() < 2 {
+        assert!(Instant::now() < deadline, "no reconnect:\n{}", worker.log());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // The test's own event listener lost its connection too; a new one hears the rest.
+    let broker = fleet.take_broker();
+    drop(fleet);
+    let fleet = Fleet::using("restart", broker);
+    let second = fleet.submit(&scratch, &short_call("eg_after", 2.0, "#00897b"));
+    let events = fleet.wait_until("both ready", Duration::from_secs(90), |events| {
+        let ready = of_type(events, "call.recording_ready");
+        ready.iter().any(|e| e["egress_id"] == first.as_str())
+            && ready.iter().any(|e| e["egress_id"] == second.as_str())
+    });
+    let first_ready = of_type(&events, "call.recording_ready")
+        .into_iter()
+        .find(|e| e["egress_id"] == first.as_str())
+        .unwrap();
+    let duration = duration_s(&probe(&recording_file(first_ready)));
+    assert!(
+        (duration - 25.0).abs() <= 0.1,
+        "the job ran through the restart: {duration} s"
+    );
+    assert_eq!(
+        worker.log().matches("job taken").count(),
+        2,
+        "the job offered again after the reconnect is not run twice:\n{}",
+        worker.log()
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(
+        fleet.message_count(&format!("{}.jobs", fleet.prefix)),
+        0,
+        "both jobs acked"
+    );
+}
+
+#[test]
+fn update_pins_reach_the_running_job_and_move_the_spotlight() {
+    let fleet = Fleet::new("update");
+    let scratch = Scratch::new("fleet-update");
+    let _worker = fleet.worker(&scratch, "a", 1.6);
+    let job = json!({
+        "egress_id": "eg_pins",
+        "call_cid": "default:pins",
+        "source": { "type": "synthetic", "duration_s": 10, "participants": [
+            { "user_id": "alice", "video": { "color": "#e53935" } },
+            { "user_id": "bob", "video": { "color": "#1e88e5" } } ] },
+        "recording": { "quality": "360p", "layout": { "name": "single-participant" } },
+        "storage": { "storage_type": "local", "path": "fleet/" }
+    });
+    let id = fleet.submit(&scratch, &job);
+    fleet.wait_until("started", Duration::from_secs(30), |events| {
+        !of_type(events, "call.recording_started").is_empty()
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    let send_update = |json: &str| {
+        let update = scratch.dir.join("update.json");
+        std::fs::write(&update, json).unwrap();
+        let out = egress()
+            .arg("update")
+            .arg(&id)
+            .arg(&update)
+            .envs(fleet.env())
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let (code, stderr) = send_update(r#"{"pinned": ["bob"], "participants": {"bob": {"name": "Bob B."}}}"#);
+    assert_eq!(code, Some(0), "{stderr}");
+    let events = fleet.wait_until("ready", Duration::from_secs(60), |events| {
+        !of_type(events, "call.recording_ready").is_empty()
+    });
+    let file = recording_file(of_type(&events, "call.recording_ready")[0]);
+    let before = Frame::at(&file, 1.5, 640, 360).colour_at(320, 180);
+    let after = Frame::at(&file, 9.0, 640, 360).colour_at(320, 180);
+    assert!(close(before, hex_rgb("#e53935")), "alice shown first: {before:?}");
+    assert!(
+        close(after, hex_rgb("#1e88e5")),
+        "bob shown once pinned: {after:?}"
+    );
+
+    // A malformed update is refused by the helper, naming what it expects.
+    let (code, stderr) = send_update(r#"{"layout": "grid"}"#);
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("pinned"), "{stderr}");
 }

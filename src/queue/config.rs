@@ -1,5 +1,6 @@
 //! The worker's configuration: a TOML file, each value overridable from the environment
-//! (`EGRESS_AMQP_URL`, `EGRESS_CPU_BUDGET`, …), so one image serves every deployment.
+//! (`EGRESS_AMQP_URL`, `EGRESS_CPU_BUDGET`, `EGRESS_OPS_ADDRESS`, …), so one image serves
+//! every deployment.
 
 use crate::storage::RetryPolicy;
 use anyhow::Context;
@@ -19,6 +20,12 @@ pub struct WorkerConfig {
     /// HTTP endpoints that get events, signed.
     #[serde(default)]
     pub webhooks: Vec<crate::events::WebhookConfig>,
+    /// Storages jobs can name (`"storage": {"name": "…"}`), at most 10.
+    #[serde(default)]
+    pub storages: std::collections::BTreeMap<String, crate::job::StorageConfig>,
+    /// The storage of jobs that give none of their own.
+    #[serde(default)]
+    pub default_storage: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -67,6 +74,8 @@ pub struct WorkerSection {
     pub shutdown_grace_s: u64,
     /// Also print events as JSON lines on stdout.
     pub events_stdout: bool,
+    /// Address of `/healthz`, `/readyz` and `/metrics` (e.g. `0.0.0.0:9090`); none when unset.
+    pub ops_address: Option<String>,
 }
 
 impl Default for WorkerSection {
@@ -80,6 +89,7 @@ impl Default for WorkerSection {
             upload_deadline_s: 600,
             shutdown_grace_s: 30,
             events_stdout: false,
+            ops_address: None,
         }
     }
 }
@@ -112,13 +122,16 @@ impl WorkerSection {
     }
 }
 
-/// Estimated CPU cost of a job, in cores, from its outputs. Figures measured with
-/// `scripts/bench.sh` on a 2-core machine (see README); override them per deployment.
+/// Estimated CPU cost of a job, in cores, from its outputs. Defaults fitted to `egress run` of
+/// 20 s calls of 720p30 VP8 clips on this 2-core machine (README, "Fleet"); override them per
+/// deployment.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CostModel {
     /// Every job: the session, its source and its bookkeeping.
     pub base: f64,
+    /// A composite (compositor, audio mix, AAC, muxing), whatever its outputs.
+    pub composite_base: f64,
     /// One H.264 encode of the composite, per million pixels per second (720p30 = 27.6).
     pub encode_per_megapixel_s: f64,
     /// Decoding and scaling one participant into a composite.
@@ -132,10 +145,11 @@ pub struct CostModel {
 impl Default for CostModel {
     fn default() -> Self {
         CostModel {
-            base: 0.02,
-            encode_per_megapixel_s: 0.016,
-            composite_participant: 0.06,
-            frames_participant: 0.007,
+            base: 0.06,
+            composite_base: 0.15,
+            encode_per_megapixel_s: 0.0173,
+            composite_participant: 0.09,
+            frames_participant: 0.01,
             rtmp_push: 0.01,
         }
     }
@@ -154,7 +168,29 @@ impl WorkerConfig {
             None => toml::from_str("")?,
         };
         config.apply_env(|name| std::env::var(name).ok())?;
+        config.check_storages()?;
         Ok(config)
+    }
+
+    fn check_storages(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.storages.len() <= super::storages::MOST_NAMED,
+            "storages: expected at most {} named storages; got {}",
+            super::storages::MOST_NAMED,
+            self.storages.len()
+        );
+        for (name, storage) in &self.storages {
+            if let Some(problem) = crate::job::storage_problems(storage).first() {
+                anyhow::bail!("storages.{name}.{}: {}", problem.path, problem.message);
+            }
+        }
+        if let Some(default) = &self.default_storage {
+            anyhow::ensure!(
+                self.storages.contains_key(default),
+                "default_storage: expected the name of one of [storages]; got {default:?}"
+            );
+        }
+        Ok(())
     }
 
     fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) -> anyhow::Result<()> {
@@ -173,6 +209,9 @@ impl WorkerConfig {
                 format!("EGRESS_CPU_BUDGET: expected a positive number of cores; got {value:?}")
             })?;
             self.worker.cpu_budget = Some(budget);
+        }
+        if let Some(value) = var("EGRESS_OPS_ADDRESS") {
+            self.worker.ops_address = Some(value);
         }
         if let Some(value) = var("EGRESS_OUT_DIR") {
             self.worker.out_dir = value.into();

@@ -1,6 +1,7 @@
 //! Control messages, addressed to a job by `egress_id` and seen by every worker (fanout): the
 //! worker running that job acts, the others ignore it.
 
+use crate::session::JobUpdate;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -8,6 +9,9 @@ use serde::{Deserialize, Serialize};
 pub enum ControlMessage {
     /// Ends the job as if the call had ended: files are finalized, stored and announced.
     Stop { egress_id: String },
+    /// Changes pins and participant names or roles of a running job; the layout follows at the
+    /// next frame.
+    Update { egress_id: String, update: JobUpdate },
 }
 
 #[cfg(test)]
@@ -24,5 +28,19 @@ mod tests {
             }
         );
         assert!(serde_json::from_str::<ControlMessage>(r#"{"action":"explode"}"#).is_err());
+        let update: ControlMessage = serde_json::from_str(
+            r#"{"action":"update","egress_id":"eg_1","update":{"pinned":["bob"],
+                "participants":{"bob":{"name":"Bob B.","roles":["host"]}}}}"#,
+        )
+        .unwrap();
+        let ControlMessage::Update { update, .. } = update else {
+            panic!("an update")
+        };
+        assert_eq!(update.pinned.as_deref(), Some(&["bob".to_owned()][..]));
+        assert_eq!(update.participants["bob"].name.as_deref(), Some("Bob B."));
+        assert!(
+            serde_json::from_str::<JobUpdate>(r#"{"layout":"grid"}"#).is_err(),
+            "unknown fields are refused"
+        );
     }
 }

@@ -40,9 +40,30 @@ pub fn submit(config: &AmqpConfig, job: &str) -> anyhow::Result<String> {
 
 /// Asks the worker running `egress_id`, wherever it is, to stop it.
 pub fn send_stop(config: &AmqpConfig, egress_id: &str) -> anyhow::Result<()> {
-    let body = serde_json::to_vec(&ControlMessage::Stop {
-        egress_id: egress_id.to_owned(),
-    })?;
+    send_control(
+        config,
+        &ControlMessage::Stop {
+            egress_id: egress_id.to_owned(),
+        },
+    )
+}
+
+/// Sends an update (pins, names, roles; JSON of `JobUpdate`) to the job `egress_id`.
+pub fn send_update(config: &AmqpConfig, egress_id: &str, update: &str) -> anyhow::Result<()> {
+    let update = serde_json::from_str(update).context(
+        "the update: expected {\"pinned\": [user ids], \"participants\": {user id: {\"name\", \"roles\"}}}",
+    )?;
+    send_control(
+        config,
+        &ControlMessage::Update {
+            egress_id: egress_id.to_owned(),
+            update,
+        },
+    )
+}
+
+fn send_control(config: &AmqpConfig, message: &ControlMessage) -> anyhow::Result<()> {
+    let body = serde_json::to_vec(message)?;
     block_on(async {
         let connection = amqp::connect(config).await?;
         let channel = amqp::confirming_channel(&connection).await?;

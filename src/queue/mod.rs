@@ -6,9 +6,10 @@ pub mod config;
 pub mod control;
 pub mod cost;
 mod helpers;
+pub mod storages;
 mod worker;
 
 pub use amqp::AmqpEventSink;
 pub use config::WorkerConfig;
-pub use helpers::{send_stop, submit};
+pub use helpers::{send_stop, send_update, submit};
 pub use worker::run as run_worker;

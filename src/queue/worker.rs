@@ -10,6 +10,7 @@ use super::control::ControlMessage;
 use super::cost;
 use crate::events::{EventSink, FanOut, WebhookSink};
 use crate::job::{self, ValidatedJob};
+use crate::server::{SharedStatus, WorkerStatus};
 use crate::session::{self, RunOptions};
 use anyhow::Context;
 use futures_lite::StreamExt;
@@ -28,11 +29,15 @@ use std::time::{Duration, Instant};
 /// A job running on this worker.
 struct RunningJob {
     stop: Arc<AtomicBool>,
+    updates: std::sync::mpsc::Sender<session::JobUpdate>,
     cost: f64,
     /// The delivery to settle when the job ends (the latest, after a redelivery).
     delivery: Delivery,
     /// Set when the job is stopped for the worker's shutdown: it goes back to the queue.
     hand_back: bool,
+    /// The delivery belongs to a channel lost in a reconnect: RabbitMQ has put the job back on
+    /// the queue, and it is settled only if offered again (to this worker, as a duplicate).
+    stale: bool,
 }
 
 /// What became of a job offered by the broker.
@@ -47,6 +52,7 @@ enum Admission {
 /// How a session thread reports its end.
 struct Finished {
     egress_id: String,
+    ok: bool,
 }
 
 pub struct Worker {
@@ -58,6 +64,7 @@ pub struct Worker {
     finished_rx: tokio::sync::mpsc::UnboundedReceiver<Finished>,
     shutdown: Arc<AtomicBool>,
     shutdown_since: Option<Instant>,
+    status: SharedStatus,
 }
 
 /// Runs the worker until SIGTERM/SIGINT (`shutdown`) and its jobs have ended or been handed back.
@@ -93,11 +100,30 @@ pub fn run(config: WorkerConfig, shutdown: Arc<AtomicBool>) -> anyhow::Result<()
         finished_rx,
         shutdown,
         shutdown_since: None,
+        status: Arc::new(Mutex::new(WorkerStatus::default())),
     };
+    worker.status().cpu_budget = worker.config.worker.cpu_budget();
+    if let Some(address) = &worker.config.worker.ops_address {
+        crate::server::serve(address, worker.status.clone(), worker.config.worker.spool_dir())?;
+    }
     runtime.block_on(worker.serve())
 }
 
 impl Worker {
+    fn status(&self) -> std::sync::MutexGuard<'_, WorkerStatus> {
+        self.status.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Publishes what runs now to the status the endpoints read.
+    fn report(&self, taking_jobs: bool) {
+        let running = self.running.len();
+        let cost: f64 = self.running.values().map(|j| j.cost).sum();
+        let mut status = self.status();
+        status.running = running;
+        status.cost_in_use = cost;
+        status.taking_jobs = taking_jobs;
+    }
+
     async fn serve(&mut self) -> anyhow::Result<()> {
         let resume = self.resume_uploads();
         let mut wait = Duration::from_millis(500);
@@ -106,6 +132,7 @@ impl Worker {
                 Ok(()) => break,
                 Err(e) => {
                     *self.publishing.lock().unwrap_or_else(|p| p.into_inner()) = None;
+                    self.status().connected = false;
                     if self.shutdown.load(Ordering::Relaxed) && self.running.is_empty() {
                         break;
                     }
@@ -194,16 +221,20 @@ impl Worker {
                 FieldTable::default(),
             )
             .await?;
+        for job in self.running.values_mut() {
+            job.stale = true;
+        }
+        self.status().connected = true;
+        self.report(true);
         tracing::info!(
             queue = %amqp.job_queue,
             budget = self.config.worker.cpu_budget(),
             url = %amqp::without_password(&amqp.url),
             "worker ready"
         );
-        // Jobs that kept running through a reconnect settle nothing on this channel.
-        let carried_over: Vec<String> = self.running.keys().cloned().collect();
 
         loop {
+            self.report(jobs.is_some());
             if self.shutdown.load(Ordering::Relaxed) {
                 if let Some(consumer) = jobs.take() {
                     tracing::info!("shutting down: no new jobs");
@@ -233,7 +264,7 @@ impl Worker {
                     self.on_control(&message.data);
                 }
                 Some(finished) = self.finished_rx.recv() => {
-                    self.settle(finished, &carried_over).await;
+                    self.settle(finished).await;
                     self.offer_one_more(&jobs_channel).await?;
                     if jobs.is_none() && !self.shutdown.load(Ordering::Relaxed) {
                         jobs = Some(consume(&jobs_channel, &amqp.job_queue).await?);
@@ -254,6 +285,7 @@ impl Worker {
             Err(problems) => {
                 tracing::error!(problems = %problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "), "invalid job sent to the dead-letter queue");
                 session::announce_refusal(&text, &problems, self.events.as_ref());
+                self.status().refused += 1;
                 delivery
                     .reject(BasicRejectOptions { requeue: false })
                     .await
@@ -262,6 +294,20 @@ impl Worker {
             }
         };
         let mut validated = validated;
+        if let Err(problem) = super::storages::resolve(
+            &mut validated.job.storage,
+            &self.config.storages,
+            self.config.default_storage.as_deref(),
+        ) {
+            tracing::error!(%problem, "job names an unknown storage; sent to the dead-letter queue");
+            session::announce_refusal(&text, &[problem], self.events.as_ref());
+            self.status().refused += 1;
+            delivery
+                .reject(BasicRejectOptions { requeue: false })
+                .await
+                .context("cannot reject a job")?;
+            return Ok(Admission::Refused);
+        }
         let egress_id = validated
             .job
             .egress_id
@@ -272,7 +318,9 @@ impl Worker {
             // its new delivery is settled when the job ends.
             tracing::warn!(%egress_id, "duplicate delivery of a running job; not run twice");
             let old = std::mem::replace(&mut job.delivery, delivery);
-            let _ = old.ack(BasicAckOptions::default()).await;
+            if !std::mem::replace(&mut job.stale, false) {
+                let _ = old.ack(BasicAckOptions::default()).await;
+            }
             return Ok(Admission::Refused);
         }
         let cost = cost::estimate(&validated.job, &self.config.cost);
@@ -307,6 +355,7 @@ impl Worker {
 
     fn start(&mut self, egress_id: String, validated: ValidatedJob, cost: f64, delivery: Delivery) {
         let stop = Arc::new(AtomicBool::new(false));
+        let (updates, update_rx) = std::sync::mpsc::channel();
         let worker = &self.config.worker;
         let options = RunOptions {
             out_dir: worker.out_dir.clone(),
@@ -317,6 +366,7 @@ impl Worker {
             dot_file: None,
             decode_every_frame: false,
             retry: worker.retry(),
+            updates: Some(Mutex::new(update_rx)),
         };
         tracing::info!(%egress_id, cost, redelivered = delivery.redelivered, "job taken");
         let events = self.events.clone();
@@ -329,27 +379,40 @@ impl Worker {
                 let sink: &dyn EventSink = events.as_ref();
                 let result = session::run(&validated, &options, sink, job_stop);
                 tracing::info!(egress_id = %id, ok = result.is_ok(), "job ended");
-                let _ = done.send(Finished { egress_id: id });
+                let _ = done.send(Finished {
+                    egress_id: id,
+                    ok: result.is_ok(),
+                });
             })
             .expect("cannot start a job thread");
         self.running.insert(
             egress_id,
             RunningJob {
                 stop,
+                updates,
                 cost,
                 delivery,
                 hand_back: false,
+                stale: false,
             },
         );
     }
 
     /// Acks a job that ended (it is done, failed or not: a failure has been announced), or hands
     /// it back to the queue when the worker's shutdown stopped it.
-    async fn settle(&mut self, finished: Finished, carried_over: &[String]) {
+    async fn settle(&mut self, finished: Finished) {
         let Some(job) = self.running.remove(&finished.egress_id) else {
             return;
         };
-        if carried_over.contains(&finished.egress_id) {
+        {
+            let mut status = self.status();
+            match (job.hand_back, finished.ok) {
+                (true, _) => status.handed_back += 1,
+                (false, true) => status.succeeded += 1,
+                (false, false) => status.failed += 1,
+            }
+        }
+        if job.stale {
             return;
         }
         let settled = if job.hand_back {
@@ -374,6 +437,12 @@ impl Worker {
                 if let Some(job) = self.running.get(&egress_id) {
                     tracing::info!(%egress_id, "stop requested");
                     job.stop.store(true, Ordering::Relaxed);
+                }
+            }
+            Ok(ControlMessage::Update { egress_id, update }) => {
+                if let Some(job) = self.running.get(&egress_id) {
+                    tracing::info!(%egress_id, "update received");
+                    let _ = job.updates.send(update);
                 }
             }
             Err(e) => tracing::warn!(error = %e, "control message not understood"),

@@ -151,6 +151,8 @@ pub struct LiveCall {
     speaking: SpeakingDetector,
     mixes: Vec<MixPlan>,
     assets: LayoutAssets,
+    /// Updates received so far, applied to participants who join later too.
+    updates: Vec<super::JobUpdate>,
 }
 
 impl LiveCall {
@@ -160,7 +162,15 @@ impl LiveCall {
             speaking: SpeakingDetector::default(),
             mixes,
             assets,
+            updates: Vec::new(),
         }
+    }
+
+    /// Applies a coordinator's update (pins, names, roles) and re-lays out.
+    pub fn update(&mut self, update: &super::JobUpdate, graph: &Composite) -> anyhow::Result<()> {
+        self.roster.update(update);
+        self.updates.push(update.clone());
+        self.relayout(graph)
     }
 
     /// Who `user_id` is, while in the call.
@@ -173,7 +183,11 @@ impl LiveCall {
         match event {
             SourceEvent::Joined(info) => {
                 tracing::info!(user_id = %info.user_id, "participant joined");
+                let user_id = info.user_id.clone();
                 self.roster.join(info);
+                for update in &self.updates {
+                    self.roster.update_one(&user_id, update);
+                }
             }
             SourceEvent::Left { user_id } => {
                 tracing::info!(%user_id, "participant left");

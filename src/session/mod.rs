@@ -55,6 +55,29 @@ pub struct RunOptions {
     pub retry: RetryPolicy,
     /// Where files the store would not take are kept, per egress id.
     pub backup_dir: PathBuf,
+    /// Updates for the running job (pins, names, roles), when someone may send them.
+    pub updates: Option<std::sync::Mutex<mpsc::Receiver<JobUpdate>>>,
+}
+
+/// A change to a running job, sent by the coordinator (`egress update`).
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobUpdate {
+    /// The user ids pinned from now on (replaces the pins of the job); absent: unchanged.
+    #[serde(default)]
+    pub pinned: Option<Vec<String>>,
+    /// New names or roles, by user id; they apply to participants who join later too.
+    #[serde(default)]
+    pub participants: std::collections::BTreeMap<String, ParticipantPatch>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ParticipantPatch {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub roles: Option<Vec<String>>,
 }
 
 /// Identity of a running job, fixed at its start.
@@ -371,6 +394,19 @@ fn execute(
                     failure = Some(e);
                     end("source failed", None, &mut finishing, &mut graph, &mut outputs);
                 }
+            }
+        }
+        if finishing.is_none()
+            && let Some(updates) = &options.updates
+        {
+            let pending: Vec<JobUpdate> = updates
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .try_iter()
+                .collect();
+            for update in pending {
+                tracing::info!(egress_id = %id.egress_id, ?update, "job updated");
+                call.update(&update, &graph)?;
             }
         }
         if let Some(since) = finishing
