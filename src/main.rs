@@ -118,13 +118,7 @@ const EXIT_INVALID: u8 = 2;
 
 fn main() -> ExitCode {
     let launched = Instant::now();
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
+    init_logs();
     match Cli::parse().command {
         Command::Schema => {
             println!(
@@ -307,6 +301,26 @@ fn main() -> ExitCode {
     }
 }
 
+/// Logs on stderr: text, or one JSON object per line with `EGRESS_LOG_FORMAT=json` (for log
+/// collectors); `RUST_LOG` filters. Lines of a job carry its `egress_id`.
+fn init_logs() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(filter);
+    if std::env::var("EGRESS_LOG_FORMAT").is_ok_and(|f| f == "json") {
+        builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .init();
+    } else {
+        builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init();
+    }
+}
+
 fn media_dir(job: &Path) -> PathBuf {
     job.parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -409,5 +423,32 @@ fn report(path: &Path, problems: &[Problem]) {
 fn announce_refusal(path: &Path, problems: &[Problem], events: &dyn EventSink) {
     if let Ok(text) = std::fs::read_to_string(path) {
         session::announce_refusal(&text, problems, events);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The commands the container image and the Kubernetes Deployment run are commands of this
+    /// binary.
+    #[test]
+    fn the_packaged_commands_parse() {
+        let dockerfile = include_str!("../docker/Dockerfile");
+        let cmd = dockerfile
+            .lines()
+            .find_map(|l| l.strip_prefix("CMD "))
+            .expect("a CMD line");
+        let args: Vec<String> = serde_json::from_str(cmd).unwrap();
+        let cli = Cli::try_parse_from(std::iter::once("egress".to_owned()).chain(args)).unwrap();
+        assert!(matches!(cli.command, Command::Worker { config: Some(_) }));
+        let deployment = include_str!("../docker/k8s/deployment.yaml");
+        let args = deployment
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("args: "))
+            .expect("container args");
+        let args: Vec<String> = serde_json::from_str(args).unwrap();
+        let cli = Cli::try_parse_from(std::iter::once("egress".to_owned()).chain(args)).unwrap();
+        assert!(matches!(cli.command, Command::Worker { config: Some(_) }));
     }
 }

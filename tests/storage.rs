@@ -552,3 +552,107 @@ fn uploads_a_killed_worker_left_are_resumed() {
     assert_eq!(decode_errors(&mp4), "");
     assert!(!spool.join("uploads").exists(), "the upload list is done");
 }
+
+/// Makes two IAM users in moto with boto3 (from moto's own virtual environment): `writer` with
+/// the minimal permissions the README lists, `reader` allowed to read only. Returns their keys
+/// as (id, secret) pairs.
+fn iam_users(moto: &Moto) -> ((String, String), (String, String)) {
+    let script = format!(
+        r#"
+import boto3, json
+iam = boto3.client("iam", endpoint_url="{endpoint}", region_name="us-east-1",
+                   aws_access_key_id="AKIDTEST", aws_secret_access_key="x")
+def user(name, actions):
+    iam.create_user(UserName=name)
+    iam.put_user_policy(UserName=name, PolicyName="egress", PolicyDocument=json.dumps({{
+        "Version": "2012-10-17",
+        "Statement": [{{"Effect": "Allow", "Action": actions,
+                        "Resource": "arn:aws:s3:::{bucket}/tenant-7/*"}}]}}))
+    key = iam.create_access_key(UserName=name)["AccessKey"]
+    return [key["AccessKeyId"], key["SecretAccessKey"]]
+print(json.dumps([user("writer", ["s3:PutObject", "s3:GetObject", "s3:AbortMultipartUpload"]),
+                  user("reader", ["s3:GetObject"])]))
+"#,
+        endpoint = moto.endpoint,
+        bucket = BUCKET
+    );
+    let python = cache_dir().join("venv/bin/python");
+    let out = std::process::Command::new(python)
+        .arg("-c")
+        .arg(script)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let keys: Vec<(String, String)> = serde_json::from_slice(&out.stdout).unwrap();
+    (keys[0].clone(), keys[1].clone())
+}
+
+#[test]
+fn wrong_keys_and_missing_permissions_are_told_in_plain_words() {
+    let moto = Moto::start();
+    let scratch = Scratch::new("s3-auth");
+    let ((writer, writer_secret), (reader, reader_secret)) = iam_users(&moto);
+    // From now on moto checks every request's signature and the user's policies.
+    let reset = std::process::Command::new("curl")
+        .args([
+            "-sf",
+            "-X",
+            "POST",
+            "-H",
+            "Content-Type: text/plain",
+            "--data-binary",
+            "0",
+        ])
+        .arg(format!("{}/moto-api/reset-auth", moto.endpoint))
+        .output()
+        .unwrap();
+    assert!(reset.status.success(), "auth switched on");
+    let check = |key: &str, secret: &str| {
+        let mut storage = moto.storage(BUCKET);
+        storage["aws_s3"]["s3_api_key"] = json!(key);
+        storage["aws_s3"]["s3_secret"] = json!(secret);
+        let path = scratch.dir.join("storage.json");
+        std::fs::write(&path, storage.to_string()).unwrap();
+        let out = egress().args(["storage", "check"]).arg(&path).output().unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!text.contains(secret), "the secret leaked: {text}");
+        (out.status.code(), text)
+    };
+
+    let (code, text) = check("AKIDNOSUCHKEY000", "not-a-secret-at-all");
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("wrong key"), "an unknown key: {text}");
+
+    let (code, text) = check(&writer, "the-wrong-secret-for-writer");
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("wrong key"), "a wrong secret: {text}");
+
+    let (code, text) = check(&reader, &reader_secret);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains(&format!("no write permission on bucket {BUCKET}")),
+        "{text}"
+    );
+
+    // The minimal permissions of the README are enough for the check and for a whole upload.
+    let (code, text) = check(&writer, &writer_secret);
+    assert_eq!(code, Some(0), "{text}");
+    let file = scratch.dir.join("part.bin");
+    std::fs::write(&file, vec![7u8; 40 * 1024 * 1024]).unwrap();
+    let out = egress()
+        .args(["storage", "upload"])
+        .arg(scratch.dir.join("storage.json"))
+        .arg(&file)
+        .arg("part.bin")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "multipart upload with the minimal permissions: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

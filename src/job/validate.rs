@@ -319,19 +319,13 @@ fn check_storage(storage: &super::StorageConfig, out: &mut Vec<Problem>) {
             "expected s3_api_key and s3_secret together, or neither (default credential chain)",
         ));
     }
-    if let Some(url) = &s3.s3_custom_endpoint_url {
-        if !(url.starts_with("http://") || url.starts_with("https://")) {
-            out.push(Problem::new(
-                "storage.aws_s3.s3_custom_endpoint_url",
-                format!("expected an http(s) URL; got {url:?}"),
-            ));
-        }
-        if s3.s3_api_key.is_none() {
-            out.push(Problem::new(
-                "storage.aws_s3.s3_api_key",
-                "expected s3_api_key and s3_secret with s3_custom_endpoint_url",
-            ));
-        }
+    if let Some(url) = &s3.s3_custom_endpoint_url
+        && !(url.starts_with("http://") || url.starts_with("https://"))
+    {
+        out.push(Problem::new(
+            "storage.aws_s3.s3_custom_endpoint_url",
+            format!("expected an http(s) URL; got {url:?}"),
+        ));
     }
 }
 

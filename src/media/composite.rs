@@ -555,11 +555,13 @@ fn build_encoder(
     chain.push(tee.clone());
     pipeline.add_many(&chain)?;
     gst::Element::link_many(&chain)?;
-    mix_tee.link(&chain[0])?;
     announce_first_buffer(&encoder, first_frame_seen)?;
+    // Running before the mix tee feeds it (an encoder added mid-call): a branch still in NULL
+    // answers FLUSHING, which the tee would pass up to the compositor.
     for element in &chain {
         element.sync_state_with_parent()?;
     }
+    mix_tee.link(&chain[0])?;
     Ok(tee)
 }
 

@@ -265,6 +265,27 @@ mod tests {
         );
     }
 
+    /// The config the container image carries, and the one in the Kubernetes ConfigMap, load
+    /// and pass the same checks as at start.
+    #[test]
+    fn the_packaged_configs_are_valid() {
+        let image: WorkerConfig = toml::from_str(include_str!("../../docker/egress.toml")).unwrap();
+        image.check_storages().unwrap();
+        assert_eq!(image.worker.ops_address.as_deref(), Some("0.0.0.0:9090"));
+        let manifest = include_str!("../../docker/k8s/config.yaml");
+        let embedded: String = manifest
+            .lines()
+            .skip_while(|l| !l.trim_start().starts_with("egress.toml: |"))
+            .skip(1)
+            .take_while(|l| l.starts_with("    "))
+            .map(|l| format!("{}\n", &l[4..]))
+            .collect();
+        let k8s: WorkerConfig = toml::from_str(&embedded).unwrap();
+        k8s.check_storages().unwrap();
+        assert_eq!(k8s.default_storage.as_deref(), Some("recordings"));
+        assert_eq!(k8s.worker.ops_address, image.worker.ops_address);
+    }
+
     #[test]
     fn bad_values_name_their_key() {
         let error = toml::from_str::<WorkerConfig>("[worker]\ncpu_budjet = 1").unwrap_err();

@@ -122,6 +122,8 @@ pub fn run(
 ) -> anyhow::Result<()> {
     let job = &validated.job;
     let id = JobIdentity::of(job);
+    // Every log line of the job's own thread names it.
+    let _span = tracing::info_span!("job", egress_id = %id.egress_id).entered();
     let emit = |body| events.emit(&Event::new(&job.call_cid, &id.egress_id, body));
     for warning in &validated.warnings {
         tracing::warn!(egress_id = %id.egress_id, "{warning}");

@@ -62,13 +62,15 @@ impl RtmpBranch {
             feeds.push((tee.clone(), ghost));
         }
         composite.pipeline().add(&bin)?;
+        // Playing before it is linked: a tee pad that meets a branch still in NULL gets FLUSHING
+        // back, and a tee passes that upstream, which stalls every output of the composite.
+        bin.sync_state_with_parent()?;
         let mut linked = Vec::new();
         for (tee, ghost) in feeds {
             let tee_pad = tee.request_pad_simple("src_%u").context("tee pad")?;
             tee_pad.link(&ghost)?;
             linked.push((tee, tee_pad));
         }
-        bin.sync_state_with_parent()?;
         Ok(RtmpBranch {
             bin,
             sink,
