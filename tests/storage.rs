@@ -109,6 +109,62 @@ impl Moto {
     }
 }
 
+/// A call of alice (red, with a tone) and bob (blue) with the given outputs, stored in moto.
+fn two_party_call(moto: &Moto, egress_id: &str, seconds: f64, outputs: Value) -> Value {
+    let mut job = json!({
+        "egress_id": egress_id,
+        "call_cid": format!("default:{egress_id}"),
+        "source": { "type": "synthetic", "duration_s": seconds, "participants": [
+            { "user_id": "alice", "video": { "color": "#e53935" }, "audio": "sine" },
+            { "user_id": "bob", "video": { "color": "#1e88e5" } }
+        ]},
+        "storage": moto.storage(BUCKET)
+    });
+    job.as_object_mut()
+        .unwrap()
+        .extend(outputs.as_object().unwrap().clone());
+    job
+}
+
+impl Moto {
+    /// Fetches the recording a ready event announces; checks it is whole and decodes cleanly.
+    fn check_recording(&self, events: &[Value], scratch: &Scratch, seconds: f64) -> String {
+        let ready = events
+            .iter()
+            .find(|e| e["type"] == "call.recording_ready")
+            .expect("recording ready");
+        let url = ready["call_recording"]["url"].as_str().unwrap().to_owned();
+        let mp4 = scratch.dir.join("downloaded.mp4");
+        std::fs::write(&mp4, self.fetch(&url)).unwrap();
+        let duration = duration_s(&probe(&mp4));
+        assert!(
+            (duration - seconds).abs() <= 0.1,
+            "the stored MP4 is whole: {duration} s"
+        );
+        assert_eq!(decode_errors(&mp4), "", "the stored MP4 decodes cleanly");
+        url
+    }
+
+    /// Checks the final 360p playlist in the bucket: closed, at least `min` segments from the
+    /// first, each of them in the bucket.
+    fn check_playlist(&self, min: usize) {
+        let keys = self.keys();
+        let playlist_key = keys
+            .iter()
+            .find(|k| k.ends_with("360p/index.m3u8"))
+            .expect("a media playlist in the bucket");
+        let playlist = String::from_utf8(self.get(playlist_key)).unwrap();
+        assert!(playlist.trim_end().ends_with("#EXT-X-ENDLIST"), "{playlist}");
+        let segments: Vec<&str> = playlist.lines().filter(|l| l.ends_with(".ts")).collect();
+        assert!(segments.len() >= min, "{playlist}");
+        assert!(segments[0].ends_with("00000.ts"), "{playlist}");
+        for segment in segments {
+            let key = playlist_key.replace("index.m3u8", segment);
+            assert!(keys.contains(&key), "{key} is in the bucket");
+        }
+    }
+}
+
 fn files_below(dir: &Path) -> Vec<std::path::PathBuf> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
@@ -129,37 +185,23 @@ fn files_below(dir: &Path) -> Vec<std::path::PathBuf> {
 fn a_call_lands_in_an_s3_bucket_with_every_output() {
     let moto = Moto::start();
     let scratch = Scratch::new("s3-call");
-    let job = json!({
-        "egress_id": "eg_s3",
-        "call_cid": "default:s3-call",
-        "source": { "type": "synthetic", "duration_s": 7, "participants": [
-            { "user_id": "alice", "video": { "color": "#e53935" }, "audio": "sine" },
-            { "user_id": "bob", "video": { "color": "#1e88e5" } }
-        ]},
-        "recording": { "quality": "480p" },
-        "hls": { "quality_tracks": ["360p"] },
-        "frame_recording": { "capture_interval_in_seconds": 3, "quality": "360p" },
-        "storage": moto.storage(BUCKET)
-    });
+    let job = two_party_call(
+        &moto,
+        "eg_s3",
+        7.0,
+        json!({
+            "recording": { "quality": "480p" },
+            "hls": { "quality_tracks": ["360p"] },
+            "frame_recording": { "capture_interval_in_seconds": 3, "quality": "360p" }
+        }),
+    );
     let mut running = Running::spawn(&scratch, &job, &[]);
     running.wait_for("call.recording_started", Duration::from_secs(20));
     let log = running.log.clone();
     let events = running.finish(Duration::from_secs(60));
 
-    let ready = events
-        .iter()
-        .find(|e| e["type"] == "call.recording_ready")
-        .expect("recording ready");
-    let url = ready["call_recording"]["url"].as_str().unwrap();
+    let url = moto.check_recording(&events, &scratch, 7.0);
     assert!(url.contains("/tenant-7/rec_"), "under the path prefix: {url}");
-    let mp4 = scratch.dir.join("downloaded.mp4");
-    std::fs::write(&mp4, moto.fetch(url)).unwrap();
-    let duration = duration_s(&probe(&mp4));
-    assert!(
-        (duration - 7.0).abs() <= 0.1,
-        "the stored MP4 is whole: {duration} s"
-    );
-    assert_eq!(decode_errors(&mp4), "", "the stored MP4 decodes cleanly");
 
     let stills: Vec<&Value> = events
         .iter()
@@ -178,19 +220,7 @@ fn a_call_lands_in_an_s3_bucket_with_every_output() {
         .expect("hls started");
     let master = String::from_utf8(moto.fetch(started["hls_playlist_url"].as_str().unwrap())).unwrap();
     assert!(master.contains("360p/index.m3u8"), "{master}");
-    let keys = moto.keys();
-    let playlist_key = keys
-        .iter()
-        .find(|k| k.ends_with("360p/index.m3u8"))
-        .expect("a media playlist in the bucket");
-    let playlist = String::from_utf8(moto.get(playlist_key)).unwrap();
-    assert!(playlist.trim_end().ends_with("#EXT-X-ENDLIST"), "{playlist}");
-    let segments: Vec<&str> = playlist.lines().filter(|l| l.ends_with(".ts")).collect();
-    assert!(segments.len() >= 3, "{playlist}");
-    for segment in segments {
-        let key = playlist_key.replace("index.m3u8", segment);
-        assert!(keys.contains(&key), "{key} is in the bucket");
-    }
+    moto.check_playlist(3);
 
     let left: Vec<_> = files_below(&scratch.out());
     assert!(
@@ -353,18 +383,16 @@ fn wait_for_pending(spool: &Path, output: &str, timeout: Duration) {
 fn a_store_frozen_for_30_s_mid_job_loses_nothing() {
     let moto = Moto::start();
     let scratch = Scratch::new("s3-frozen");
-    let job = json!({
-        "egress_id": "eg_frozen",
-        "call_cid": "default:frozen",
-        "source": { "type": "synthetic", "duration_s": 16, "participants": [
-            { "user_id": "alice", "video": { "color": "#e53935" }, "audio": "sine" },
-            { "user_id": "bob", "video": { "color": "#1e88e5" } }
-        ]},
-        "recording": { "quality": "360p" },
-        "hls": { "quality_tracks": ["360p"], "segment_duration_s": 2 },
-        "frame_recording": { "capture_interval_in_seconds": 2, "quality": "360p" },
-        "storage": moto.storage(BUCKET)
-    });
+    let job = two_party_call(
+        &moto,
+        "eg_frozen",
+        16.0,
+        json!({
+            "recording": { "quality": "360p" },
+            "hls": { "quality_tracks": ["360p"], "segment_duration_s": 2 },
+            "frame_recording": { "capture_interval_in_seconds": 2, "quality": "360p" }
+        }),
+    );
     let mut running = Running::spawn(&scratch, &job, &[]);
     running.wait_for("call.hls_broadcasting_started", Duration::from_secs(30));
     let pid = moto._service.child.id();
@@ -378,18 +406,7 @@ fn a_store_frozen_for_30_s_mid_job_loses_nothing() {
 
     let types = event_types(&events);
     assert!(!types.iter().any(|t| t.ends_with("_failed")), "{types:?}");
-    let ready = events
-        .iter()
-        .find(|e| e["type"] == "call.recording_ready")
-        .expect("recording ready");
-    let mp4 = scratch.dir.join("downloaded.mp4");
-    std::fs::write(&mp4, moto.fetch(ready["call_recording"]["url"].as_str().unwrap())).unwrap();
-    let duration = duration_s(&probe(&mp4));
-    assert!(
-        (duration - 16.0).abs() <= 0.1,
-        "the stored MP4 is whole: {duration} s"
-    );
-    assert_eq!(decode_errors(&mp4), "");
+    moto.check_recording(&events, &scratch, 16.0);
 
     // Every still announced is in the bucket, and none is missing: one per 2 s of the call.
     let stills: Vec<&Value> = events
@@ -404,17 +421,7 @@ fn a_store_frozen_for_30_s_mid_job_loses_nothing() {
         assert!(!moto.fetch(still["url"].as_str().unwrap()).is_empty());
     }
     // The final playlist lists every segment from the first, and each one is in the bucket.
-    let keys = moto.keys();
-    let playlist_key = keys.iter().find(|k| k.ends_with("360p/index.m3u8")).unwrap();
-    let playlist = String::from_utf8(moto.get(playlist_key)).unwrap();
-    assert!(playlist.trim_end().ends_with("#EXT-X-ENDLIST"), "{playlist}");
-    let segments: Vec<&str> = playlist.lines().filter(|l| l.ends_with(".ts")).collect();
-    assert!(segments.len() >= 7, "{playlist}");
-    assert!(segments[0].ends_with("00000.ts"), "{playlist}");
-    for segment in segments {
-        let key = playlist_key.replace("index.m3u8", segment);
-        assert!(keys.contains(&key), "{key} is in the bucket");
-    }
+    moto.check_playlist(7);
     let log = std::fs::read_to_string(scratch.dir.join("egress.log")).unwrap();
     assert!(!log.contains(SECRET), "the secret leaked");
     assert!(
