@@ -663,3 +663,37 @@ fn wrong_keys_and_missing_permissions_are_told_in_plain_words() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn signed_urls_download_without_credentials() {
+    let moto = Moto::start();
+    let scratch = Scratch::new("s3-signed");
+    let mut storage = moto.storage(BUCKET);
+    storage["url_expiry_s"] = json!(600);
+    let path = scratch.dir.join("signed.json");
+    std::fs::write(&path, storage.to_string()).unwrap();
+    let file = scratch.dir.join("still.jpg");
+    std::fs::write(&file, b"a small file to fetch by its signed URL").unwrap();
+    let out = egress()
+        .args(["storage", "upload"])
+        .arg(&path)
+        .arg(&file)
+        .arg("still.jpg")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let url = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    assert!(url.contains("/tenant-7/still.jpg?"), "{url}");
+    assert!(
+        url.contains("X-Amz-Expires=600") && url.contains("X-Amz-Signature="),
+        "{url}"
+    );
+    assert!(!url.contains(SECRET), "the secret is not in the URL");
+    // A plain HTTP client, no credentials.
+    let fetched = std::process::Command::new("curl")
+        .args(["-sf", &url])
+        .output()
+        .unwrap();
+    assert!(fetched.status.success(), "the signed URL downloads: {url}");
+    assert_eq!(fetched.stdout, b"a small file to fetch by its signed URL");
+}

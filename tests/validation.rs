@@ -231,4 +231,17 @@ fn s3_storage_needs_a_bucket_a_region_and_whole_credentials() {
     job["storage"] = json!({ "storage_type": "s3", "bucket": "b" });
     let (stderr, _) = refuse("s3-no-section", &job.to_string());
     assert!(stderr.contains("storage.aws_s3: expected"), "{stderr}");
+    job["storage"] = json!({ "storage_type": "s3", "bucket": "b", "url_expiry_s": 700000,
+        "aws_s3": { "s3_region": "us-east-1" } });
+    let (stderr, _) = refuse("s3-expiry", &job.to_string());
+    assert!(
+        stderr.contains("storage.url_expiry_s: expected 1 to 604800 seconds (7 days); got 700000"),
+        "{stderr}"
+    );
+    job["storage"] = json!({ "storage_type": "local", "url_expiry_s": 60 });
+    let (stderr, _) = refuse("local-expiry", &job.to_string());
+    assert!(
+        stderr.contains("storage.url_expiry_s: signed URLs need storage_type s3"),
+        "{stderr}"
+    );
 }

@@ -309,6 +309,10 @@ pub struct StorageConfig {
     /// Amazon S3 or an S3-compatible store, for `storage_type` `s3`.
     #[serde(default)]
     pub aws_s3: Option<S3Config>,
+    /// When set, URLs in events are signed download URLs valid for this many seconds (`s3`;
+    /// at most 604800, the S3 limit); otherwise plain object URLs.
+    #[serde(default)]
+    pub url_expiry_s: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

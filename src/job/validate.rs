@@ -290,7 +290,23 @@ pub fn storage_problems(storage: &super::StorageConfig) -> Vec<Problem> {
     out
 }
 
+/// Longest validity of an S3 signed URL (SigV4): seven days.
+const LONGEST_URL_EXPIRY_S: u32 = 604_800;
+
 fn check_storage(storage: &super::StorageConfig, out: &mut Vec<Problem>) {
+    if let Some(expiry) = storage.url_expiry_s {
+        if storage.storage_type != super::StorageType::S3 {
+            out.push(Problem::new(
+                "storage.url_expiry_s",
+                "signed URLs need storage_type s3",
+            ));
+        } else if !(1..=LONGEST_URL_EXPIRY_S).contains(&expiry) {
+            out.push(Problem::new(
+                "storage.url_expiry_s",
+                format!("expected 1 to {LONGEST_URL_EXPIRY_S} seconds (7 days); got {expiry}"),
+            ));
+        }
+    }
     if storage.storage_type != super::StorageType::S3 {
         return;
     }

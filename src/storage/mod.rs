@@ -22,7 +22,10 @@ pub fn open(config: &StorageConfig, out_dir: &Path) -> anyhow::Result<Box<dyn St
         StorageType::S3 => {
             let bucket = config.bucket.as_deref().context("storage.bucket is missing")?;
             let s3 = config.aws_s3.as_ref().context("storage.aws_s3 is missing")?;
-            Box::new(S3Storage::new(bucket, s3)?)
+            let expiry = config
+                .url_expiry_s
+                .map(|s| std::time::Duration::from_secs(u64::from(s)));
+            Box::new(S3Storage::new(bucket, s3)?.with_signed_urls(expiry))
         }
     })
 }

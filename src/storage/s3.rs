@@ -31,6 +31,8 @@ pub struct S3Storage {
     /// Over TLS the body is protected in transit and by its CRC32 header (which is signed), so
     /// it is not hashed for the signature, as the AWS CLI does; over plain HTTP it is.
     sign_payload: bool,
+    /// URLs given out are signed download URLs valid this long.
+    url_expiry: Option<Duration>,
     runtime: tokio::runtime::Runtime,
 }
 
@@ -75,8 +77,27 @@ impl S3Storage {
             bucket: bucket.to_owned(),
             sign_payload: !url_base.starts_with("https://"),
             url_base,
+            url_expiry: None,
             runtime,
         })
+    }
+
+    /// Gives signed download URLs valid for `expiry` instead of object URLs.
+    pub fn with_signed_urls(mut self, expiry: Option<Duration>) -> Self {
+        self.url_expiry = expiry;
+        self
+    }
+
+    fn signed_url(&self, key: &str, expiry: Duration) -> anyhow::Result<String> {
+        let config = aws_sdk_s3::presigning::PresigningConfig::expires_in(expiry)?;
+        let request = self.runtime.block_on(
+            self.client
+                .get_object()
+                .bucket(&self.bucket)
+                .key(key)
+                .presigned(config),
+        )?;
+        Ok(request.uri().to_owned())
     }
 
     async fn put_whole(&self, file: &Path, key: &str) -> anyhow::Result<()> {
@@ -228,6 +249,14 @@ impl Storage for S3Storage {
     }
 
     fn url(&self, key: &str) -> String {
+        if let Some(expiry) = self.url_expiry {
+            match self.signed_url(key, expiry) {
+                Ok(url) => return url,
+                Err(e) => {
+                    tracing::warn!(%key, error = %format!("{e:#}"), "cannot sign a URL; giving the object URL")
+                }
+            }
+        }
         format!("{}/{key}", self.url_base)
     }
 }
