@@ -157,16 +157,7 @@ fn main() -> ExitCode {
                     .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", job.display()))?;
                 queue::submit(&config.amqp, &text)
             });
-            match outcome {
-                Ok(egress_id) => {
-                    println!("{egress_id}");
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("submit failed: {e:#}");
-                    ExitCode::from(EXIT_FAILED)
-                }
-            }
+            conclude("submit", outcome, &[], |egress_id| println!("{egress_id}"))
         }
         Command::Update {
             egress_id,
@@ -178,22 +169,12 @@ fn main() -> ExitCode {
                     .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", update.display()))?;
                 queue::send_update(&c.amqp, &egress_id, &text)
             });
-            match outcome {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("update failed: {e:#}");
-                    ExitCode::from(EXIT_FAILED)
-                }
-            }
+            conclude("update", outcome, &[], |()| {})
         }
         Command::Stop { egress_id, config } => {
-            match WorkerConfig::load(config.as_deref()).and_then(|c| queue::send_stop(&c.amqp, &egress_id)) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("stop failed: {e:#}");
-                    ExitCode::from(EXIT_FAILED)
-                }
-            }
+            let outcome =
+                WorkerConfig::load(config.as_deref()).and_then(|c| queue::send_stop(&c.amqp, &egress_id));
+            conclude("stop", outcome, &[], |()| {})
         }
         Command::Storage {
             action:
@@ -349,19 +330,7 @@ fn upload(path: &Path, file: &Path, key: &str, out: &Path) -> ExitCode {
         storage.store(file, &key)?;
         anyhow::Ok(storage.url(&key))
     })();
-    match outcome {
-        Ok(url) => {
-            println!("{url}");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            let text = secrets
-                .iter()
-                .fold(format!("{e:#}"), |t, s| t.replace(s, "[redacted]"));
-            eprintln!("upload failed: {text}");
-            ExitCode::from(EXIT_FAILED)
-        }
-    }
+    conclude("upload", outcome, &secrets, |url| println!("{url}"))
 }
 
 /// A storage configuration file, checked; on error the message is printed already.
@@ -397,16 +366,24 @@ fn check_storage(path: &Path, out: &Path) -> ExitCode {
         let backend = storage::open(&config, out)?;
         backend.check(&key)
     });
+    conclude("storage check", outcome, &secrets, |url| {
+        println!("storage check passed: wrote {url}")
+    })
+}
+
+/// Shows what a command produced, or says on stderr why it failed (without `secrets`); returns
+/// the command's exit code.
+fn conclude<T>(what: &str, outcome: anyhow::Result<T>, secrets: &[&str], show: impl FnOnce(T)) -> ExitCode {
     match outcome {
-        Ok(url) => {
-            println!("storage check passed: wrote {url}");
+        Ok(value) => {
+            show(value);
             ExitCode::SUCCESS
         }
         Err(e) => {
             let text = secrets
                 .iter()
                 .fold(format!("{e:#}"), |t, s| t.replace(s, "[redacted]"));
-            eprintln!("storage check failed: {text}");
+            eprintln!("{what} failed: {text}");
             ExitCode::from(EXIT_FAILED)
         }
     }

@@ -24,24 +24,29 @@ pub fn margins_for(width: u32, height: u32, tile: Option<(u32, u32)>) -> Margins
     let (w, h, tw, th) = (u64::from(width), u64::from(height), u64::from(tw), u64::from(th));
     if w * th > tw * h {
         // Wider than the tile: crop the sides.
-        let keep = ((h * tw / th) as u32).max(2) & !1;
-        let cut = width - keep.min(width);
-        let left = (cut / 2) & !1;
+        let (left, right) = centred_cut(width, (h * tw / th) as u32);
         Margins {
             left,
-            right: cut - left,
+            right,
             ..Margins::default()
         }
     } else {
-        let keep = ((w * th / tw) as u32).max(2) & !1;
-        let cut = height - keep.min(height);
-        let top = (cut / 2) & !1;
+        let (top, bottom) = centred_cut(height, (w * th / tw) as u32);
         Margins {
             top,
-            bottom: cut - top,
+            bottom,
             ..Margins::default()
         }
     }
+}
+
+/// What to cut before and after along one side of `len` pixels to keep `keep` of them in the
+/// middle; even numbers, as 4:2:0 video wants.
+fn centred_cut(len: u32, keep: u32) -> (u32, u32) {
+    let keep = keep.max(2) & !1;
+    let cut = len - keep.min(len);
+    let before = (cut / 2) & !1;
+    (before, cut - before)
 }
 
 #[derive(Default)]
