@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Composite benchmarks: prints CPU per media second for the worker and for ffmpeg, and the ratio,
 # for a recording and for a broadcast (recording + HLS ladder + RTMP push to a local nginx-rtmp).
-# Then a frames-only job of 20 participants (bench/frames.py) and the S3 upload throughput
-# against curl (bench/s3_upload.py).
+# Then a frames-only job of 20 participants (bench/frames.py) and the upload throughput to the
+# S3, GCS and Azure emulators against curl (bench/storage_upload.py).
 # BENCH_RUNS (default 3), BENCH_SECONDS (default 60) and BENCH_SCENARIOS tune it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,5 +14,5 @@ source scripts/rtmp-server.sh
 BENCH_RTMP_PORT=$RTMP_PORT python3 bench/composite.py "$EGRESS_BIN" "$media"
 echo "== frames =="
 python3 bench/frames.py "$EGRESS_BIN" "$media"
-echo "== s3 upload =="
-python3 bench/s3_upload.py "$EGRESS_BIN" "$EGRESS_CACHE/venv/bin/moto_server"
+echo "== storage upload =="
+"$EGRESS_CACHE/venv/bin/python" bench/storage_upload.py "$EGRESS_BIN" "$EGRESS_CACHE"

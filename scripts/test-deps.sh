@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the integration tests need beyond the worker itself: nginx with the RTMP module
 # (RTMP pushes), Chromium with hls.js and playwright-core (HLS playback in a real browser),
-# RabbitMQ (started when it is not running) and the S3 emulator.
+# RabbitMQ (started when it is not running) and the storage emulators: moto (S3) and
+# gcp-storage-emulator (GCS) from PyPI, with the Azure SDK for Python that sets up Azurite's
+# containers in the tests, and Azurite (Azure Blob) from npm.
 # Idempotent; npm packages live in the cache folder, outside the clone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,7 +27,8 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 npm_dir="$EGRESS_CACHE/npm"
-if [ ! -f "$npm_dir/node_modules/hls.js/dist/hls.min.js" ] || [ ! -d "$npm_dir/node_modules/playwright-core" ]; then
+if [ ! -f "$npm_dir/node_modules/hls.js/dist/hls.min.js" ] || [ ! -d "$npm_dir/node_modules/playwright-core" ] \
+  || [ ! -x "$npm_dir/node_modules/.bin/azurite-blob" ]; then
   mkdir -p "$npm_dir"
   cp tests/browser/package.json "$npm_dir/package.json"
   (cd "$npm_dir" && npm install --no-audit --no-fund --silent >&2)
@@ -52,7 +55,9 @@ fi
 
 # Storage emulators from PyPI, in a virtual environment in the cache folder.
 venv="$EGRESS_CACHE/venv"
-if [ ! -x "$venv/bin/moto_server" ]; then
+if [ ! -x "$venv/bin/moto_server" ] || [ ! -x "$venv/bin/gcp-storage-emulator" ] \
+  || [ ! -d "$venv/lib/python3.11/site-packages/azure/storage/blob" ]; then
   python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check 'moto[server]==5.*' >&2
+  "$venv/bin/pip" install --quiet --disable-pip-version-check 'moto[server]==5.*' \
+    'gcp-storage-emulator==2026.*' 'azure-storage-blob==12.*' >&2
 fi

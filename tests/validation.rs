@@ -245,3 +245,50 @@ fn s3_storage_needs_a_bucket_a_region_and_whole_credentials() {
         "{stderr}"
     );
 }
+
+#[test]
+fn gcs_and_azure_storage_name_what_is_missing_without_quoting_secrets() {
+    let mut job = valid_job();
+    job["storage"] = json!({ "storage_type": "gcs", "bucket": "b",
+        "gcs_credentials": "{\"type\": \"authorized_user\", \"private_key\": \"-----BEGIN hunter2\"}",
+        "aws_s3": { "s3_region": "us-east-1" } });
+    let (stderr, _) = refuse("gcs-bad", &job.to_string());
+    for expected in [
+        "storage.gcs_credentials: expected a service-account key (\"type\": \"service_account\")",
+        "storage.gcs_credentials: expected the service-account key's \"client_email\"",
+        "storage.aws_s3: belongs to storage_type s3, not gcs",
+    ] {
+        assert!(stderr.contains(expected), "{expected} in {stderr}");
+    }
+    assert!(!stderr.contains("hunter2"), "no key in messages: {stderr}");
+
+    job["storage"] = json!({ "storage_type": "abs" });
+    let (stderr, _) = refuse("abs-nothing", &job.to_string());
+    assert!(
+        stderr.contains("storage.bucket: expected the container name for storage_type abs"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("storage.azure_blob: expected {"), "{stderr}");
+
+    job["storage"] = json!({ "storage_type": "abs", "bucket": "calls", "azure_blob": {
+        "abs_account_name": "acct", "abs_tenant_id": "t", "abs_client_secret": "hunter2" } });
+    let (stderr, _) = refuse("abs-half-principal", &job.to_string());
+    assert!(
+        stderr.contains(
+            "storage.azure_blob: expected abs_tenant_id, abs_client_id and abs_client_secret together"
+        ),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("hunter2"), "no secret in messages: {stderr}");
+
+    job["storage"] = json!({ "storage_type": "abs", "bucket": "calls", "azure_blob": {
+        "abs_connection_string": "AccountName=acct;Password=hunter2" } });
+    let (stderr, _) = refuse("abs-connection-string", &job.to_string());
+    assert!(
+        stderr.contains(
+            "storage.azure_blob.abs_connection_string: expected an AccountKey or a SharedAccessSignature"
+        ),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("hunter2"), "no secret in messages: {stderr}");
+}

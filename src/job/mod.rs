@@ -292,7 +292,7 @@ impl LayoutName {
     }
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 /// Where files go. The embedded default is the local output folder.
 pub struct StorageConfig {
@@ -303,14 +303,25 @@ pub struct StorageConfig {
     /// Prefix of every key written (a folder below the output root for `local`).
     #[serde(default)]
     pub path: Option<String>,
-    /// The bucket on the service provider (`s3`).
+    /// The bucket on the service provider (`s3`, `gcs`; the container for `abs`).
     #[serde(default)]
     pub bucket: Option<String>,
     /// Amazon S3 or an S3-compatible store, for `storage_type` `s3`.
     #[serde(default)]
     pub aws_s3: Option<S3Config>,
-    /// When set, URLs in events are signed download URLs valid for this many seconds (`s3`;
-    /// at most 604800, the S3 limit); otherwise plain object URLs.
+    /// The service-account JSON (the key file's content), for `storage_type` `gcs`; without it
+    /// the Application Default Credentials are used.
+    #[serde(default)]
+    pub gcs_credentials: Option<String>,
+    /// Another GCS endpoint (an emulator), for `storage_type` `gcs`.
+    #[serde(default)]
+    pub gcs_endpoint_url: Option<String>,
+    /// Azure Blob Storage, for `storage_type` `abs`.
+    #[serde(default)]
+    pub azure_blob: Option<AzureConfig>,
+    /// When set, URLs in events are signed download URLs valid for this many seconds (`s3`,
+    /// `gcs` with a service account, `abs` with an account key; at most 604800, seven days);
+    /// otherwise plain object URLs.
     #[serde(default)]
     pub url_expiry_s: Option<u32>,
 }
@@ -321,6 +332,8 @@ pub enum StorageType {
     #[default]
     Local,
     S3,
+    Gcs,
+    Abs,
 }
 
 #[derive(Clone, Default, Serialize, Deserialize, JsonSchema)]
@@ -348,15 +361,93 @@ impl std::fmt::Debug for S3Config {
     }
 }
 
+/// Never prints the service-account JSON (the other secrets hide in their own types).
+impl std::fmt::Debug for StorageConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StorageConfig")
+            .field("name", &self.name)
+            .field("storage_type", &self.storage_type)
+            .field("path", &self.path)
+            .field("bucket", &self.bucket)
+            .field("aws_s3", &self.aws_s3)
+            .field("gcs_endpoint_url", &self.gcs_endpoint_url)
+            .field("azure_blob", &self.azure_blob)
+            .field("url_expiry_s", &self.url_expiry_s)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Azure Blob Storage: a service principal (`abs_tenant_id`, `abs_client_id`,
+/// `abs_client_secret`, as the seed asks), an account key, or a connection string.
+#[derive(Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AzureConfig {
+    /// The storage account; may be left out when a connection string names it.
+    #[serde(default)]
+    pub abs_account_name: Option<String>,
+    #[serde(default)]
+    pub abs_tenant_id: Option<String>,
+    #[serde(default)]
+    pub abs_client_id: Option<String>,
+    #[serde(default)]
+    pub abs_client_secret: Option<String>,
+    /// The account's shared key (base64), instead of a service principal.
+    #[serde(default)]
+    pub abs_account_key: Option<String>,
+    /// A connection string (`AccountName=…;AccountKey=…;BlobEndpoint=…`), instead of the above.
+    #[serde(default)]
+    pub abs_connection_string: Option<String>,
+    /// Another blob endpoint (Azurite: `http://127.0.0.1:10000/devstoreaccount1`); the default is
+    /// `https://ACCOUNT.blob.core.windows.net`.
+    #[serde(default)]
+    pub abs_endpoint_url: Option<String>,
+}
+
+/// Never prints the secret, the key or the connection string.
+impl std::fmt::Debug for AzureConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AzureConfig")
+            .field("abs_account_name", &self.abs_account_name)
+            .field("abs_tenant_id", &self.abs_tenant_id)
+            .field("abs_client_id", &self.abs_client_id)
+            .field("abs_endpoint_url", &self.abs_endpoint_url)
+            .finish_non_exhaustive()
+    }
+}
+
 impl StorageConfig {
     /// The secrets of this storage, to be kept out of logs and events.
     pub fn secrets(&self) -> Vec<&str> {
-        let s3 = self.aws_s3.iter();
-        s3.flat_map(|s| [s.s3_api_key.as_deref(), s.s3_secret.as_deref()])
+        let s3 = self
+            .aws_s3
+            .iter()
+            .flat_map(|s| [s.s3_api_key.as_deref(), s.s3_secret.as_deref()]);
+        let azure = self.azure_blob.iter().flat_map(|a| {
+            [
+                a.abs_client_secret.as_deref(),
+                a.abs_account_key.as_deref(),
+                a.abs_connection_string.as_deref(),
+            ]
+        });
+        let gcs = self
+            .gcs_credentials
+            .as_deref()
+            .into_iter()
+            .flat_map(|c| [Some(c), gcs_private_key(c)]);
+        s3.chain(azure)
+            .chain(gcs)
             .flatten()
             .filter(|s| !s.is_empty())
             .collect()
     }
+}
+
+/// The private key inside a service-account JSON, as it appears in the text (escaped newlines),
+/// so that a message quoting only the key is redacted too.
+fn gcs_private_key(credentials: &str) -> Option<&str> {
+    let start = credentials.find("-----BEGIN")?;
+    let end = credentials[start..].find("-----END")? + start;
+    Some(&credentials[start..end])
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]

@@ -290,15 +290,16 @@ pub fn storage_problems(storage: &super::StorageConfig) -> Vec<Problem> {
     out
 }
 
-/// Longest validity of an S3 signed URL (SigV4): seven days.
+/// Longest validity of a signed URL: seven days (the S3 and GCS V4 limit).
 const LONGEST_URL_EXPIRY_S: u32 = 604_800;
 
 fn check_storage(storage: &super::StorageConfig, out: &mut Vec<Problem>) {
+    use super::StorageType;
     if let Some(expiry) = storage.url_expiry_s {
-        if storage.storage_type != super::StorageType::S3 {
+        if storage.storage_type == StorageType::Local {
             out.push(Problem::new(
                 "storage.url_expiry_s",
-                "signed URLs need storage_type s3",
+                "signed URLs need storage_type s3, gcs or abs",
             ));
         } else if !(1..=LONGEST_URL_EXPIRY_S).contains(&expiry) {
             out.push(Problem::new(
@@ -307,15 +308,57 @@ fn check_storage(storage: &super::StorageConfig, out: &mut Vec<Problem>) {
             ));
         }
     }
-    if storage.storage_type != super::StorageType::S3 {
-        return;
-    }
+    let kind = match storage.storage_type {
+        StorageType::Local => return,
+        StorageType::S3 => "s3",
+        StorageType::Gcs => "gcs",
+        StorageType::Abs => "abs",
+    };
     if storage.bucket.as_deref().is_none_or(str::is_empty) {
+        let what = if kind == "abs" {
+            "the container name"
+        } else {
+            "the bucket name"
+        };
         out.push(Problem::new(
             "storage.bucket",
-            "expected the bucket name for storage_type s3",
+            format!("expected {what} for storage_type {kind}"),
         ));
     }
+    let sections = [
+        ("aws_s3", storage.aws_s3.is_some(), "s3"),
+        ("gcs_credentials", storage.gcs_credentials.is_some(), "gcs"),
+        ("gcs_endpoint_url", storage.gcs_endpoint_url.is_some(), "gcs"),
+        ("azure_blob", storage.azure_blob.is_some(), "abs"),
+    ];
+    for (field, present, for_kind) in sections {
+        if present && for_kind != kind {
+            out.push(Problem::new(
+                format!("storage.{field}"),
+                format!("belongs to storage_type {for_kind}, not {kind}"),
+            ));
+        }
+    }
+    match storage.storage_type {
+        StorageType::S3 => check_s3(storage, out),
+        StorageType::Gcs => check_gcs(storage, out),
+        StorageType::Abs => check_azure(storage, out),
+        StorageType::Local => {}
+    }
+}
+
+fn check_url(path: &str, url: Option<&String>, out: &mut Vec<Problem>) {
+    if let Some(url) = url
+        && !(url.starts_with("http://") || url.starts_with("https://"))
+    {
+        out.push(Problem::new(
+            path,
+            format!("expected an http(s) URL; got {url:?}"),
+        ));
+    }
+}
+
+fn check_s3(storage: &super::StorageConfig, out: &mut Vec<Problem>) {
     let Some(s3) = &storage.aws_s3 else {
         out.push(Problem::new(
             "storage.aws_s3",
@@ -335,14 +378,89 @@ fn check_storage(storage: &super::StorageConfig, out: &mut Vec<Problem>) {
             "expected s3_api_key and s3_secret together, or neither (default credential chain)",
         ));
     }
-    if let Some(url) = &s3.s3_custom_endpoint_url
-        && !(url.starts_with("http://") || url.starts_with("https://"))
-    {
+    check_url(
+        "storage.aws_s3.s3_custom_endpoint_url",
+        s3.s3_custom_endpoint_url.as_ref(),
+        out,
+    );
+}
+
+fn check_gcs(storage: &super::StorageConfig, out: &mut Vec<Problem>) {
+    check_url("storage.gcs_endpoint_url", storage.gcs_endpoint_url.as_ref(), out);
+    let Some(credentials) = &storage.gcs_credentials else {
+        return;
+    };
+    // Never quote the value: it holds a private key.
+    let parsed: Option<serde_json::Value> = serde_json::from_str(credentials).ok();
+    let Some(parsed) = parsed.filter(serde_json::Value::is_object) else {
         out.push(Problem::new(
-            "storage.aws_s3.s3_custom_endpoint_url",
-            format!("expected an http(s) URL; got {url:?}"),
+            "storage.gcs_credentials",
+            "expected the content of a service-account JSON key file (a JSON object)",
+        ));
+        return;
+    };
+    if parsed["type"] != "service_account" {
+        out.push(Problem::new(
+            "storage.gcs_credentials",
+            "expected a service-account key (\"type\": \"service_account\")",
         ));
     }
+    for field in ["client_email", "private_key"] {
+        if !parsed[field].is_string() {
+            out.push(Problem::new(
+                "storage.gcs_credentials",
+                format!("expected the service-account key's {field:?}"),
+            ));
+        }
+    }
+}
+
+fn check_azure(storage: &super::StorageConfig, out: &mut Vec<Problem>) {
+    let Some(azure) = &storage.azure_blob else {
+        out.push(Problem::new(
+            "storage.azure_blob",
+            "expected {\"abs_account_name\", \"abs_tenant_id\", \"abs_client_id\", \"abs_client_secret\"} \
+             (or abs_account_key, or abs_connection_string) for storage_type abs",
+        ));
+        return;
+    };
+    let principal = [
+        &azure.abs_tenant_id,
+        &azure.abs_client_id,
+        &azure.abs_client_secret,
+    ];
+    let principal_given = principal.iter().filter(|v| v.is_some()).count();
+    let forms = usize::from(principal_given > 0)
+        + usize::from(azure.abs_account_key.is_some())
+        + usize::from(azure.abs_connection_string.is_some());
+    if forms != 1 {
+        out.push(Problem::new(
+            "storage.azure_blob",
+            "expected one way to sign in: abs_tenant_id + abs_client_id + abs_client_secret, \
+             or abs_account_key, or abs_connection_string",
+        ));
+    } else if principal_given > 0 && principal_given < 3 {
+        out.push(Problem::new(
+            "storage.azure_blob",
+            "expected abs_tenant_id, abs_client_id and abs_client_secret together",
+        ));
+    }
+    if azure.abs_connection_string.is_none() && azure.abs_account_name.as_deref().is_none_or(str::is_empty) {
+        out.push(Problem::new(
+            "storage.azure_blob.abs_account_name",
+            "expected the storage account name",
+        ));
+    }
+    if let Some(text) = &azure.abs_connection_string
+        && let Err(e) = crate::storage::ConnectionString::parse(text)
+    {
+        out.push(Problem::new("storage.azure_blob.abs_connection_string", e));
+    }
+    check_url(
+        "storage.azure_blob.abs_endpoint_url",
+        azure.abs_endpoint_url.as_ref(),
+        out,
+    );
 }
 
 fn check_semantics(job: &Job, base_dir: &Path, out: &mut Vec<Problem>) {

@@ -11,7 +11,6 @@ use aws_sdk_s3::config::RequestChecksumCalculation;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart};
-use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 use std::time::Duration;
 
@@ -177,7 +176,7 @@ impl S3Storage {
             {
                 done.push(part.context("a part upload stopped")??);
             }
-            let bytes = read_part(file, index * PART_SIZE, PART_SIZE.min(size - index * PART_SIZE))?;
+            let bytes = super::read_range(file, index * PART_SIZE, PART_SIZE.min(size - index * PART_SIZE))?;
             let number = i32::try_from(index + 1).context("too many parts")?;
             let request = self
                 .client
@@ -265,15 +264,6 @@ impl Storage for S3Storage {
 fn crc32(bytes: &[u8]) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(crc32fast::hash(bytes).to_be_bytes())
-}
-
-fn read_part(file: &Path, offset: u64, len: u64) -> anyhow::Result<Vec<u8>> {
-    let mut f = std::fs::File::open(file).with_context(|| format!("cannot read {}", file.display()))?;
-    f.seek(SeekFrom::Start(offset))?;
-    let mut bytes = vec![0; len as usize];
-    f.read_exact(&mut bytes)
-        .with_context(|| format!("cannot read {}", file.display()))?;
-    Ok(bytes)
 }
 
 /// The store's refusal in plain words.

@@ -243,9 +243,13 @@ fn deliver(shared: &Shared, item: Item) {
             });
         match result {
             Ok(()) => {
+                // Lets an operator (and the tests) compare what the store holds with what was
+                // written, byte for byte.
+                let crc32 = super::file_crc32(&data).map_or_else(|_| "?".to_owned(), |c| format!("{c:08x}"));
                 tracing::info!(
                     key = %pending.key,
                     bytes = pending.size,
+                    %crc32,
                     attempts = attempt + 1,
                     ms = started.elapsed().as_millis() as u64,
                     "stored"
