@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs what the worker needs to build and run, then builds it (release). Idempotent: when
+# Installs what the worker needs to build and run (with whisper.cpp's build tools and the
+# converted Whisper model), then builds it (release). Idempotent: when
 # everything is there it only runs an up-to-date cargo build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,7 +9,8 @@ source scripts/env.sh
 debs=(pkg-config ffmpeg fonts-dejavu-core
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstreamer-plugins-bad1.0-dev
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
-  gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-nice)
+  gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-nice
+  cmake clang libclang-dev python3-venv)
 missing=()
 for p in "${debs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -24,6 +26,9 @@ if ! command -v cargo >/dev/null; then
   echo "setup: cargo is missing; install the Rust toolchain (1.95 or newer) first" >&2
   exit 1
 fi
+# The Whisper model for transcription, converted once into the cache folder.
+bash scripts/whisper-model.sh
+
 if [ "${SKIP_BUILD:-0}" != 1 ]; then
   cargo build --release --locked --bin egress >&2
 fi

@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
 
-debs=(nginx-light libnginx-mod-rtmp chromium nodejs npm)
+debs=(nginx-light libnginx-mod-rtmp chromium nodejs npm espeak-ng)
 missing=()
 for p in "${debs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

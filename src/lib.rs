@@ -12,3 +12,4 @@ pub mod session;
 pub mod source;
 pub mod speaking;
 pub mod storage;
+pub mod transcribe;

@@ -71,6 +71,17 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Transcribes an audio file with a Whisper model (ggml); prints one JSON line per
+    /// segment: {"start_ms", "end_ms", "text"}.
+    Transcribe {
+        audio: PathBuf,
+        /// The model file (default: the converted tiny.en of the setup).
+        #[arg(long)]
+        model: Option<PathBuf>,
+        /// Language code, or `auto` (multilingual models).
+        #[arg(long, default_value = "en")]
+        language: String,
+    },
     /// Stops a running job wherever it runs.
     Stop {
         egress_id: String,
@@ -170,6 +181,25 @@ fn main() -> ExitCode {
                 queue::send_update(&c.amqp, &egress_id, &text)
             });
             conclude("update", outcome, &[], |()| {})
+        }
+        Command::Transcribe {
+            audio,
+            model,
+            language,
+        } => {
+            let model = model.unwrap_or_else(egress::transcribe::default_model_path);
+            let threads = std::thread::available_parallelism().map_or(1, usize::from);
+            let outcome = egress::transcribe::SpeechModel::load(&model, threads).and_then(|m| {
+                let samples = egress::transcribe::read_speech(&audio)?;
+                m.transcribe(&samples, Some(&language))
+            });
+            conclude("transcription", outcome, &[], |segments| {
+                for s in segments {
+                    let line =
+                        serde_json::json!({ "start_ms": s.start_ms, "end_ms": s.end_ms, "text": s.text });
+                    println!("{line}");
+                }
+            })
         }
         Command::Stop { egress_id, config } => {
             let outcome =

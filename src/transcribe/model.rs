@@ -1,0 +1,92 @@
+//! A Whisper model in ggml format, loaded once and shared; each call transcribes one stretch of
+//! 16 kHz mono speech in a state of its own, so several speakers can be transcribed at once.
+
+use anyhow::Context;
+use std::path::Path;
+use whisper_rs::{FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters};
+
+/// Whisper's input sample rate.
+pub const SAMPLE_RATE: u32 = 16_000;
+
+pub struct SpeechModel {
+    context: WhisperContext,
+    threads: i32,
+}
+
+/// A piece of text with its time from the start of the audio given.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Transcribed {
+    pub start_ms: u64,
+    pub end_ms: u64,
+    pub text: String,
+}
+
+impl SpeechModel {
+    /// Loads the model file; a missing or unreadable file is told in plain words.
+    pub fn load(path: &Path, threads: usize) -> anyhow::Result<SpeechModel> {
+        let metadata = std::fs::metadata(path)
+            .with_context(|| format!("transcription model {} is missing", path.display()))?;
+        anyhow::ensure!(
+            metadata.is_file() && metadata.len() > 0,
+            "transcription model {} is not a model file",
+            path.display()
+        );
+        silence_library_logs();
+        let path_text = path.to_str().context("the model path is not UTF-8")?;
+        let context = WhisperContext::new_with_params(path_text, WhisperContextParameters::default())
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "transcription model {} cannot be loaded (not a whisper.cpp ggml model, or damaged): {e}",
+                    path.display()
+                )
+            })?;
+        Ok(SpeechModel {
+            context,
+            threads: i32::try_from(threads.max(1)).unwrap_or(1),
+        })
+    }
+
+    /// Transcribes 16 kHz mono samples in `language` (`None` or `"auto"` detects it, with a
+    /// multilingual model).
+    pub fn transcribe(&self, samples: &[f32], language: Option<&str>) -> anyhow::Result<Vec<Transcribed>> {
+        let mut state = self
+            .context
+            .create_state()
+            .map_err(|e| anyhow::anyhow!("cannot start a transcription: {e}"))?;
+        let mut params = FullParams::new(SamplingStrategy::Greedy { best_of: 1 });
+        params.set_n_threads(self.threads);
+        params.set_language(Some(language.unwrap_or("auto")));
+        params.set_print_special(false);
+        params.set_print_progress(false);
+        params.set_print_realtime(false);
+        params.set_print_timestamps(false);
+        // Each call is one utterance: no text carried over from an earlier one.
+        params.set_no_context(true);
+        params.set_suppress_blank(true);
+        params.set_suppress_nst(true);
+        state
+            .full(params, samples)
+            .map_err(|e| anyhow::anyhow!("transcription failed: {e}"))?;
+        let mut out = Vec::new();
+        for segment in state.as_iter() {
+            let text = segment.to_str_lossy().map_err(|e| anyhow::anyhow!("{e}"))?;
+            let text = text.trim();
+            if text.is_empty() {
+                continue;
+            }
+            // whisper.cpp counts time in hundredths of a second.
+            out.push(Transcribed {
+                start_ms: u64::try_from(segment.start_timestamp()).unwrap_or(0) * 10,
+                end_ms: u64::try_from(segment.end_timestamp()).unwrap_or(0) * 10,
+                text: text.to_owned(),
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// whisper.cpp prints its progress to stderr unless its logs are taken over; without a
+/// logging backend feature, whisper-rs drops them, which the worker's log is better without.
+fn silence_library_logs() {
+    whisper_rs::install_logging_hooks();
+}
