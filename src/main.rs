@@ -41,6 +41,10 @@ enum Command {
         /// How long a file is retried before it goes to the backup folder, in seconds.
         #[arg(long, default_value_t = 600)]
         upload_deadline: u64,
+        /// The Whisper model (ggml) for transcription (default: the setup's converted tiny.en,
+        /// or EGRESS_WHISPER_MODEL).
+        #[arg(long)]
+        whisper_model: Option<PathBuf>,
     },
     /// Checks a job and prints every problem with its JSON path.
     Validate { job: PathBuf },
@@ -71,8 +75,8 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
-    /// Transcribes an audio file with a Whisper model (ggml); prints one JSON line per
-    /// segment: {"start_ms", "end_ms", "text"}.
+    /// Transcribes an audio file with a Whisper model (ggml), cut into utterances as a call's
+    /// audio is; prints one JSON line per utterance: {"start_ms", "end_ms", "text"}.
     Transcribe {
         audio: PathBuf,
         /// The model file (default: the converted tiny.en of the setup).
@@ -191,7 +195,7 @@ fn main() -> ExitCode {
             let threads = std::thread::available_parallelism().map_or(1, usize::from);
             let outcome = egress::transcribe::SpeechModel::load(&model, threads).and_then(|m| {
                 let samples = egress::transcribe::read_speech(&audio)?;
-                m.transcribe(&samples, Some(&language))
+                egress::transcribe::transcribe_utterances(&m, &samples, Some(&language))
             });
             conclude("transcription", outcome, &[], |segments| {
                 for s in segments {
@@ -263,6 +267,7 @@ fn main() -> ExitCode {
             decode_every_frame,
             backup,
             upload_deadline,
+            whisper_model,
         } => {
             let events = JsonLinesSink::new(std::io::stdout());
             let validated = match load(&job) {
@@ -292,6 +297,7 @@ fn main() -> ExitCode {
                     ..RetryPolicy::default()
                 },
                 updates: None,
+                whisper_model: whisper_model.unwrap_or_else(egress::transcribe::default_model_path),
             };
             // Uploads a killed run left in the spool go on beside the new job.
             let outcome = std::thread::scope(|scope| {

@@ -292,3 +292,25 @@ fn gcs_and_azure_storage_name_what_is_missing_without_quoting_secrets() {
     );
     assert!(!stderr.contains("hunter2"), "no secret in messages: {stderr}");
 }
+
+#[test]
+fn transcription_settings_are_checked_against_the_seed_ranges() {
+    let mut job = valid_job();
+    job["transcription"] = json!({
+        "speech_segment_config": { "max_speech_caption_ms": 12000, "silence_duration_ms": 100 } });
+    let (stderr, _) = refuse("transcription-ranges", &job.to_string());
+    for expected in [
+        "transcription.speech_segment_config.max_speech_caption_ms: expected at most 10000; got 12000",
+        "transcription.speech_segment_config.silence_duration_ms: expected at least 300; got 100",
+    ] {
+        assert!(stderr.contains(expected), "{expected} in {stderr}");
+    }
+    job["transcription"] = json!({ "language": "xx", "transcript": false, "closed_captions": false });
+    let (stderr, _) = refuse("transcription-language", &job.to_string());
+    for expected in [
+        "transcription.language: expected auto or one of en, fr,",
+        "transcription: nothing to produce; expected transcript or closed_captions",
+    ] {
+        assert!(stderr.contains(expected), "{expected} in {stderr}");
+    }
+}

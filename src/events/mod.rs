@@ -106,8 +106,46 @@ pub enum EventBody {
     FrameRecordingStopped {},
     #[serde(rename = "call.frame_recording_failed")]
     FrameRecordingFailed { error: String },
+    #[serde(rename = "call.transcription_started")]
+    TranscriptionStarted {},
+    #[serde(rename = "call.transcription_stopped")]
+    TranscriptionStopped {},
+    #[serde(rename = "call.transcription_ready")]
+    TranscriptionReady { call_transcription: CallTranscription },
     #[serde(rename = "call.transcription_failed")]
     TranscriptionFailed { error: String },
+    #[serde(rename = "call.closed_captions_started")]
+    ClosedCaptionsStarted {},
+    #[serde(rename = "call.closed_captions_stopped")]
+    ClosedCaptionsStopped {},
+    #[serde(rename = "call.closed_captions_failed")]
+    ClosedCaptionsFailed { error: String },
+    #[serde(rename = "call.closed_caption")]
+    ClosedCaption { closed_caption: CallClosedCaption },
+}
+
+/// The `CallTranscription` object of the seed's event model.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CallTranscription {
+    pub filename: String,
+    pub url: String,
+    pub start_time: String,
+    pub end_time: String,
+    pub session_id: String,
+}
+
+/// The `CallClosedCaption` object of the seed's event model.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CallClosedCaption {
+    pub id: String,
+    pub start_time: String,
+    pub end_time: String,
+    pub speaker_id: String,
+    pub text: String,
+    pub language: String,
+    pub translated: bool,
+    /// The speaker, as a user object (`id`, `name` when known).
+    pub user: serde_json::Value,
 }
 
 /// The `CallRecording` object of the seed's event model.

@@ -43,6 +43,9 @@ pub struct Job {
     /// Periodic still images of every participant's video, for moderation.
     #[serde(default)]
     pub frame_recording: Option<FrameRecordingConfig>,
+    /// Live captions and a transcript of what every participant says.
+    #[serde(default)]
+    pub transcription: Option<TranscriptionConfig>,
     #[serde(default)]
     pub storage: StorageConfig,
     #[serde(default)]
@@ -449,6 +452,65 @@ fn gcs_private_key(credentials: &str) -> Option<&str> {
     let end = credentials[start..].find("-----END")? + start;
     Some(&credentials[start..end])
 }
+
+/// Transcription and live closed captions (the seed's "Transcriptions & Captions").
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TranscriptionConfig {
+    /// Spoken language: a code of the seed's list (`en` by default), or `auto` to detect it.
+    #[serde(default = "default_language")]
+    pub language: String,
+    /// Writes the transcript (JSONL, with WebVTT and SRT beside it), stored at the end.
+    #[serde(default = "yes")]
+    pub transcript: bool,
+    /// Sends a `call.closed_caption` event per finished caption.
+    #[serde(default)]
+    pub closed_captions: bool,
+    #[serde(default)]
+    pub speech_segment_config: SpeechSegmentConfig,
+}
+
+/// How speech is cut into captions.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SpeechSegmentConfig {
+    /// Longest caption of continuous speech, in ms.
+    #[serde(default = "default_max_speech_caption_ms")]
+    #[schemars(range(min = 5000, max = 10000))]
+    pub max_speech_caption_ms: u32,
+    /// Silence that ends a caption, in ms.
+    #[serde(default = "default_silence_duration_ms")]
+    #[schemars(range(min = 300, max = 2000))]
+    pub silence_duration_ms: u32,
+}
+
+impl Default for SpeechSegmentConfig {
+    fn default() -> Self {
+        SpeechSegmentConfig {
+            max_speech_caption_ms: default_max_speech_caption_ms(),
+            silence_duration_ms: default_silence_duration_ms(),
+        }
+    }
+}
+
+fn default_language() -> String {
+    "en".to_owned()
+}
+fn yes() -> bool {
+    true
+}
+fn default_max_speech_caption_ms() -> u32 {
+    9000
+}
+fn default_silence_duration_ms() -> u32 {
+    700
+}
+
+/// The transcription languages of the seed, by code.
+pub const TRANSCRIPTION_LANGUAGES: [&str; 32] = [
+    "en", "fr", "es", "de", "it", "nl", "pt", "pl", "ca", "cs", "da", "el", "fi", "id", "ja", "ru", "sv",
+    "ta", "th", "tr", "hu", "ro", "zh", "ar", "tl", "he", "hi", "hr", "ko", "ms", "no", "uk",
+];
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

@@ -465,10 +465,33 @@ fn check_azure(storage: &super::StorageConfig, out: &mut Vec<Problem>) {
 
 fn check_semantics(job: &Job, base_dir: &Path, out: &mut Vec<Problem>) {
     check_storage(&job.storage, out);
-    if job.recording.is_none() && job.hls.is_none() && job.rtmp.is_empty() && job.frame_recording.is_none() {
+    if let Some(t) = &job.transcription {
+        if t.language != "auto" && !super::TRANSCRIPTION_LANGUAGES.contains(&t.language.as_str()) {
+            out.push(Problem::new(
+                "transcription.language",
+                format!(
+                    "expected auto or one of {}; got {:?}",
+                    super::TRANSCRIPTION_LANGUAGES.join(", "),
+                    t.language
+                ),
+            ));
+        }
+        if !t.transcript && !t.closed_captions {
+            out.push(Problem::new(
+                "transcription",
+                "nothing to produce; expected transcript or closed_captions (or both) true",
+            ));
+        }
+    }
+    if job.recording.is_none()
+        && job.hls.is_none()
+        && job.rtmp.is_empty()
+        && job.frame_recording.is_none()
+        && job.transcription.is_none()
+    {
         out.push(Problem::new(
             "job",
-            "nothing to produce; expected at least one output section (recording, hls, rtmp, frame_recording)",
+            "nothing to produce; expected at least one output section (recording, hls, rtmp, frame_recording, transcription)",
         ));
     }
     if let Some(frames) = &job.frame_recording

@@ -78,7 +78,7 @@ struct Input {
     head: Vec<gst::Element>,
     /// One per mix for video; one into the mixer for audio.
     branches: Vec<Branch>,
-    /// The still-frame branch of a video track, when frames are captured.
+    /// The still-frame branch of a video track, or the speech branch of an audio track.
     capture: Option<gst::Bin>,
 }
 
@@ -92,6 +92,8 @@ pub struct Composite {
     encoders: HashMap<(usize, Quality), gst::Element>,
     /// Still frames of every video track, when asked for.
     frames: Option<super::FrameTap>,
+    /// The speech of every audio track, when asked for.
+    speech: Option<super::SpeechTap>,
     first_frame_seen: Arc<AtomicBool>,
     /// Running time (ns) from which mixed output is dropped; set when the stream ends, so the
     /// files end exactly there whatever the sources still push while EOS travels.
@@ -123,6 +125,7 @@ impl Composite {
             inputs: HashMap::new(),
             encoders: HashMap::new(),
             frames: None,
+            speech: None,
             first_frame_seen: Arc::new(AtomicBool::new(false)),
             cut_at,
         };
@@ -149,6 +152,11 @@ impl Composite {
     /// True when video tracks are used (mixed or captured as stills).
     pub fn has_video(&self) -> bool {
         !self.mixes.is_empty() || self.frames.is_some()
+    }
+
+    /// Hands the speech of every audio track added from now on to `tap`.
+    pub fn tap_speech(&mut self, tap: super::SpeechTap) {
+        self.speech = Some(tap);
     }
 
     /// Captures a still of every video track added from now on, one per `tap.interval`.
@@ -278,10 +286,22 @@ impl Composite {
                 .mixer
                 .request_pad_simple("sink_%u")
                 .context("the mixer refused another input")?;
-            front.static_pad("src").context("level without src")?.link(&pad)?;
+            // With a speech tap, the level's output goes through a tee to the mixer and the tap.
+            let mut elements = Vec::new();
+            let into_mixer = match &self.speech {
+                Some(_) => {
+                    let tee = make("tee")?;
+                    self.pipeline.add(&tee)?;
+                    front.link(&tee)?;
+                    elements.push(tee.clone());
+                    tee.request_pad_simple("src_%u").context("tee without src")?
+                }
+                None => front.static_pad("src").context("level without src")?,
+            };
+            into_mixer.link(&pad)?;
             branches.push(Branch {
                 pad,
-                elements: Vec::new(),
+                elements,
                 crop: None,
             });
         }
@@ -290,11 +310,38 @@ impl Composite {
                 element.sync_state_with_parent()?;
             }
         }
-        let capture = match (&self.frames, is_video) {
-            (Some(tap), true) => {
+        let capture = match (&self.frames, &self.speech, is_video) {
+            (Some(tap), _, true) => {
                 let bin = super::frames::capture_branch(id, tap, self.cut_at.clone(), keyframes_only)?;
                 self.pipeline.add(&bin)?;
                 front.link(&bin)?;
+                bin.sync_state_with_parent()?;
+                Some(bin)
+            }
+            (_, Some(tap), false) => {
+                let bin = super::speech::speech_branch(id, tap)?;
+                self.pipeline.add(&bin)?;
+                let tee = branches
+                    .first()
+                    .and_then(|b| b.elements.first())
+                    .context("the speech tap has no tee")?;
+                tee.link(&bin)?;
+                // A track that ends (an audio file, a participant gone) must not end the stream
+                // for the whole pipeline: its tap keeps waiting; `finish` ends every tap.
+                // The tap hears of the end as an empty piece of audio.
+                if let Some(pad) = bin.static_pad("sink").and_then(|p| p.peer()) {
+                    let handler = tap.handler.clone();
+                    let input = id.to_owned();
+                    pad.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, move |_, info| {
+                        match info.event().map(|e| e.type_()) {
+                            Some(gst::EventType::Eos) => {
+                                handler(&input, std::time::Duration::ZERO, &[]);
+                                gst::PadProbeReturn::Drop
+                            }
+                            _ => gst::PadProbeReturn::Ok,
+                        }
+                    });
+                }
                 bin.sync_state_with_parent()?;
                 Some(bin)
             }

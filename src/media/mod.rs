@@ -6,6 +6,7 @@ mod frames;
 mod ingest;
 mod outputs;
 mod presets;
+mod speech;
 
 pub use composite::{Composite, GraphNotice, MixSpec};
 pub use frames::{FrameHandler, FrameTap, StillFrame};
@@ -14,6 +15,7 @@ pub use outputs::{
     master_playlist,
 };
 pub use presets::{EncoderPresets, presets};
+pub use speech::{SPEECH_RATE, SpeechHandler, SpeechTap};
 
 use gstreamer as gst;
 

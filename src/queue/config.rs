@@ -76,6 +76,8 @@ pub struct WorkerSection {
     pub events_stdout: bool,
     /// Address of `/healthz`, `/readyz` and `/metrics` (e.g. `0.0.0.0:9090`); none when unset.
     pub ops_address: Option<String>,
+    /// The Whisper model (ggml) for transcription (default: the setup's converted tiny.en).
+    pub whisper_model: Option<PathBuf>,
 }
 
 impl Default for WorkerSection {
@@ -90,6 +92,7 @@ impl Default for WorkerSection {
             shutdown_grace_s: 30,
             events_stdout: false,
             ops_address: None,
+            whisper_model: None,
         }
     }
 }

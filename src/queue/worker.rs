@@ -367,6 +367,10 @@ impl Worker {
             decode_every_frame: false,
             retry: worker.retry(),
             updates: Some(Mutex::new(update_rx)),
+            whisper_model: worker
+                .whisper_model
+                .clone()
+                .unwrap_or_else(crate::transcribe::default_model_path),
         };
         tracing::info!(%egress_id, cost, redelivered = delivery.redelivered, "job taken");
         let events = self.events.clone();

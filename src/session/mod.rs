@@ -6,6 +6,7 @@ mod frames;
 mod hls;
 mod recording;
 mod rtmp;
+mod transcription;
 
 use crate::events::{COMPOSITE, Event, EventBody, EventSink};
 use crate::job::{Job, SourceConfig, ValidatedJob};
@@ -26,6 +27,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
+use transcription::TranscriptionOutput;
 
 /// How long the muxers may take to finalize after the stream ends.
 const FINALIZE_TIMEOUT: Duration = Duration::from_secs(15);
@@ -57,6 +59,8 @@ pub struct RunOptions {
     pub backup_dir: PathBuf,
     /// Updates for the running job (pins, names, roles), when someone may send them.
     pub updates: Option<std::sync::Mutex<mpsc::Receiver<JobUpdate>>>,
+    /// The Whisper model (ggml) for transcription.
+    pub whisper_model: PathBuf,
 }
 
 /// A change to a running job, sent by the coordinator (`egress update`).
@@ -107,6 +111,7 @@ struct Outputs {
     hls: Option<HlsOutput>,
     rtmp: Vec<RtmpOutput>,
     frames: Option<FrameOutput>,
+    transcription: Option<TranscriptionOutput>,
     /// Validation warnings, carried by the first started event.
     warnings: Vec<String>,
 }
@@ -183,6 +188,14 @@ pub fn run(
             }
             if job.frame_recording.is_some() && !lost.contains(&Output::Frames) {
                 emit(EventBody::FrameRecordingFailed { error: error.clone() });
+            }
+            if let Some(t) = &job.transcription {
+                if t.transcript && !lost.contains(&Output::Transcript) {
+                    emit(EventBody::TranscriptionFailed { error: error.clone() });
+                }
+                if t.closed_captions {
+                    emit(EventBody::ClosedCaptionsFailed { error: error.clone() });
+                }
             }
             Err(e)
         }
@@ -314,6 +327,13 @@ fn execute(
             )?),
             None => None,
         },
+        transcription: match &job.transcription {
+            Some(config) => Some(
+                TranscriptionOutput::attach(&mut graph, job, config, &spool, &options.whisper_model)
+                    .context("transcription cannot start")?,
+            ),
+            None => None,
+        },
         warnings,
     };
     let mut call = LiveCall::new(mixes, assets);
@@ -327,6 +347,9 @@ fn execute(
     let playing_since = Instant::now();
     if let Some(frames) = &mut outputs.frames {
         frames.call_start = chrono::Utc::now();
+    }
+    if let Some(transcription) = &mut outputs.transcription {
+        transcription.call_start = chrono::Utc::now();
     }
 
     let (tx, rx) = mpsc::channel();
@@ -440,6 +463,9 @@ fn execute(
         if let Some(frames) = &mut outputs.frames {
             frames.publish(uploader, &call, graph.end_time(), id, emit, &mut outputs.warnings)?;
         }
+        if let Some(transcription) = &mut outputs.transcription {
+            transcription.publish(&call, emit);
+        }
         while let Some(message) = bus.pop() {
             if let Some((input, level_db)) = graph.audio_level(&message) {
                 let user_id = input.split('/').next().unwrap_or_default().to_owned();
@@ -473,6 +499,9 @@ fn execute(
                 }
                 if let Some(frames) = &mut outputs.frames {
                     frames.start(emit, &mut outputs.warnings);
+                }
+                if let Some(transcription) = &mut outputs.transcription {
+                    transcription.start(emit);
                 }
                 continue;
             }
@@ -520,6 +549,9 @@ fn execute(
     }
     if let Some(frames) = &mut outputs.frames {
         frames.publish(uploader, &call, graph.end_time(), id, emit, &mut outputs.warnings)?;
+    }
+    if let Some(transcription) = &mut outputs.transcription {
+        transcription.finish(uploader, &call, id, job, emit)?;
     }
     if let Some(e) = failure {
         return Err(e.context(format!("what was written is kept in {}", spool.display())));

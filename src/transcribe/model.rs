@@ -46,6 +46,11 @@ impl SpeechModel {
         })
     }
 
+    /// True when the model knows other languages than English (and can detect them).
+    pub fn is_multilingual(&self) -> bool {
+        self.context.is_multilingual()
+    }
+
     /// Transcribes 16 kHz mono samples in `language` (`None` or `"auto"` detects it, with a
     /// multilingual model).
     pub fn transcribe(&self, samples: &[f32], language: Option<&str>) -> anyhow::Result<Vec<Transcribed>> {
@@ -63,6 +68,10 @@ impl SpeechModel {
         // Each call is one utterance: no text carried over from an earlier one.
         params.set_no_context(true);
         params.set_suppress_blank(true);
+        // The encoder works on 30 s windows; an utterance needs only its own length (50 frames a
+        // second), which makes short captions several times cheaper.
+        let seconds = samples.len() as f32 / SAMPLE_RATE as f32;
+        params.set_audio_ctx(((seconds + 1.0) * 50.0).ceil().min(1500.0) as i32);
         params.set_suppress_nst(true);
         state
             .full(params, samples)

@@ -1,0 +1,415 @@
+//! Transcription of a session: every participant's audio is cut into utterances by voice
+//! activity and transcribed by a pool of model threads; each finished utterance with words
+//! becomes a live caption event and a line of the transcript, which is written to the spool as
+//! the call goes and stored once at the end (JSONL, with WebVTT and SRT beside it).
+
+use super::call::LiveCall;
+use super::{Emit, JobIdentity};
+use crate::events::{CallClosedCaption, CallTranscription, EventBody};
+use crate::job::{Job, TranscriptionConfig};
+use crate::media::{Composite, SpeechTap};
+use crate::storage::{self, Output, Uploader};
+use crate::transcribe::{
+    Heard, Outcome, Segmenter, SegmenterConfig, SpeechModel, TranscriberPool, Utterance,
+};
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use serde_json::json;
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+type Feed = SyncSender<(String, Utterance, Instant)>;
+
+/// One line of the transcript, in call time.
+struct Line {
+    start: Duration,
+    end: Duration,
+    speaker: String,
+    text: String,
+}
+
+pub struct TranscriptionOutput {
+    config: TranscriptionConfig,
+    segmenters: Arc<Mutex<HashMap<String, Segmenter>>>,
+    /// Shared with the speech tap; emptied at the end, so the model threads can finish.
+    feed: Arc<Mutex<Option<Feed>>>,
+    pool: Option<TranscriberPool>,
+    results: mpsc::Receiver<Outcome>,
+    lines: Vec<Line>,
+    /// The transcript as written so far, in the order captions finished.
+    journal: Option<std::fs::File>,
+    dir: PathBuf,
+    prefix: String,
+    /// Wall-clock time of call time zero.
+    pub call_start: DateTime<Utc>,
+    pub started: bool,
+    /// Caption latencies (end of speech to event), for the log.
+    latencies: Vec<Duration>,
+}
+
+impl TranscriptionOutput {
+    pub fn attach(
+        graph: &mut Composite,
+        job: &Job,
+        config: &TranscriptionConfig,
+        spool: &Path,
+        model_path: &Path,
+    ) -> anyhow::Result<TranscriptionOutput> {
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        // One model thread per two cores, each computing with two: a 2-core machine runs one
+        // utterance at a time, on both cores, between the media threads.
+        let workers = (cores / 2).max(1);
+        let model = SpeechModel::load(model_path, (cores / workers).max(1))?;
+        let language = (config.language != "auto").then(|| config.language.clone());
+        if language.as_deref().is_some_and(|l| l != "en") && !model.is_multilingual() {
+            anyhow::bail!(
+                "transcription.language {}: the model {} knows English only",
+                config.language,
+                model_path.display()
+            );
+        }
+        let (results_tx, results) = mpsc::channel();
+        let pool = TranscriberPool::start(Arc::new(model), language, workers, results_tx)?;
+        let feed = pool.sender().context("the transcription pool has no queue")?;
+        let dir = spool.join("transcripts");
+        std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let journal = std::fs::File::create(dir.join("journal.jsonl")).ok();
+        let segments = SegmenterConfig {
+            max_speech: Duration::from_millis(u64::from(config.speech_segment_config.max_speech_caption_ms)),
+            silence: Duration::from_millis(u64::from(config.speech_segment_config.silence_duration_ms)),
+        };
+        let segmenters: Arc<Mutex<HashMap<String, Segmenter>>> = Arc::default();
+        let handler_segmenters = segmenters.clone();
+        let feed = Arc::new(Mutex::new(Some(feed)));
+        let handler_feed = feed.clone();
+        graph.tap_speech(SpeechTap {
+            handler: Arc::new(move |input: &str, at: Duration, samples: &[f32]| {
+                let utterances = {
+                    let mut all = handler_segmenters.lock().unwrap_or_else(|e| e.into_inner());
+                    let segmenter = all
+                        .entry(input.to_owned())
+                        .or_insert_with(|| Segmenter::new(segments));
+                    match samples.is_empty() {
+                        true => segmenter.finish().into_iter().collect(),
+                        false => segmenter.push(at, samples),
+                    }
+                };
+                let feed = handler_feed.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some(feed) = feed.as_ref() {
+                    for utterance in utterances {
+                        hand_over(feed, input, utterance);
+                    }
+                }
+            }),
+        });
+        let prefix = storage::object_key(job.storage.path.as_deref(), "transcripts")?;
+        Ok(TranscriptionOutput {
+            config: config.clone(),
+            segmenters,
+            feed,
+            pool: Some(pool),
+            results,
+            lines: Vec::new(),
+            journal,
+            dir,
+            prefix,
+            call_start: Utc::now(),
+            started: false,
+            latencies: Vec::new(),
+        })
+    }
+
+    pub fn start(&mut self, emit: Emit) {
+        if self.started {
+            return;
+        }
+        self.started = true;
+        if self.config.transcript {
+            emit(EventBody::TranscriptionStarted {});
+        }
+        if self.config.closed_captions {
+            emit(EventBody::ClosedCaptionsStarted {});
+        }
+    }
+
+    /// Turns what the model has heard since the last call into captions and transcript lines.
+    pub fn publish(&mut self, call: &LiveCall, emit: Emit) {
+        let outcomes: Vec<Outcome> = self.results.try_iter().collect();
+        for outcome in outcomes {
+            match outcome {
+                Ok(heard) => self.caption(heard, call, emit),
+                Err(failed) => {
+                    tracing::warn!(speaker = %failed.speaker, error = %failed.error, "an utterance was not transcribed")
+                }
+            }
+        }
+    }
+
+    fn caption(&mut self, heard: Heard, call: &LiveCall, emit: Emit) {
+        if heard.text.is_empty() {
+            return;
+        }
+        let speaker = heard.speaker.split('/').next().unwrap_or_default().to_owned();
+        let line = Line {
+            start: heard.utterance_start,
+            end: heard.utterance_end,
+            speaker: speaker.clone(),
+            text: heard.text,
+        };
+        let spoken_end = self.wall_clock(line.end);
+        let latency = (Utc::now() - spoken_end).to_std().unwrap_or_default();
+        self.latencies.push(latency);
+        tracing::info!(
+            speaker = %speaker,
+            latency_ms = latency.as_millis() as u64,
+            queued_ms = heard.queued_at.elapsed().as_millis() as u64,
+            "caption"
+        );
+        if self.config.closed_captions {
+            let user = match call.participant(&speaker) {
+                Some(p) => json!({ "id": p.user_id, "name": p.name, "roles": p.roles }),
+                None => json!({ "id": speaker }),
+            };
+            emit(EventBody::ClosedCaption {
+                closed_caption: CallClosedCaption {
+                    id: format!("cc_{}", uuid::Uuid::new_v4().simple()),
+                    start_time: rfc3339(self.wall_clock(line.start)),
+                    end_time: rfc3339(spoken_end),
+                    speaker_id: speaker,
+                    text: line.text.clone(),
+                    language: self.config.language.clone(),
+                    translated: false,
+                    user,
+                },
+            });
+        }
+        let text = self.jsonl(&line);
+        if let Some(journal) = &mut self.journal {
+            let _ = writeln!(journal, "{text}");
+        }
+        self.lines.push(line);
+    }
+
+    /// Ends the transcription: open utterances are closed and transcribed, the transcript files
+    /// are written and handed to the uploader; the stopped events follow.
+    pub fn finish(
+        &mut self,
+        uploader: &mut Uploader,
+        call: &LiveCall,
+        id: &JobIdentity,
+        job: &Job,
+        emit: Emit,
+    ) -> anyhow::Result<()> {
+        let open: Vec<(String, Utterance)> = {
+            let mut all = self.segmenters.lock().unwrap_or_else(|e| e.into_inner());
+            all.iter_mut()
+                .filter_map(|(input, s)| s.finish().map(|u| (input.clone(), u)))
+                .collect()
+        };
+        let feed = self.feed.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(feed) = feed {
+            for (input, utterance) in open {
+                let _ = feed.send((input, utterance, Instant::now()));
+            }
+        }
+        // With every sender gone, the model threads end once the queue is empty.
+        if let Some(pool) = self.pool.take() {
+            pool.drain();
+        }
+        self.publish(call, emit);
+        self.log_latencies();
+        if self.config.transcript && self.started {
+            self.store(uploader, id, job)?;
+            emit(EventBody::TranscriptionStopped {});
+        }
+        if self.config.closed_captions && self.started {
+            emit(EventBody::ClosedCaptionsStopped {});
+        }
+        Ok(())
+    }
+
+    fn store(&mut self, uploader: &mut Uploader, id: &JobIdentity, job: &Job) -> anyhow::Result<()> {
+        self.lines.sort_by_key(|l| (l.start, l.end));
+        let start = self
+            .lines
+            .first()
+            .map_or(self.call_start, |l| self.wall_clock(l.start));
+        let end = self
+            .lines
+            .last()
+            .map_or(self.call_start, |l| self.wall_clock(l.end));
+        let stem = format!(
+            "transcript_{}_{}_{}",
+            safe(job.call_type()),
+            safe(job.call_id()),
+            self.call_start.format("%Y%m%dT%H%M%SZ")
+        );
+        let jsonl: String = self
+            .lines
+            .iter()
+            .map(|l| format!("{}\n", self.jsonl(l)))
+            .collect();
+        let files = [
+            (format!("{stem}.jsonl"), jsonl),
+            (format!("{stem}.vtt"), webvtt(&self.lines)),
+            (format!("{stem}.srt"), srt(&self.lines)),
+        ];
+        for (i, (name, text)) in files.iter().enumerate() {
+            let path = self.dir.join(name);
+            std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+            let key = format!("{}/{name}", self.prefix);
+            // The JSONL is the transcript the event announces; the others come along.
+            let ready = (i == 0).then(|| EventBody::TranscriptionReady {
+                call_transcription: CallTranscription {
+                    filename: name.clone(),
+                    url: uploader.url(&key),
+                    start_time: rfc3339(start),
+                    end_time: rfc3339(end),
+                    session_id: id.session_id.clone(),
+                },
+            });
+            uploader.submit_file(Output::Transcript, &path, &key, ready)?;
+        }
+        let _ = std::fs::remove_file(self.dir.join("journal.jsonl"));
+        Ok(())
+    }
+
+    fn wall_clock(&self, at: Duration) -> DateTime<Utc> {
+        self.call_start + chrono::Duration::from_std(at).unwrap_or_default()
+    }
+
+    fn jsonl(&self, line: &Line) -> String {
+        json!({
+            "type": "speech",
+            "start_time": rfc3339(self.wall_clock(line.start)),
+            "stop_time": rfc3339(self.wall_clock(line.end)),
+            "speaker_id": line.speaker,
+            "text": line.text,
+        })
+        .to_string()
+    }
+
+    fn log_latencies(&self) {
+        if self.latencies.is_empty() {
+            return;
+        }
+        let mut sorted = self.latencies.clone();
+        sorted.sort();
+        let at = |q: f64| sorted[((sorted.len() - 1) as f64 * q).round() as usize].as_millis() as u64;
+        tracing::info!(
+            captions = sorted.len(),
+            median_ms = at(0.5),
+            p95_ms = at(0.95),
+            "caption latency from end of speech"
+        );
+    }
+}
+
+/// Hands an utterance to the model threads without ever blocking the streaming thread: when
+/// the queue is full, the utterance is dropped and the log says so.
+fn hand_over(feed: &Feed, input: &str, utterance: Utterance) {
+    match feed.try_send((input.to_owned(), utterance, Instant::now())) {
+        Ok(()) => {}
+        Err(TrySendError::Full((_, u, _))) => tracing::warn!(
+            input,
+            seconds = (u.end - u.start).as_secs_f32(),
+            "transcription is behind; an utterance was dropped"
+        ),
+        Err(TrySendError::Disconnected(_)) => {}
+    }
+}
+
+fn rfc3339(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+fn safe(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// `HH:MM:SS.mmm` (WebVTT) or `HH:MM:SS,mmm` (SRT), from call time.
+fn timestamp(at: Duration, separator: char) -> String {
+    let ms = at.as_millis();
+    format!(
+        "{:02}:{:02}:{:02}{separator}{:03}",
+        ms / 3_600_000,
+        ms / 60_000 % 60,
+        ms / 1000 % 60,
+        ms % 1000
+    )
+}
+
+fn webvtt(lines: &[Line]) -> String {
+    let mut out = String::from("WEBVTT\n");
+    for line in lines {
+        out.push_str(&format!(
+            "\n{} --> {}\n<v {}>{}\n",
+            timestamp(line.start, '.'),
+            timestamp(line.end, '.'),
+            line.speaker,
+            line.text
+        ));
+    }
+    out
+}
+
+fn srt(lines: &[Line]) -> String {
+    let mut out = String::new();
+    for (n, line) in lines.iter().enumerate() {
+        out.push_str(&format!(
+            "{}\n{} --> {}\n{}: {}\n\n",
+            n + 1,
+            timestamp(line.start, ','),
+            timestamp(line.end, ','),
+            line.speaker,
+            line.text
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines() -> Vec<Line> {
+        vec![
+            Line {
+                start: Duration::from_millis(1_200),
+                end: Duration::from_millis(3_450),
+                speaker: "alice".into(),
+                text: "Hello there.".into(),
+            },
+            Line {
+                start: Duration::from_millis(3_723_004),
+                end: Duration::from_millis(3_725_000),
+                speaker: "bob".into(),
+                text: "Hi.".into(),
+            },
+        ]
+    }
+
+    #[test]
+    fn subtitles_use_call_time() {
+        assert_eq!(
+            webvtt(&lines()),
+            "WEBVTT\n\n00:00:01.200 --> 00:00:03.450\n<v alice>Hello there.\n\n01:02:03.004 --> 01:02:05.000\n<v bob>Hi.\n"
+        );
+        assert_eq!(
+            srt(&lines()),
+            "1\n00:00:01,200 --> 00:00:03,450\nalice: Hello there.\n\n2\n01:02:03,004 --> 01:02:05,000\nbob: Hi.\n\n"
+        );
+    }
+}
