@@ -2,7 +2,8 @@
 # Composite benchmarks: prints CPU per media second for the worker and for ffmpeg, and the ratio,
 # for a recording and for a broadcast (recording + HLS ladder + RTMP push to a local nginx-rtmp).
 # Then a frames-only job of 20 participants (bench/frames.py) and the upload throughput to the
-# S3, GCS and Azure emulators against curl (bench/storage_upload.py).
+# S3, GCS and Azure emulators against curl (bench/storage_upload.py), and the transcription
+# figures: real-time factor, caption latency, word error rate (bench/transcription.py).
 # BENCH_RUNS (default 3), BENCH_SECONDS (default 60) and BENCH_SCENARIOS tune it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,5 +15,7 @@ source scripts/rtmp-server.sh
 BENCH_RTMP_PORT=$RTMP_PORT python3 bench/composite.py "$EGRESS_BIN" "$media"
 echo "== frames =="
 python3 bench/frames.py "$EGRESS_BIN" "$media"
+echo "== transcription =="
+python3 bench/transcription.py "$EGRESS_BIN"
 echo "== storage upload =="
 "$EGRESS_CACHE/venv/bin/python" bench/storage_upload.py "$EGRESS_BIN" "$EGRESS_CACHE"

@@ -142,21 +142,32 @@ pub fn wait_for_pending(spool: &Path, output: &str, timeout: Duration) {
 }
 
 /// A call with every output lands in the bucket: the recording whole, the stills as JPEGs of
-/// the asked size, the HLS playlists with every segment, each file byte for byte as written;
+/// the asked size, the HLS playlists with every segment, the transcript (JSONL, WebVTT, SRT)
+/// with what was said, each file byte for byte as written;
 /// nothing stays on the machine and the secret is in no log or event.
 pub fn a_call_lands_with_every_output(store: &dyn Emulator, name: &str) {
     let scratch = Scratch::new(&format!("{name}-call"));
     let egress_id = format!("eg_{name}");
-    let job = two_party_call(
+    // Alice says a sentence, for the transcript.
+    let spoken = std::process::Command::new("espeak-ng")
+        .args(["-v", "en-us", "-s", "150", "-w"])
+        .arg(scratch.dir.join("speech.wav"))
+        .arg("Please send the recording to the compliance team.")
+        .status()
+        .expect("espeak-ng runs");
+    assert!(spoken.success());
+    let mut job = two_party_call(
         store.storage(BUCKET),
         &egress_id,
         7.0,
         json!({
             "recording": { "quality": "480p" },
             "hls": { "quality_tracks": ["360p"] },
-            "frame_recording": { "capture_interval_in_seconds": 3, "quality": "360p" }
+            "frame_recording": { "capture_interval_in_seconds": 3, "quality": "360p" },
+            "transcription": { "language": "en" }
         }),
     );
+    job["source"]["participants"][0]["audio"] = json!({ "file": "speech.wav" });
     let mut running = Running::spawn(&scratch, &job, &[]);
     running.wait_for("call.recording_started", Duration::from_secs(20));
     let log = running.log.clone();
@@ -187,13 +198,24 @@ pub fn a_call_lands_with_every_output(store: &dyn Emulator, name: &str) {
     assert!(master.contains("360p/index.m3u8"), "{master}");
     check_playlist(store, 3);
 
+    let ready = events
+        .iter()
+        .find(|e| e["type"] == "call.transcription_ready")
+        .unwrap_or_else(|| panic!("transcript ready: {events:#?}"));
+    let url = ready["call_transcription"]["url"].as_str().unwrap();
+    let transcript = String::from_utf8(store.fetch(url)).unwrap();
+    assert!(
+        transcript.contains("\"speaker_id\":\"alice\"") && transcript.contains("compliance team"),
+        "the transcript in the bucket: {transcript}"
+    );
+
     let log = std::fs::read_to_string(log).unwrap();
     let compared = check_stored_bytes(store, &log);
     let objects = job_keys(store).len();
     assert_eq!(compared, objects, "every object in the bucket was compared");
     assert!(
-        compared >= 1 + 6 + 2 + 3,
-        "recording, stills, playlists, segments: {compared}"
+        compared >= 1 + 6 + 2 + 3 + 3,
+        "recording, stills, playlists, segments, transcript files: {compared}"
     );
 
     let left: Vec<_> = files_below(&scratch.out());
