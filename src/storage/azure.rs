@@ -93,12 +93,7 @@ impl ConnectionString {
 
 impl AzureStorage {
     pub fn new(container: &str, config: &AzureConfig) -> anyhow::Result<AzureStorage> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("azure")
-            .enable_all()
-            .build()
-            .context("cannot start the Azure client's runtime")?;
+        let runtime = super::client_runtime("azure")?;
         let connection = match &config.abs_connection_string {
             Some(text) => Some(
                 ConnectionString::parse(text)

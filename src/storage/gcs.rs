@@ -40,12 +40,7 @@ impl GcsStorage {
         credentials: Option<&str>,
         endpoint: Option<&str>,
     ) -> anyhow::Result<GcsStorage> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("gcs")
-            .enable_all()
-            .build()
-            .context("cannot start the GCS client's runtime")?;
+        let runtime = super::client_runtime("gcs")?;
         // The credentials start a token refresh task on the current runtime.
         let (credentials, signer) = {
             let _inside = runtime.enter();

@@ -103,6 +103,16 @@ pub fn object_key(prefix: Option<&str>, filename: &str) -> anyhow::Result<String
     })
 }
 
+/// The runtime a cloud client runs its requests on; the `Storage` calls block on it.
+fn client_runtime(name: &str) -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name(name)
+        .enable_all()
+        .build()
+        .with_context(|| format!("cannot start the {name} client's runtime"))
+}
+
 /// `len` bytes of `file` from `offset`: one part or block of a large upload.
 fn read_range(file: &Path, offset: u64, len: u64) -> anyhow::Result<Vec<u8>> {
     use std::io::{Read, Seek, SeekFrom};

@@ -37,12 +37,7 @@ pub struct S3Storage {
 
 impl S3Storage {
     pub fn new(bucket: &str, config: &S3Config) -> anyhow::Result<S3Storage> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("s3")
-            .enable_all()
-            .build()
-            .context("cannot start the S3 client's runtime")?;
+        let runtime = super::client_runtime("s3")?;
         let region = aws_config::Region::new(config.s3_region.clone());
         // A store that stops answering must fail the attempt (to be retried) rather than hang it.
         let timeouts = aws_config::timeout::TimeoutConfig::builder()
