@@ -3,10 +3,10 @@
 //! is converted or copied.
 
 use super::make;
+use super::tap::{Backlog, tap_bin};
 use anyhow::Context;
 use gst::prelude::*;
 use gstreamer as gst;
-use gstreamer_app as gst_app;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -42,42 +42,28 @@ pub fn capture_branch(
     cut_at: Arc<AtomicU64>,
     every_frame: bool,
 ) -> anyhow::Result<gst::Bin> {
-    let bin = gst::Bin::with_name(&format!("frames-{}", input.replace('/', "-")));
-    let queue = make("queue")?;
-    // Never hold the track back: keep only the newest frame while a capture is converted.
-    queue.set_property_from_str("leaky", "downstream");
-    queue.set_property("max-size-buffers", 1u32);
-    queue.set_property("max-size-bytes", 0u32);
-    queue.set_property("max-size-time", 0u64);
-    let convert = make("videoconvert")?;
     let caps = make("capsfilter")?;
     caps.set_property(
         "caps",
         gst::Caps::builder("video/x-raw").field("format", "RGB").build(),
     );
-    let sink = gst_app::AppSink::builder().sync(false).async_(false).build();
-    bin.add_many([&queue, &convert, &caps, sink.upcast_ref()])?;
-    gst::Element::link_many([&queue, &convert, &caps, sink.upcast_ref()])?;
+    let handler = tap.handler.clone();
+    let id = input.to_owned();
+    // Never hold the track back: keep only the newest frame while a capture is converted.
+    let (bin, queue) = tap_bin(
+        &format!("frames-{}", input.replace('/', "-")),
+        Backlog::Buffers(1),
+        &[make("videoconvert")?, caps],
+        move |sample| {
+            if let Some(frame) = still_of(&id, sample) {
+                handler(frame);
+            }
+        },
+    )?;
     let gate = queue.static_pad("src").context("queue without src")?;
     if !every_frame {
         pass_one_per_interval(&gate, tap.interval, cut_at);
     }
-    let handler = tap.handler.clone();
-    let input = input.to_owned();
-    sink.set_callbacks(
-        gst_app::AppSinkCallbacks::builder()
-            .new_sample(move |sink| {
-                let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
-                if let Some(frame) = still_of(&input, &sample) {
-                    handler(frame);
-                }
-                Ok(gst::FlowSuccess::Ok)
-            })
-            .build(),
-    );
-    let entry = queue.static_pad("sink").context("queue without sink")?;
-    let ghost = gst::GhostPad::builder_with_target(&entry)?.name("sink").build();
-    bin.add_pad(&ghost)?;
     Ok(bin)
 }
 

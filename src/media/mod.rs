@@ -7,6 +7,7 @@ mod ingest;
 mod outputs;
 mod presets;
 mod speech;
+mod tap;
 
 pub use composite::{Composite, GraphNotice, MixSpec};
 pub use frames::{FrameHandler, FrameTap, StillFrame};

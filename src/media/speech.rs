@@ -3,10 +3,9 @@
 //! queue drops the oldest audio rather than stall the mix.
 
 use super::make;
-use anyhow::Context;
+use super::tap::{Backlog, tap_bin};
 use gst::prelude::*;
 use gstreamer as gst;
-use gstreamer_app as gst_app;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,14 +23,6 @@ pub struct SpeechTap {
 
 /// A bin with a `sink` pad, to be linked to the track's tee.
 pub fn speech_branch(input: &str, tap: &SpeechTap) -> anyhow::Result<gst::Bin> {
-    let bin = gst::Bin::with_name(&format!("speech-{}", input.replace('/', "-")));
-    let queue = make("queue")?;
-    queue.set_property_from_str("leaky", "downstream");
-    queue.set_property("max-size-time", 2_000_000_000u64);
-    queue.set_property("max-size-buffers", 0u32);
-    queue.set_property("max-size-bytes", 0u32);
-    let convert = make("audioconvert")?;
-    let resample = make("audioresample")?;
     let caps = make("capsfilter")?;
     caps.set_property(
         "caps",
@@ -42,25 +33,19 @@ pub fn speech_branch(input: &str, tap: &SpeechTap) -> anyhow::Result<gst::Bin> {
             .field("layout", "interleaved")
             .build(),
     );
-    let sink = gst_app::AppSink::builder().sync(false).async_(false).build();
-    bin.add_many([&queue, &convert, &resample, &caps, sink.upcast_ref()])?;
-    gst::Element::link_many([&queue, &convert, &resample, &caps, sink.upcast_ref()])?;
+    let converters = [make("audioconvert")?, make("audioresample")?, caps];
     let handler = tap.handler.clone();
-    let input = input.to_owned();
-    sink.set_callbacks(
-        gst_app::AppSinkCallbacks::builder()
-            .new_sample(move |sink| {
-                let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
-                if let Some((at, samples)) = samples_of(&sample) {
-                    handler(&input, at, &samples);
-                }
-                Ok(gst::FlowSuccess::Ok)
-            })
-            .build(),
-    );
-    let entry = queue.static_pad("sink").context("queue without sink")?;
-    let ghost = gst::GhostPad::builder_with_target(&entry)?.name("sink").build();
-    bin.add_pad(&ghost)?;
+    let id = input.to_owned();
+    let (bin, _) = tap_bin(
+        &format!("speech-{}", input.replace('/', "-")),
+        Backlog::Time(gst::ClockTime::from_seconds(2)),
+        &converters,
+        move |sample| {
+            if let Some((at, samples)) = samples_of(sample) {
+                handler(&id, at, &samples);
+            }
+        },
+    )?;
     Ok(bin)
 }
 
