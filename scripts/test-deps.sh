@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs what the integration tests need beyond the worker itself: nginx with the RTMP module
+# Installs what the integration tests need beyond the worker itself: Janus (real WebRTC calls,
+# run in a network namespace by scripts/janus.sh), nginx with the RTMP module
 # (RTMP pushes), Chromium with hls.js and playwright-core (HLS playback in a real browser),
 # RabbitMQ (started when it is not running) and the storage emulators: moto (S3) and
 # gcp-storage-emulator (GCS) from PyPI, with the Azure SDK for Python that sets up Azurite's
@@ -9,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
 
-debs=(nginx-light libnginx-mod-rtmp chromium nodejs npm espeak-ng)
+debs=(nginx-light libnginx-mod-rtmp chromium nodejs npm espeak-ng janus iproute2)
 missing=()
 for p in "${debs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -5,6 +5,7 @@ cd "$(dirname "$0")/.."
 SKIP_BUILD=1 bash scripts/setup.sh
 source scripts/env.sh
 stop_started_services() {
+  bash scripts/janus.sh clean || true
   if [ -f "$EGRESS_CACHE/rabbitmq-started-by-tests" ]; then
     rabbitmqctl stop >/dev/null 2>&1 || true
     rm -f "$EGRESS_CACHE/rabbitmq-started-by-tests"
@@ -12,6 +13,8 @@ stop_started_services() {
 }
 trap stop_started_services EXIT
 bash scripts/test-deps.sh
+# Janus namespaces left by a run that was killed.
+bash scripts/janus.sh clean
 cargo fmt --all -- --check
 cargo clippy --release --locked --all-targets -- -D warnings
 # Integration tests run real-time pipelines; two at a time fits two cores.

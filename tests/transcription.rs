@@ -21,28 +21,6 @@ const SENTENCES: [&str; 3] = [
 /// that, and is far below what a broken conversion gives (garbage or nothing: 1.0).
 const MAX_WER: f64 = 0.2;
 
-fn model_path() -> PathBuf {
-    let path = cache_dir().join("models/ggml-tiny.en.bin");
-    assert!(
-        path.exists(),
-        "{} is missing: run scripts/setup.sh",
-        path.display()
-    );
-    path
-}
-
-fn speak(scratch: &Scratch, name: &str, text: &str) -> PathBuf {
-    let wav = scratch.dir.join(format!("{name}.wav"));
-    let status = std::process::Command::new("espeak-ng")
-        .args(["-v", "en-us", "-s", "150", "-w"])
-        .arg(&wav)
-        .arg(text)
-        .status()
-        .expect("espeak-ng runs");
-    assert!(status.success());
-    wav
-}
-
 fn transcribe(audio: &Path, model: &Path) -> (Option<i32>, Vec<Value>, String) {
     let out = egress()
         .arg("transcribe")
@@ -57,34 +35,6 @@ fn transcribe(audio: &Path, model: &Path) -> (Option<i32>, Vec<Value>, String) {
         lines,
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
-}
-
-fn words(text: &str) -> Vec<String> {
-    text.split_whitespace()
-        .map(|w| {
-            w.chars()
-                .filter(|c| c.is_alphanumeric() || *c == '\'')
-                .collect::<String>()
-                .to_lowercase()
-        })
-        .filter(|w| !w.is_empty())
-        .collect()
-}
-
-/// Word-level edit distance over the number of reference words.
-fn word_error_rate(reference: &str, heard: &str) -> f64 {
-    let (r, h) = (words(reference), words(heard));
-    let mut row: Vec<usize> = (0..=h.len()).collect();
-    for (i, rw) in r.iter().enumerate() {
-        let mut previous = row[0];
-        row[0] = i + 1;
-        for (j, hw) in h.iter().enumerate() {
-            let substitution = previous + usize::from(rw != hw);
-            previous = row[j + 1];
-            row[j + 1] = substitution.min(row[j] + 1).min(row[j + 1] + 1);
-        }
-    }
-    row[h.len()] as f64 / r.len().max(1) as f64
 }
 
 #[test]

@@ -67,6 +67,77 @@ impl Job {
 pub enum SourceConfig {
     /// In-process test participants, for demos, tests and benchmarks.
     Synthetic(SyntheticSource),
+    /// A Janus VideoRoom, joined as a hidden subscriber to every publisher.
+    Janus(JanusSource),
+    /// One stream from a WHEP endpoint, as one participant.
+    Whep(WhepSource),
+}
+
+impl SourceConfig {
+    /// The source's secrets (room PIN, bearer token), to keep out of logs and events.
+    pub fn secrets(&self) -> Vec<&str> {
+        let secret = match self {
+            SourceConfig::Synthetic(_) => None,
+            SourceConfig::Janus(j) => j.pin.as_deref(),
+            SourceConfig::Whep(w) => w.bearer_token.as_deref(),
+        };
+        secret.into_iter().filter(|s| !s.is_empty()).collect()
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct JanusSource {
+    /// WebSocket address of the Janus API.
+    #[schemars(regex(pattern = r"^wss?://[^\s]+$"))]
+    pub url: String,
+    /// VideoRoom room number.
+    #[schemars(range(min = 1))]
+    pub room: u64,
+    /// Room PIN, when the room has one.
+    #[serde(default)]
+    pub pin: Option<String>,
+    /// Who each publisher is, keyed by the publisher's `display` name.
+    #[serde(default)]
+    pub participants: BTreeMap<String, ParticipantMetadata>,
+    /// The job ends once the room has had no publisher for this long.
+    #[serde(default = "default_inactivity")]
+    #[schemars(range(min = 5, max = 900))]
+    pub inactivity_timeout_seconds: u32,
+}
+
+fn default_inactivity() -> u32 {
+    30
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ParticipantMetadata {
+    #[serde(default)]
+    #[schemars(length(min = 1, max = 128))]
+    pub user_id: Option<String>,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub roles: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WhepSource {
+    /// The WHEP endpoint.
+    #[schemars(regex(pattern = r"^https?://[^\s]+$"))]
+    pub url: String,
+    /// Sent as `Authorization: Bearer …` when set.
+    #[serde(default)]
+    pub bearer_token: Option<String>,
+    /// Who the stream is.
+    #[serde(default)]
+    pub participant: ParticipantMetadata,
+    /// The job ends once the stream has been gone for this long.
+    #[serde(default = "default_inactivity")]
+    #[schemars(range(min = 5, max = 900))]
+    pub inactivity_timeout_seconds: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]

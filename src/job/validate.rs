@@ -572,6 +572,42 @@ fn check_semantics(job: &Job, base_dir: &Path, out: &mut Vec<Problem>) {
                 }
             }
         }
+        SourceConfig::Janus(source) => {
+            match url::Url::parse(&source.url) {
+                Ok(url) if url.scheme() == "ws" && url.host_str().is_some() => {}
+                Ok(url) if url.scheme() == "wss" => out.push(Problem::new(
+                    "source.url",
+                    "expected a ws:// URL; wss:// is not supported yet (put TLS in front of the worker's network, not between it and Janus)",
+                )),
+                _ => out.push(Problem::new(
+                    "source.url",
+                    format!("expected the WebSocket URL of the Janus API, like ws://host:8188; got \"{}\"", source.url),
+                )),
+            }
+            let mut seen: Vec<&str> = Vec::new();
+            for (display, meta) in &source.participants {
+                if let Some(user_id) = meta.user_id.as_deref() {
+                    if seen.contains(&user_id) {
+                        out.push(Problem::new(
+                            format!("source.participants.{display}.user_id"),
+                            format!("expected a unique user id; \"{user_id}\" is used twice"),
+                        ));
+                    }
+                    seen.push(user_id);
+                }
+            }
+        }
+        SourceConfig::Whep(source) => {
+            if !url::Url::parse(&source.url).is_ok_and(|u| matches!(u.scheme(), "http" | "https")) {
+                out.push(Problem::new(
+                    "source.url",
+                    format!(
+                        "expected the http(s) URL of a WHEP endpoint; got \"{}\"",
+                        source.url
+                    ),
+                ));
+            }
+        }
     }
 }
 

@@ -191,6 +191,15 @@ impl Composite {
         self.audio_tee.clone()
     }
 
+    /// Makes the mixers wait `latency` for inputs that arrive that late (network sources).
+    pub fn set_input_latency(&self, latency: std::time::Duration) {
+        let ns = latency.as_nanos() as u64;
+        for mix in &self.mixes {
+            mix.compositor.set_property("latency", ns);
+        }
+        self.mixer.set_property("latency", ns);
+    }
+
     /// Adds a decoded track (a bin with one `src` pad) whose first sample belongs at call time
     /// `starts_at` (now when `None`); video stays hidden until placed.
     pub fn add_input(

@@ -13,8 +13,8 @@ const FPS: f64 = 30.0;
 pub fn estimate(job: &Job, model: &CostModel) -> f64 {
     let participants = match &job.source {
         SourceConfig::Synthetic(s) => s.participants.len(),
-        #[allow(unreachable_patterns)]
-        _ => UNKNOWN_ROSTER,
+        SourceConfig::Janus(j) => j.participants.len().max(UNKNOWN_ROSTER),
+        SourceConfig::Whep(_) => 1,
     } as f64;
     // Outputs of the same size share one encoder; the composite is decoded once.
     let mut sizes: BTreeSet<(u32, u32)> = BTreeSet::new();
@@ -108,7 +108,9 @@ mod tests {
         ];
         for (outputs, participants, cores) in measured {
             let mut job = job(outputs.clone());
-            let SourceConfig::Synthetic(s) = &mut job.source;
+            let SourceConfig::Synthetic(s) = &mut job.source else {
+                unreachable!("the test jobs are synthetic")
+            };
             s.participants = serde_json::from_value(clips(participants)).unwrap();
             let estimate = estimate(&job, &model);
             assert!(

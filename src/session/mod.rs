@@ -11,7 +11,7 @@ mod transcription;
 use crate::events::{COMPOSITE, Event, EventBody, EventSink};
 use crate::job::{Job, SourceConfig, ValidatedJob};
 use crate::media::{self, Composite, GraphNotice, PartEvent};
-use crate::source::{CallClock, Source, SourceEvent, SyntheticSource};
+use crate::source::{CallClock, JanusSource, Source, SourceEvent, SyntheticSource, WhepSource};
 use crate::storage::{JobSpool, Output, RetryPolicy, Uploader};
 use anyhow::Context;
 use call::{LayoutAssets, LiveCall, plan_mixes};
@@ -270,6 +270,7 @@ fn redact(job: &Job, text: &str) -> String {
     job.storage
         .secrets()
         .into_iter()
+        .chain(job.source.secrets())
         .fold(text, |t, secret| t.replace(secret, "[redacted]"))
 }
 
@@ -288,6 +289,12 @@ fn execute(
     media::init()?;
     let specs: Vec<_> = mixes.iter().map(|m| m.spec()).collect();
     let mut graph = Composite::build(&specs)?;
+    let source: Box<dyn Source> = match &job.source {
+        SourceConfig::Synthetic(s) => Box::new(SyntheticSource::new(s, &options.media_dir)),
+        SourceConfig::Janus(j) => Box::new(JanusSource::new(j.clone())),
+        SourceConfig::Whep(w) => Box::new(WhepSource::new(w.clone())),
+    };
+    graph.set_input_latency(source.input_latency());
     let mut outputs = Outputs {
         recording: match &job.recording {
             Some(config) => Some(RecordingOutput::attach(
@@ -354,9 +361,6 @@ fn execute(
 
     let (tx, rx) = mpsc::channel();
     let source_stop = Arc::new(AtomicBool::new(false));
-    let source: Box<dyn Source> = match &job.source {
-        SourceConfig::Synthetic(s) => Box::new(SyntheticSource::new(s, &options.media_dir)),
-    };
     let running = pipeline.clone();
     let clock: CallClock = Arc::new(move || {
         running

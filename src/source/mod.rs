@@ -1,10 +1,15 @@
 //! Sources: where participants and their media come from. The session sees only this trait,
 //! never which SFU (or test generator) is behind it.
 
+pub mod janus;
 mod keyed_clip;
 mod synthetic;
+pub mod webrtc;
+mod whep;
 
+pub use janus::JanusSource;
 pub use synthetic::SyntheticSource;
+pub use whep::WhepSource;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -78,6 +83,12 @@ pub enum SourceEvent {
 /// A connector to a call. `start` returns at once; events arrive on the channel from the
 /// source's own thread until it sends `Ended` or `Failed`, or `stop` is set.
 pub trait Source: Send {
+    /// How late, behind call time, the source's media arrive (a network jitter buffer); the
+    /// session's mixers wait that long for their inputs.
+    fn input_latency(&self) -> std::time::Duration {
+        std::time::Duration::ZERO
+    }
+
     fn start(
         self: Box<Self>,
         clock: CallClock,

@@ -80,7 +80,8 @@ impl SpeechModel {
         for segment in state.as_iter() {
             let text = segment.to_str_lossy().map_err(|e| anyhow::anyhow!("{e}"))?;
             let text = text.trim();
-            if text.is_empty() {
+            // Punctuation alone (".", "...") is what the model makes of a noise: no speech.
+            if !text.chars().any(char::is_alphanumeric) {
                 continue;
             }
             // whisper.cpp counts time in hundredths of a second.

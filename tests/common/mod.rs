@@ -2,6 +2,11 @@
 //! its files with ffprobe and ffmpeg as a user would.
 #![allow(dead_code)]
 
+mod speech;
+
+#[allow(unused_imports)]
+pub use speech::*;
+
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -36,7 +41,8 @@ impl Scratch {
 
 impl Drop for Scratch {
     fn drop(&mut self) {
-        if !std::thread::panicking() {
+        // EGRESS_KEEP_SCRATCH=1 keeps every test's files and logs for a look afterwards.
+        if !std::thread::panicking() && std::env::var_os("EGRESS_KEEP_SCRATCH").is_none() {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
     }

@@ -1,0 +1,47 @@
+//! Janus VideoRoom connector: joins the room without publishing (so no one sees it), subscribes
+//! to every publisher's feed on a handle and WebRTC peer of its own, follows publishers as they
+//! come, go and renegotiate, and rejoins after a lost connection while the outputs keep running.
+
+mod room;
+pub mod signalling;
+
+pub use signalling::{JanusClient, JanusError, PluginReply};
+
+use super::{CallClock, Source, SourceEvent};
+use crate::job;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::sync::mpsc::Sender;
+
+pub struct JanusSource {
+    config: job::JanusSource,
+}
+
+impl JanusSource {
+    pub fn new(config: job::JanusSource) -> Self {
+        JanusSource { config }
+    }
+}
+
+impl Source for JanusSource {
+    fn input_latency(&self) -> std::time::Duration {
+        super::webrtc::RECEIVE_LATENCY
+    }
+
+    fn start(
+        self: Box<Self>,
+        clock: CallClock,
+        events: Sender<SourceEvent>,
+        stop: Arc<AtomicBool>,
+    ) -> anyhow::Result<()> {
+        std::thread::Builder::new().name("janus".into()).spawn(move || {
+            let outcome = room::follow(&self.config, &clock, &events, &stop);
+            let last = match outcome {
+                Ok(()) => SourceEvent::Ended { at: None },
+                Err(e) => SourceEvent::Failed(format!("{e:#}")),
+            };
+            let _ = events.send(last);
+        })?;
+        Ok(())
+    }
+}

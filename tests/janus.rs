@@ -1,0 +1,362 @@
+//! Real calls: Janus (Debian) in a network namespace of its own, publishers that are GStreamer
+//! WebRTC peers, and the worker joining as a hidden subscriber. What a user would check: the
+//! tiles and their colours in the MP4, the sound of each publisher in the mix, the layout when
+//! someone shares a screen, the recording surviving a Janus restart, and clear failures.
+
+#[path = "janus/bed.rs"]
+mod bed;
+mod common;
+#[path = "janus/publisher.rs"]
+mod publisher;
+
+use bed::JanusBed;
+use common::*;
+use publisher::{Publisher, Publishing};
+use serde_json::{Value, json};
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const RED: u32 = 0xd03030;
+const GREEN: u32 = 0x30a040;
+const BLUE: u32 = 0x3050d0;
+const YELLOW: u32 = 0xe0c020;
+
+fn rgb(colour: u32) -> [u8; 3] {
+    [(colour >> 16) as u8, (colour >> 8) as u8, colour as u8]
+}
+
+fn janus_job(url: &str, room: u64, seconds: u32) -> Value {
+    json!({
+        "call_cid": "default:janus-call",
+        "source": {
+            "type": "janus", "url": url, "room": room,
+            "participants": {
+                "alice": {"user_id": "alice", "name": "Alice", "roles": ["host"]},
+                "bob": {"user_id": "bob", "name": "Bob"},
+            },
+        },
+        "recording": {"quality": "720p", "layout": {"name": "grid"}},
+        "limits": {"max_duration_seconds": seconds},
+    })
+}
+
+/// Mean level (dB) of the part of the sound within 40 Hz of `hz`, between two times.
+fn tone_level_db(file: &Path, hz: f64, from_s: f64, to_s: f64) -> f64 {
+    let out = Command::new("ffmpeg")
+        .args([
+            "-v",
+            "info",
+            "-ss",
+            &format!("{from_s}"),
+            "-to",
+            &format!("{to_s}"),
+            "-i",
+        ])
+        .arg(file)
+        .args([
+            "-vn",
+            "-af",
+            &format!("bandpass=f={hz}:width_type=h:w=40,bandpass=f={hz}:width_type=h:w=40,volumedetect"),
+            "-f",
+            "null",
+            "-",
+        ])
+        .output()
+        .expect("ffmpeg runs");
+    let text = String::from_utf8_lossy(&out.stderr);
+    text.lines()
+        .find_map(|l| l.split("mean_volume:").nth(1))
+        .and_then(|v| v.trim().trim_end_matches("dB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no mean_volume: {text}"))
+}
+
+/// The tiles of a grid of `colours.len()` participants show exactly these colours, in any order
+/// (the order is the order the worker saw them join).
+fn assert_tiles(frame: &Frame, colours: &[u32], what: &str) {
+    let names: Vec<String> = (0..colours.len()).map(|i| format!("p{i}")).collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let scene = expected_scene("grid", &json!({}), &names, 1280, 720);
+    let mut seen: Vec<[u8; 3]> = scene
+        .tiles
+        .iter()
+        .filter(|t| t.rect.w > 50)
+        .map(|t| {
+            let (x, y) = t.rect.center();
+            frame.colour_at(x, y)
+        })
+        .collect();
+    assert_eq!(seen.len(), colours.len(), "{what}: tiles {seen:?}");
+    for colour in colours {
+        let found = seen.iter().position(|c| close(*c, rgb(*colour)));
+        let Some(index) = found else {
+            panic!("{what}: no tile of colour {colour:06x} among {seen:?}");
+        };
+        seen.remove(index);
+    }
+}
+
+fn sleep_until(start: Instant, at_s: f64) {
+    let at = start + Duration::from_secs_f64(at_s);
+    if let Some(wait) = at.checked_duration_since(Instant::now()) {
+        std::thread::sleep(wait);
+    }
+}
+
+#[test]
+fn a_janus_call_is_recorded_with_its_tiles_reflow_screen_share_and_sound() {
+    let bed = JanusBed::start();
+    bed.create_room(1001, None);
+    let alice = Publisher::join(&bed.url, 1001, Publishing::camera("alice", RED, 400.0));
+    let bob = Publisher::join(&bed.url, 1001, Publishing::camera("bob", GREEN, 700.0));
+    let carol = Publisher::join(&bed.url, 1001, Publishing::camera("carol", BLUE, 1000.0));
+    let scratch = Scratch::new("janus-call");
+    let mut job = Running::spawn(&scratch, &janus_job(&bed.url, 1001, 23), &[]);
+    job.wait_for("call.recording_started", Duration::from_secs(10));
+    let start = Instant::now();
+    sleep_until(start, 9.0);
+    carol.leave();
+    sleep_until(start, 15.0);
+    let screen = Publisher::join(&bed.url, 1001, Publishing::screen("alice", YELLOW));
+    let events = job.finish(Duration::from_secs(40));
+    drop((alice, bob, screen));
+    let file = ready_file(&events);
+    let probe = probe(&file);
+    let duration = duration_s(&probe);
+    assert!((21.0..25.0).contains(&duration), "duration {duration}");
+    assert_eq!(decode_errors(&file), "", "the recording decodes cleanly");
+
+    // Three tiles where the grid puts three, each its publisher's colour; then two.
+    assert_tiles(
+        &Frame::at(&file, 6.5, 1280, 720),
+        &[RED, GREEN, BLUE],
+        "three publishers",
+    );
+    let two = Frame::at(&file, 13.0, 1280, 720);
+    assert_tiles(&two, &[RED, GREEN], "carol gone, the grid re-flowed");
+    assert!(share_of(&two, rgb(BLUE)) < 0.005, "carol's tile is gone");
+    // Alice shares her screen: the screen-share layout (spotlight) features it.
+    let shared = Frame::at(&file, 20.5, 1280, 720);
+    let screen_share = share_of(&shared, rgb(YELLOW));
+    assert!(
+        screen_share > 0.3,
+        "the screen share is featured: share {screen_share}"
+    );
+
+    // Each publisher is heard while in the call; carol not after leaving.
+    let heard = -50.0;
+    for (hz, name) in [(400.0, "alice"), (700.0, "bob")] {
+        for (from, to) in [(4.5, 8.0), (11.0, 14.0), (17.0, 21.0)] {
+            let level = tone_level_db(&file, hz, from, to);
+            assert!(level > heard, "{name} ({hz} Hz) at {from}-{to} s: {level} dB");
+        }
+    }
+    let carol_in = tone_level_db(&file, 1000.0, 4.5, 8.0);
+    let carol_out = tone_level_db(&file, 1000.0, 12.0, 21.0);
+    assert!(carol_in > heard, "carol heard while in the call: {carol_in} dB");
+    assert!(
+        carol_out < carol_in - 20.0,
+        "carol silent after leaving: {carol_out} vs {carol_in} dB"
+    );
+}
+
+#[test]
+fn the_recording_survives_a_janus_restart() {
+    let bed = JanusBed::start();
+    // Room 1234 is in the test configuration, so it is there again after the restart.
+    let alice = Publisher::join(&bed.url, 1234, Publishing::camera("alice", RED, 400.0));
+    let bob = Publisher::join(&bed.url, 1234, Publishing::camera("bob", GREEN, 700.0));
+    let scratch = Scratch::new("janus-restart");
+    let mut job = Running::spawn(&scratch, &janus_job(&bed.url, 1234, 26), &[]);
+    job.wait_for("call.recording_started", Duration::from_secs(10));
+    let start = Instant::now();
+    sleep_until(start, 8.0);
+    bed.kill();
+    sleep_until(start, 9.0);
+    bed.restart();
+    alice.wait_published(Duration::from_secs(10));
+    bob.wait_published(Duration::from_secs(10));
+    let back_at = start.elapsed().as_secs_f64();
+    let events = job.finish(Duration::from_secs(40));
+    drop((alice, bob));
+    assert!(back_at < 16.0, "publishers back at {back_at} s");
+    let file = ready_file(&events);
+    let duration = duration_s(&probe(&file));
+    assert!(
+        (24.0..28.0).contains(&duration),
+        "the file kept going: {duration} s"
+    );
+    let before = Frame::at(&file, 6.5, 1280, 720);
+    let after = Frame::at(&file, 22.0, 1280, 720);
+    for colour in [RED, GREEN] {
+        assert!(share_of(&before, rgb(colour)) > 0.05, "tile before the restart");
+        assert!(
+            share_of(&after, rgb(colour)) > 0.05,
+            "tile back after the restart (publishers back at {back_at:.1} s)"
+        );
+    }
+    assert!(
+        !event_types(&events).iter().any(|t| t.ends_with("_failed")),
+        "no failure: {events:#?}"
+    );
+}
+
+#[test]
+fn a_wrong_room_a_wrong_pin_or_no_janus_fail_the_job_quickly_and_clearly() {
+    let bed = JanusBed::start();
+    bed.create_room(2002, Some("right-pin-4471"));
+    let cases = [
+        (janus_job(&bed.url, 9999, 20), "No such room"),
+        (
+            {
+                let mut job = janus_job(&bed.url, 2002, 20);
+                job["source"]["pin"] = json!("wrong-pin-9321");
+                job
+            },
+            "Unauthorized",
+        ),
+        (
+            janus_job(&bed.url.replace(":8188", ":8199"), 2002, 20),
+            "cannot reach Janus",
+        ),
+    ];
+    for (index, (job, cause)) in cases.iter().enumerate() {
+        let scratch = Scratch::new(&format!("janus-refused-{index}"));
+        let started = Instant::now();
+        let (output, events) = run_job(&scratch, job);
+        let took = started.elapsed();
+        assert!(!output.status.success(), "case {index} must fail");
+        assert!(took < Duration::from_secs(10), "case {index} took {took:?}");
+        let failed = events
+            .iter()
+            .find(|e| e["type"] == "call.recording_failed")
+            .unwrap_or_else(|| panic!("no recording_failed: {events:#?}"));
+        let error = failed["error"].as_str().unwrap_or_default();
+        assert!(
+            error.contains(cause),
+            "case {index}: {error:?} should name {cause:?}"
+        );
+        let everything = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(!everything.contains("wrong-pin-9321"), "the PIN never shows");
+    }
+}
+
+fn captured_s(event: &Value) -> f64 {
+    let at = chrono::DateTime::parse_from_rfc3339(event["captured_at"].as_str().unwrap()).unwrap();
+    at.timestamp_millis() as f64 / 1000.0
+}
+
+fn still_of(event: &Value) -> image::RgbImage {
+    let url = event["url"].as_str().unwrap();
+    image::open(url.strip_prefix("file://").unwrap())
+        .unwrap_or_else(|e| panic!("{url}: {e}"))
+        .to_rgb8()
+}
+
+#[test]
+fn a_janus_call_gets_stills_of_every_publisher_and_captions_of_what_they_say() {
+    let bed = JanusBed::start();
+    bed.create_room(3003, None);
+    let scratch = Scratch::new("janus-stills-captions");
+    let model = model_path();
+    let sentence = "Please send the recording to the compliance team before Friday.";
+    let wav = speak(&scratch, "alice", sentence);
+    let bob = Publisher::join(&bed.url, 3003, Publishing::camera("bob", GREEN, 700.0));
+    let mut job = janus_job(&bed.url, 3003, 20);
+    job.as_object_mut().unwrap().remove("recording");
+    job["frame_recording"] = json!({"capture_interval_in_seconds": 2, "quality": "360p"});
+    job["transcription"] = json!({"language": "en", "closed_captions": true});
+    let mut running = Running::spawn(&scratch, &job, &["--whisper-model", model.to_str().unwrap()]);
+    running.wait_for("call.frame_recording_started", Duration::from_secs(10));
+    let start = Instant::now();
+    sleep_until(start, 1.0);
+    let alice = Publisher::join(&bed.url, 3003, Publishing::speaking("alice", RED, &wav, 4.0));
+    sleep_until(start, 6.0);
+    let screen = Publisher::join(&bed.url, 3003, Publishing::screen("alice", YELLOW));
+    sleep_until(start, 9.0);
+    let late = Publisher::join(&bed.url, 3003, Publishing::camera("erin", BLUE, 1000.0));
+    let late_at = start.elapsed().as_secs_f64();
+    let events = running.finish(Duration::from_secs(60));
+    drop((alice, bob, screen, late));
+
+    // Stills: every publisher's camera and alice's screen, each its own colour.
+    let mut by_track: std::collections::BTreeMap<(String, String), Vec<&Value>> = Default::default();
+    for event in events
+        .iter()
+        .filter(|e| e["type"] == "call.frame_recording_ready")
+    {
+        let user = event["users"].as_object().unwrap().keys().next().unwrap().clone();
+        let track = event["track_type"].as_str().unwrap().to_owned();
+        by_track.entry((user, track)).or_default().push(event);
+    }
+    let expected = [
+        ("alice", "TRACK_TYPE_SCREEN_SHARE", YELLOW),
+        ("alice", "TRACK_TYPE_VIDEO", RED),
+        ("bob", "TRACK_TYPE_VIDEO", GREEN),
+        ("erin", "TRACK_TYPE_VIDEO", BLUE),
+    ];
+    let keys: Vec<(String, String)> = by_track.keys().cloned().collect();
+    assert_eq!(
+        keys,
+        expected
+            .iter()
+            .map(|(u, t, _)| (u.to_string(), t.to_string()))
+            .collect::<Vec<_>>(),
+        "a still series per video track"
+    );
+    for (user, track, colour) in expected {
+        let stills = &by_track[&(user.to_string(), track.to_string())];
+        assert!(stills.len() >= 3, "{user} {track}: {} stills", stills.len());
+        for event in stills {
+            let share = share_of_image(&still_of(event), rgb(colour));
+            assert!(share > 0.8, "{user} {track}: {:.0} % its colour", share * 100.0);
+        }
+    }
+    let first = |user: &str| captured_s(by_track[&(user.to_string(), "TRACK_TYPE_VIDEO".to_string())][0]);
+    let late_by = first("erin") - first("bob");
+    assert!(
+        late_by > late_at - 1.0,
+        "the late joiner's stills start when she joins ({late_by:.1} s after bob's, joined at {late_at:.1} s)"
+    );
+
+    // Captions: alice's sentence, under her name; nothing for the tones.
+    let captions: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["type"] == "call.closed_caption")
+        .collect();
+    let heard: Vec<&str> = captions
+        .iter()
+        .filter(|c| c["closed_caption"]["speaker_id"] == "alice")
+        .map(|c| c["closed_caption"]["text"].as_str().unwrap())
+        .collect();
+    let wer = word_error_rate(sentence, &heard.join(" "));
+    println!("alice over Janus: WER {wer:.2} {heard:?}");
+    assert!(wer <= 0.3, "alice said {sentence:?}, captions say {heard:?}");
+    let others: Vec<String> = captions
+        .iter()
+        .filter(|c| c["closed_caption"]["speaker_id"] != "alice")
+        .map(|c| {
+            format!(
+                "{}: {}",
+                c["closed_caption"]["speaker_id"], c["closed_caption"]["text"]
+            )
+        })
+        .collect();
+    assert!(others.is_empty(), "tones are no speech: {others:?}");
+    assert_eq!(captions[0]["closed_caption"]["user"]["name"], "Alice");
+    assert!(
+        event_types(&events)
+            .iter()
+            .any(|t| t == "call.transcription_ready"),
+        "the transcript is stored"
+    );
+}
+
+fn share_of_image(img: &image::RgbImage, colour: [u8; 3]) -> f64 {
+    let matching = img.pixels().filter(|p| close(p.0, colour)).count();
+    matching as f64 / f64::from(img.width() * img.height())
+}
