@@ -8,6 +8,8 @@ mod bed;
 mod common;
 #[path = "janus/publisher.rs"]
 mod publisher;
+#[path = "janus/whep.rs"]
+mod whep;
 
 use bed::JanusBed;
 use common::*;
@@ -16,6 +18,7 @@ use serde_json::{Value, json};
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
+use whep::WhepServer;
 
 const RED: u32 = 0xd03030;
 const GREEN: u32 = 0x30a040;
@@ -359,4 +362,58 @@ fn a_janus_call_gets_stills_of_every_publisher_and_captions_of_what_they_say() {
 fn share_of_image(img: &image::RgbImage, colour: [u8; 3]) -> f64 {
     let matching = img.pixels().filter(|p| close(p.0, colour)).count();
     matching as f64 / f64::from(img.width() * img.height())
+}
+
+#[test]
+fn a_whep_stream_is_recorded_as_one_participant_and_its_session_deleted() {
+    let token = "viewer-token-5521";
+    let server = WhepServer::start(Publishing::camera("stage", BLUE, 700.0), token);
+    let scratch = Scratch::new("whep");
+    let job = json!({
+        "call_cid": "default:whep-call",
+        "source": {
+            "type": "whep", "url": server.url, "bearer_token": token,
+            "participant": {"user_id": "stage", "name": "Main stage"},
+        },
+        "recording": {"quality": "720p", "layout": {"name": "grid"}},
+        "limits": {"max_duration_seconds": 10},
+    });
+    let (output, events) = run_job(&scratch, &job);
+    let log = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(output.status.success(), "{log}");
+    let file = ready_file(&events);
+    assert_tiles(&Frame::at(&file, 6.0, 1280, 720), &[BLUE], "the WHEP stream");
+    let level = tone_level_db(&file, 700.0, 4.0, 9.0);
+    assert!(level > -50.0, "the stream's sound is in the mix: {level} dB");
+    let seen = server.seen();
+    assert_eq!(
+        seen.first().map(String::as_str),
+        Some("POST /whep/call"),
+        "{seen:?}"
+    );
+    assert!(
+        seen.iter().any(|r| r.starts_with("DELETE /whep/session/")),
+        "the session is deleted at the end: {seen:?}"
+    );
+    let everything = format!("{}{log}", String::from_utf8_lossy(&output.stdout));
+    assert!(!everything.contains(token), "the bearer token never shows");
+
+    // A token the endpoint refuses fails the job at once, in plain words.
+    let mut refused = job.clone();
+    refused["source"]["bearer_token"] = json!("not-the-token-8830");
+    let started = Instant::now();
+    let (output, events) = run_job(&Scratch::new("whep-refused"), &refused);
+    assert!(!output.status.success());
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        started.elapsed()
+    );
+    let failed = events
+        .iter()
+        .find(|e| e["type"] == "call.recording_failed")
+        .expect("recording_failed");
+    let error = failed["error"].as_str().unwrap_or_default();
+    assert!(error.contains("HTTP 401"), "{error}");
+    assert!(!format!("{events:?}{}", String::from_utf8_lossy(&output.stderr)).contains("not-the-token-8830"));
 }

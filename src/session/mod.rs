@@ -35,6 +35,8 @@ const FINALIZE_TIMEOUT: Duration = Duration::from_secs(15);
 const RTMP_END_GRACE: Duration = Duration::from_secs(5);
 /// How long stopping the pipeline may take before it is left behind.
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a stopped source may take to leave the call.
+const SOURCE_GOODBYE: Duration = Duration::from_secs(3);
 /// How often the session loop looks at the source, the bus and the stop flag.
 const POLL: Duration = Duration::from_millis(5);
 /// How often new HLS segments are looked for.
@@ -531,6 +533,14 @@ fn execute(
         }
     }
     source_stop.store(true, Ordering::Relaxed);
+    // Let the source leave the call politely (Janus handles detached, the WHEP session
+    // deleted): its thread lets go of the channel when done.
+    let goodbye = Instant::now() + SOURCE_GOODBYE;
+    while let Some(left) = goodbye.checked_duration_since(Instant::now()) {
+        if let Err(mpsc::RecvTimeoutError::Disconnected) = rx.recv_timeout(left) {
+            break;
+        }
+    }
     // Parts closed while the pipeline drained are on the bus still.
     let late: Vec<PartEvent> = std::iter::from_fn(|| bus.pop())
         .filter_map(|m| PartEvent::from_message(&m))

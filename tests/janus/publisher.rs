@@ -181,7 +181,7 @@ fn publish(
     outcome
 }
 
-fn sending_pipeline(what: &Publishing) -> Result<(gst::Pipeline, gst::Element), String> {
+pub fn sending_pipeline(what: &Publishing) -> Result<(gst::Pipeline, gst::Element), String> {
     let video = format!(
         "videotestsrc is-live=true pattern=solid-color foreground-color={} ",
         0xff00_0000u32 | what.colour
