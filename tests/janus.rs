@@ -417,3 +417,106 @@ fn a_whep_stream_is_recorded_as_one_participant_and_its_session_deleted() {
     assert!(error.contains("HTTP 401"), "{error}");
     assert!(!format!("{events:?}{}", String::from_utf8_lossy(&output.stderr)).contains("not-the-token-8830"));
 }
+
+/// CPU seconds (user + system) the process has used so far.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat.rsplit_once(") ").unwrap().1.split_whitespace().collect();
+    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+    let per_second: f64 = String::from_utf8(Command::new("getconf").arg("CLK_TCK").output().unwrap().stdout)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    ticks / per_second
+}
+
+/// Milliseconds from launch to the first encoded frame, from the worker's log.
+fn first_frame_ms(log: &str) -> f64 {
+    log.lines()
+        .find_map(|l| l.split("ms_since_launch=").nth(1))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .expect("the log tells when the first frame was encoded")
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+/// Join latency (job received to the first encoded frame showing a publisher) and the CPU the
+/// ingest path costs per participant (WebRTC, depayloading, decoding, scaling into the grid).
+#[test]
+#[ignore = "benchmark; scripts/bench.sh runs it"]
+fn bench_join_latency_and_ingest_cpu() {
+    let bed = JanusBed::start();
+    bed.create_room(4004, None);
+    let alice = Publisher::join(&bed.url, 4004, Publishing::camera("alice", RED, 400.0));
+    let mut joins = Vec::new();
+    let mut firsts = Vec::new();
+    for run in 0..5 {
+        let scratch = Scratch::new(&format!("bench-join-{run}"));
+        let mut job = janus_job(&bed.url, 4004, 6);
+        job["egress_id"] = json!(format!("eg_join_{run}"));
+        let running = Running::spawn(&scratch, &job, &[]);
+        let log_path = running.log.clone();
+        let events = running.finish(Duration::from_secs(30));
+        let log = std::fs::read_to_string(log_path).unwrap();
+        let first = first_frame_ms(&log);
+        let frames = frames_between(&ready_file(&events), 0.0, 5.0, 160, 90);
+        let shown = frames
+            .iter()
+            .position(|f| share_of(f, rgb(RED)) > 0.05)
+            .expect("the publisher shows up in the recording");
+        let join = first + shown as f64 * 1000.0 / 30.0;
+        println!(
+            "run {run}: first encoded frame {first:.0} ms, first frame showing the publisher {join:.0} ms after launch"
+        );
+        joins.push(join);
+        firsts.push(first);
+    }
+    drop(alice);
+    println!(
+        "join latency (job received to the first encoded frame of the call): median {:.0} ms, max {:.0} ms over {} runs; first encoded frame median {:.0} ms",
+        median(&mut joins.clone()),
+        joins.iter().copied().fold(0.0, f64::max),
+        joins.len(),
+        median(&mut firsts)
+    );
+
+    // Ingest CPU: the worker with 1 and with 5 publishers (640x360, 30 fps, moving picture,
+    // 600 kb/s), recording 720p; CPU over 20 s of steady state. The difference over 4 is what
+    // one more participant costs.
+    let mut cpu = Vec::new();
+    for count in [1usize, 5] {
+        let room = 5000 + count as u64;
+        bed.create_room(room, None);
+        let publishers: Vec<Publisher> = (0..count)
+            .map(|i| {
+                let mut what = Publishing::camera(&format!("p{i}"), RED, 300.0 + 100.0 * i as f64);
+                what.video = (640, 360, 30);
+                what.moving = true;
+                Publisher::join(&bed.url, room, what)
+            })
+            .collect();
+        let scratch = Scratch::new(&format!("bench-ingest-{count}"));
+        let mut running = Running::spawn(&scratch, &janus_job(&bed.url, room, 32), &[]);
+        running.wait_for("call.recording_started", Duration::from_secs(10));
+        let pid = running.child.id();
+        std::thread::sleep(Duration::from_secs(8));
+        let before = cpu_seconds(pid);
+        std::thread::sleep(Duration::from_secs(20));
+        let used = cpu_seconds(pid) - before;
+        running.finish(Duration::from_secs(30));
+        drop(publishers);
+        println!(
+            "{count} publisher(s): worker {:.3} CPU s per media s",
+            used / 20.0
+        );
+        cpu.push(used / 20.0);
+    }
+    println!(
+        "ingest per participant (WebRTC receive, depayload, VP8 decode 640x360@30, scale into a 720p grid): {:.3} cores",
+        (cpu[1] - cpu[0]) / 4.0
+    );
+}

@@ -286,16 +286,17 @@ fn execute(
     uploader: &mut Uploader,
 ) -> anyhow::Result<Ended> {
     let spool = options.spool_dir.join(&id.egress_id);
-    let (mixes, assignment) = plan_mixes(job)?;
-    let assets = LayoutAssets::load(&mixes, &options.media_dir);
     media::init()?;
-    let specs: Vec<_> = mixes.iter().map(|m| m.spec()).collect();
-    let mut graph = Composite::build(&specs)?;
+    // First, so that a WebRTC source's one-off set-up runs while the graph is built.
     let source: Box<dyn Source> = match &job.source {
         SourceConfig::Synthetic(s) => Box::new(SyntheticSource::new(s, &options.media_dir)),
         SourceConfig::Janus(j) => Box::new(JanusSource::new(j.clone())),
         SourceConfig::Whep(w) => Box::new(WhepSource::new(w.clone())),
     };
+    let (mixes, assignment) = plan_mixes(job)?;
+    let assets = LayoutAssets::load(&mixes, &options.media_dir);
+    let specs: Vec<_> = mixes.iter().map(|m| m.spec()).collect();
+    let mut graph = Composite::build(&specs)?;
     graph.set_input_latency(source.input_latency());
     let mut outputs = Outputs {
         recording: match &job.recording {

@@ -18,12 +18,52 @@ use std::time::{Duration, Instant};
 
 /// Jitter buffer depth: deep enough to repair losses with NACKs on a real network, short enough
 /// for live outputs.
-pub const JITTER_LATENCY: Duration = Duration::from_millis(300);
+pub const JITTER_LATENCY: Duration = Duration::from_millis(200);
 /// How much later than its capture a received frame reaches the session: the jitter buffer and
 /// the hand-over. The session's mixers wait this long for their inputs.
-pub const RECEIVE_LATENCY: Duration = Duration::from_millis(450);
+pub const RECEIVE_LATENCY: Duration = Duration::from_millis(400);
 /// Samples kept for a track until the session has taken it into its graph (a few seconds).
 const EARLY_SAMPLES: usize = 300;
+
+/// Gets the first peer's one-off costs out of the way in the background: loading the WebRTC
+/// plugins and generating the DTLS certificate (once per process), which would otherwise delay
+/// the first subscription by a few hundred milliseconds.
+pub fn warm_up() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let spawned = std::thread::Builder::new()
+            .name("webrtc-warm-up".into())
+            .spawn(|| {
+                let outcome = (|| -> anyhow::Result<()> {
+                    let pipeline = gst::Pipeline::new();
+                    let webrtc = gst::ElementFactory::make("webrtcbin").build()?;
+                    pipeline.add(&webrtc)?;
+                    pipeline.set_state(gst::State::Playing)?;
+                    let caps = gst::Caps::from_str(
+                        "application/x-rtp,media=video,encoding-name=VP8,payload=96,clock-rate=90000",
+                    )?;
+                    webrtc.emit_by_name::<glib::Object>(
+                        "add-transceiver",
+                        &[&gst_webrtc::WebRTCRTPTransceiverDirection::Recvonly, &caps],
+                    );
+                    let promise = gst::Promise::new();
+                    webrtc.emit_by_name::<()>("create-offer", &[&None::<gst::Structure>, &promise]);
+                    let offer = reply_description(&promise, "offer")?;
+                    let promise = gst::Promise::new();
+                    webrtc.emit_by_name::<()>("set-local-description", &[&offer, &promise]);
+                    promise.wait();
+                    pipeline.set_state(gst::State::Null)?;
+                    Ok(())
+                })();
+                if let Err(e) = outcome {
+                    tracing::debug!(error = %format!("{e:#}"), "WebRTC warm-up failed");
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::debug!(error = %e, "no WebRTC warm-up");
+        }
+    });
+}
 
 /// A track the peer started receiving.
 pub struct ReceivedTrack {
@@ -38,6 +78,8 @@ pub struct ReceivingPeer {
     pipeline: gst::Pipeline,
     webrtc: gst::Element,
     failed: Arc<AtomicBool>,
+    /// Local ICE candidates `(m-line, candidate)` not yet taken, for trickle ICE.
+    candidates: Mutex<std::sync::mpsc::Receiver<(u32, String)>>,
 }
 
 impl ReceivingPeer {
@@ -69,6 +111,19 @@ impl ReceivingPeer {
                 flag.store(true, Ordering::Relaxed);
             }
         });
+        let (found, candidates) = std::sync::mpsc::channel();
+        let found = Mutex::new(found);
+        webrtc.connect("on-ice-candidate", false, move |values| {
+            let mline = values.get(1).and_then(|v| v.get::<u32>().ok());
+            let candidate = values.get(2).and_then(|v| v.get::<String>().ok());
+            if let (Some(mline), Some(candidate)) = (mline, candidate) {
+                let _ = found
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .send((mline, candidate));
+            }
+            None
+        });
         let on_track = Arc::new(on_track);
         let bin = pipeline.clone();
         webrtc.connect_pad_added(move |_, pad| {
@@ -94,6 +149,7 @@ impl ReceivingPeer {
             pipeline,
             webrtc,
             failed,
+            candidates: Mutex::new(candidates),
         })
     }
 
@@ -108,6 +164,35 @@ impl ReceivingPeer {
         let answer = reply_description(&promise, "answer")?;
         self.set_description("set-local-description", &answer)?;
         self.local_description(timeout)
+    }
+
+    /// Answers a remote offer at once; the candidates follow through [`Self::new_candidates`].
+    pub fn answer_now(&self, offer: &str) -> anyhow::Result<String> {
+        let offer = gst_sdp::SDPMessage::parse_buffer(offer.as_bytes()).context("the offer is not SDP")?;
+        let offer = gst_webrtc::WebRTCSessionDescription::new(gst_webrtc::WebRTCSDPType::Offer, offer);
+        self.set_description("set-remote-description", &offer)?;
+        let promise = gst::Promise::new();
+        self.webrtc
+            .emit_by_name::<()>("create-answer", &[&None::<gst::Structure>, &promise]);
+        let answer = reply_description(&promise, "answer")?;
+        self.set_description("set-local-description", &answer)?;
+        Ok(answer.sdp().as_text()?)
+    }
+
+    /// Local candidates found since the last call, and whether gathering is complete.
+    pub fn new_candidates(&self) -> (Vec<(u32, String)>, bool) {
+        // Read the state first: a candidate found after it is still taken below or next time.
+        let complete = self
+            .webrtc
+            .property::<gst_webrtc::WebRTCICEGatheringState>("ice-gathering-state")
+            == gst_webrtc::WebRTCICEGatheringState::Complete;
+        let found = self
+            .candidates
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .try_iter()
+            .collect();
+        (found, complete)
     }
 
     /// An offer to receive one audio and one video track (for WHEP), with our candidates.

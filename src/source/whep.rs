@@ -24,6 +24,7 @@ pub struct WhepSource {
 
 impl WhepSource {
     pub fn new(config: job::WhepSource) -> Self {
+        super::webrtc::warm_up();
         WhepSource { config }
     }
 }

@@ -22,6 +22,10 @@ pub struct Publishing {
     pub screen: bool,
     /// Sine tone in Hz; `None` for no audio.
     pub tone_hz: Option<f64>,
+    /// Width, height and frame rate of the video.
+    pub video: (u32, u32, u32),
+    /// Scrolling colour bars at a camera's bitrate instead of the solid colour (benchmarks).
+    pub moving: bool,
     /// A WAV file spoken once, this many seconds after publishing starts (then silence), in
     /// place of the tone.
     pub speech: Option<(std::path::PathBuf, f64)>,
@@ -35,6 +39,8 @@ impl Publishing {
             screen: false,
             tone_hz: Some(tone_hz),
             speech: None,
+            video: (320, 240, 15),
+            moving: false,
         }
     }
 
@@ -53,6 +59,8 @@ impl Publishing {
             screen: true,
             tone_hz: None,
             speech: None,
+            video: (320, 240, 15),
+            moving: false,
         }
     }
 }
@@ -182,16 +190,26 @@ fn publish(
 }
 
 pub fn sending_pipeline(what: &Publishing) -> Result<(gst::Pipeline, gst::Element), String> {
-    let video = format!(
-        "videotestsrc is-live=true pattern=solid-color foreground-color={} ",
-        0xff00_0000u32 | what.colour
-    );
+    let (video, bitrate) = match what.moving {
+        true => (
+            "videotestsrc is-live=true pattern=smpte horizontal-speed=2 ".to_owned(),
+            600_000,
+        ),
+        false => (
+            format!(
+                "videotestsrc is-live=true pattern=solid-color foreground-color={} ",
+                0xff00_0000u32 | what.colour
+            ),
+            200_000,
+        ),
+    };
     // Janus routes by the SSRCs announced in the offer, so they are fixed in the caps.
     let (video_ssrc, audio_ssrc) = (fastrand::u32(1..u32::MAX), fastrand::u32(1..u32::MAX));
+    let (w, h, fps) = what.video;
     let mut description = format!(
         "webrtcbin name=webrtc bundle-policy=max-bundle \
-         {video} ! video/x-raw,width=320,height=240,framerate=15/1 ! videoconvert ! \
-         vp8enc deadline=1 cpu-used=8 target-bitrate=200000 keyframe-max-dist=60 ! \
+         {video} ! video/x-raw,width={w},height={h},framerate={fps}/1 ! videoconvert ! \
+         vp8enc deadline=1 cpu-used=8 target-bitrate={bitrate} keyframe-max-dist=60 ! \
          rtpvp8pay pt=96 ssrc={video_ssrc} ! \
          application/x-rtp,media=video,encoding-name=VP8,payload=96,clock-rate=90000,ssrc=(uint){video_ssrc} ! webrtc. "
     );

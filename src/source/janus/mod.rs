@@ -19,6 +19,7 @@ pub struct JanusSource {
 
 impl JanusSource {
     pub fn new(config: job::JanusSource) -> Self {
+        super::webrtc::warm_up();
         JanusSource { config }
     }
 }

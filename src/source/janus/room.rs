@@ -151,6 +151,8 @@ struct Feed {
     handle: u64,
     peer: ReceivingPeer,
     kinds: Arc<Mutex<HashMap<String, TrackKind>>>,
+    /// Local candidates are still being sent.
+    trickling: bool,
 }
 
 struct Person {
@@ -206,8 +208,13 @@ impl<'a> Room<'a> {
                 return Ok(());
             }
             self.expire_orphans();
+            self.trickle(&mut joined.client)?;
             self.resubscribe_failed(&mut joined.client)?;
-            let Some(message) = joined.client.next_event(POLL)? else {
+            let wait = match self.feeds.values().any(|f| f.trickling) {
+                true => Duration::from_millis(5),
+                false => POLL,
+            };
+            let Some(message) = joined.client.next_event(wait)? else {
                 continue;
             };
             tracing::debug!(%message, "from Janus");
@@ -316,7 +323,7 @@ impl<'a> Room<'a> {
                 return Ok(());
             }
         };
-        let answer = match peer.answer(offer, GATHER_TIMEOUT) {
+        let answer = match peer.answer_now(offer) {
             Ok(answer) => answer,
             Err(e) => {
                 tracing::warn!(feed, error = %format!("{e:#}"), "cannot answer Janus's offer");
@@ -326,7 +333,8 @@ impl<'a> Room<'a> {
             }
         };
         let answered_ms = began.elapsed().as_millis() as u64;
-        let jsep = json!({"type": "answer", "sdp": answer, "trickle": false});
+        // Candidates follow by trickle: ICE starts without waiting for gathering to end.
+        let jsep = json!({"type": "answer", "sdp": answer, "trickle": true});
         self.feeds.insert(
             feed,
             Feed {
@@ -335,6 +343,7 @@ impl<'a> Room<'a> {
                 handle,
                 peer,
                 kinds,
+                trickling: true,
             },
         );
         client.message(handle, json!({"request": "start"}), Some(jsep), REQUEST_TIMEOUT)?;
@@ -431,6 +440,21 @@ impl<'a> Room<'a> {
             Err(e) => {
                 tracing::warn!(feed, error = %format!("{e:#}"), "cannot answer a renegotiation; subscribing again");
                 self.drop_feed(client, feed, false);
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends the candidates each subscription's peer has found since the last look.
+    fn trickle(&mut self, client: &mut JanusClient) -> Result<(), Interrupted> {
+        for feed in self.feeds.values_mut().filter(|f| f.trickling) {
+            let (found, complete) = feed.peer.new_candidates();
+            for (mline, candidate) in &found {
+                client.trickle(feed.handle, Some((*mline, candidate)))?;
+            }
+            if complete {
+                client.trickle(feed.handle, None)?;
+                feed.trickling = false;
             }
         }
         Ok(())

@@ -103,6 +103,19 @@ impl JanusClient {
         let _ = self.send(message);
     }
 
+    /// Trickles one local ICE candidate to a handle, or the end of candidates when `None`.
+    pub fn trickle(&mut self, handle: u64, candidate: Option<(u32, &str)>) -> Result<()> {
+        let candidate = match candidate {
+            Some((mline, candidate)) => json!({"sdpMLineIndex": mline, "candidate": candidate}),
+            None => json!({"completed": true}),
+        };
+        let transaction = format!("n{}", self.next_transaction);
+        self.next_transaction += 1;
+        self.send(json!({
+            "janus": "trickle", "handle_id": handle, "candidate": candidate, "transaction": transaction,
+        }))
+    }
+
     /// Sends a plugin request and waits for its answer: a synchronous `success` or, after an
     /// `ack`, the `event` with the same transaction.
     pub fn message(
@@ -191,7 +204,7 @@ impl JanusClient {
     /// One message, or `None` after a short wait; sends a keepalive when one is due.
     fn read(&mut self) -> Result<Option<Value>> {
         if self.session.is_some() && self.last_sent.elapsed() >= KEEPALIVE_EVERY {
-            let transaction = format!("k{}", self.next_transaction);
+            let transaction = format!("n{}", self.next_transaction);
             self.next_transaction += 1;
             self.send(json!({"janus": "keepalive", "transaction": transaction}))?;
         }
@@ -200,9 +213,9 @@ impl JanusClient {
                 let value: Value = serde_json::from_str(text.as_str()).map_err(|e| {
                     JanusError::Connection(format!("Janus sent something that is not JSON: {e}"))
                 })?;
-                // Answers to keepalives carry nothing.
+                // Acks of keepalives and trickles carry nothing.
                 if value["janus"] == "ack"
-                    && value["transaction"].as_str().is_some_and(|t| t.starts_with('k'))
+                    && value["transaction"].as_str().is_some_and(|t| t.starts_with('n'))
                 {
                     return Ok(None);
                 }
