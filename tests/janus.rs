@@ -314,6 +314,14 @@ fn a_janus_call_gets_stills_of_every_publisher_and_captions_of_what_they_say() {
     for (user, track, colour) in expected {
         let stills = &by_track[&(user.to_string(), track.to_string())];
         assert!(stills.len() >= 3, "{user} {track}: {} stills", stills.len());
+        let times: Vec<f64> = stills.iter().map(|e| captured_s(e)).collect();
+        for pair in times.windows(2) {
+            let gap = pair[1] - pair[0];
+            assert!(
+                (gap - 2.0).abs() <= 0.3,
+                "{user} {track}: stills {gap:.3} s apart ({times:?})"
+            );
+        }
         for event in stills {
             let share = share_of_image(&still_of(event), rgb(colour));
             assert!(share > 0.8, "{user} {track}: {:.0} % its colour", share * 100.0);
@@ -439,6 +447,19 @@ fn first_frame_ms(log: &str) -> f64 {
         .expect("the log tells when the first frame was encoded")
 }
 
+/// When (ms of the log's clock) the first log line containing `what` was written.
+fn log_time(log: &str, what: &str) -> f64 {
+    let line = log
+        .lines()
+        .find(|l| l.contains(what))
+        .unwrap_or_else(|| panic!("no {what:?} in the log"));
+    let stamp = line.split_whitespace().next().unwrap();
+    chrono::DateTime::parse_from_rfc3339(stamp)
+        .unwrap()
+        .timestamp_micros() as f64
+        / 1000.0
+}
+
 fn median(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);
     values[values.len() / 2]
@@ -454,7 +475,7 @@ fn bench_join_latency_and_ingest_cpu() {
     let alice = Publisher::join(&bed.url, 4004, Publishing::camera("alice", RED, 400.0));
     let mut joins = Vec::new();
     let mut firsts = Vec::new();
-    for run in 0..5 {
+    for run in 0..7 {
         let scratch = Scratch::new(&format!("bench-join-{run}"));
         let mut job = janus_job(&bed.url, 4004, 6);
         job["egress_id"] = json!(format!("eg_join_{run}"));
@@ -469,8 +490,13 @@ fn bench_join_latency_and_ingest_cpu() {
             .position(|f| share_of(f, rgb(RED)) > 0.05)
             .expect("the publisher shows up in the recording");
         let join = first + shown as f64 * 1000.0 / 30.0;
+        let launch = log_time(&log, "ms_since_launch=") - first;
+        let since = |what: &str| log_time(&log, what) - launch;
         println!(
-            "run {run}: first encoded frame {first:.0} ms, first frame showing the publisher {join:.0} ms after launch"
+            "run {run}: after launch, in ms: in the room {:.0}, subscribed {:.0}, camera received {:.0}, first encoded frame {first:.0}, first frame showing the publisher {join:.0}",
+            since("joined the Janus room"),
+            since("subscribed to a publisher"),
+            since("kind=\"camera\""),
         );
         joins.push(join);
         firsts.push(first);

@@ -333,7 +333,7 @@ fn execute(
                 id,
                 config,
                 &spool,
-                !options.decode_every_frame,
+                !options.decode_every_frame && source.answers_key_unit_requests(),
             )?),
             None => None,
         },

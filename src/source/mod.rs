@@ -89,6 +89,12 @@ pub trait Source: Send {
         std::time::Duration::ZERO
     }
 
+    /// Whether a key-unit request on a track reaches its sender (a PLI). When it does, a job
+    /// whose only video output is stills decodes just the keyframes it asks for.
+    fn answers_key_unit_requests(&self) -> bool {
+        true
+    }
+
     fn start(
         self: Box<Self>,
         clock: CallClock,

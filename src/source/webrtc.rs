@@ -365,16 +365,20 @@ fn receive(pipeline: &gst::Pipeline, pad: &gst::Pad) -> anyhow::Result<ReceivedT
             })
             .build(),
     );
-    let upstream = sink.downgrade();
+    // Straight to webrtcbin's pad, where the RTP session turns it into a PLI.
+    let upstream = elements[0]
+        .static_pad("sink")
+        .context("depayloader without sink")?
+        .downgrade();
     source.static_pad("src").context("appsrc without src")?.add_probe(
         gst::PadProbeType::EVENT_UPSTREAM,
         move |_, info| {
             if let Some(event) = info.event()
                 && gstreamer_video::ForceKeyUnitEvent::is(event)
-                && let Some(sink) = upstream.upgrade()
+                && let Some(pad) = upstream.upgrade()
             {
-                tracing::debug!("key unit requested from the sender");
-                sink.send_event(event.clone());
+                let sent = pad.push_event(event.clone());
+                tracing::debug!(sent, "key unit requested from the sender");
             }
             gst::PadProbeReturn::Ok
         },

@@ -25,6 +25,12 @@ impl JanusSource {
 }
 
 impl Source for JanusSource {
+    /// Key-unit requests pushed upstream into webrtcbin (GStreamer 1.22) do not come out as
+    /// PLIs here, so stills are taken from decoded frames.
+    fn answers_key_unit_requests(&self) -> bool {
+        false
+    }
+
     fn input_latency(&self) -> std::time::Duration {
         super::webrtc::RECEIVE_LATENCY
     }
