@@ -546,3 +546,26 @@ fn bench_join_latency_and_ingest_cpu() {
         (cpu[1] - cpu[0]) / 4.0
     );
 }
+
+#[test]
+fn the_job_ends_once_the_room_has_had_no_publisher_for_the_inactivity_timeout() {
+    let bed = JanusBed::start();
+    bed.create_room(6006, None);
+    let alice = Publisher::join(&bed.url, 6006, Publishing::camera("alice", RED, 400.0));
+    let scratch = Scratch::new("janus-inactive");
+    let mut job = janus_job(&bed.url, 6006, 60);
+    job["source"]["inactivity_timeout_seconds"] = json!(5);
+    let mut running = Running::spawn(&scratch, &job, &[]);
+    running.wait_for("call.recording_started", Duration::from_secs(10));
+    std::thread::sleep(Duration::from_secs(4));
+    let left_at = Instant::now();
+    alice.leave();
+    let events = running.finish(Duration::from_secs(30));
+    let ended_after = left_at.elapsed().as_secs_f64();
+    assert!(
+        (4.5..9.0).contains(&ended_after),
+        "the job ended {ended_after:.1} s after the last publisher left (timeout 5 s)"
+    );
+    let duration = duration_s(&probe(&ready_file(&events)));
+    assert!((8.0..14.0).contains(&duration), "recording of {duration:.1} s");
+}

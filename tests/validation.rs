@@ -67,11 +67,35 @@ fn unknown_source_type_is_named() {
     job["source"] = json!({ "type": "zoom", "url": "x" });
     let (stderr, events) = refuse("source-type", &job.to_string());
     assert!(
-        stderr.contains("source.type: expected one of synthetic; got \"zoom\""),
+        stderr.contains("source.type: expected one of synthetic, janus, whep; got \"zoom\""),
         "{stderr}"
     );
     assert_eq!(event_types(&events), ["call.recording_failed"]);
     assert!(events[0]["error"].as_str().unwrap().contains("source.type"));
+}
+
+#[test]
+fn a_janus_source_needs_a_websocket_url_a_room_and_a_sane_timeout() {
+    let mut job = valid_job();
+    job["source"] = json!({
+        "type": "janus", "url": "http://janus.example:8088/janus", "room": 0,
+        "pin": "secret-pin-771", "inactivity_timeout_seconds": 2,
+    });
+    let (stderr, _) = refuse("janus-source", &job.to_string());
+    for expected in [
+        "source.url: expected text matching ^wss?://",
+        "source.room: expected at least 1; got 0",
+        "source.inactivity_timeout_seconds: expected at least 5; got 2",
+    ] {
+        assert!(stderr.contains(expected), "missing {expected:?} in:\n{stderr}");
+    }
+    assert!(!stderr.contains("secret-pin-771"), "the PIN never shows");
+    job["source"] = json!({"type": "janus", "url": "wss://janus.example:8989", "room": 5});
+    let (stderr, _) = refuse("janus-wss", &job.to_string());
+    assert!(
+        stderr.contains("source.url: expected a ws:// URL; wss:// is not supported yet"),
+        "{stderr}"
+    );
 }
 
 #[test]
