@@ -569,3 +569,36 @@ fn the_job_ends_once_the_room_has_had_no_publisher_for_the_inactivity_timeout() 
     let duration = duration_s(&probe(&ready_file(&events)));
     assert!((8.0..14.0).contains(&duration), "recording of {duration:.1} s");
 }
+
+#[test]
+fn whep_stills_come_at_the_interval_from_keyframes_the_worker_asks_for() {
+    // The sender's own keyframes come every 4 s (60 frames at 15 fps); stills every 2 s need
+    // the worker's key-unit requests to reach it as PLIs.
+    let server = WhepServer::start(Publishing::camera("stage", GREEN, 500.0), "t");
+    let scratch = Scratch::new("whep-stills");
+    let job = json!({
+        "call_cid": "default:whep-stills",
+        "source": {"type": "whep", "url": server.url, "bearer_token": "t"},
+        "frame_recording": {"capture_interval_in_seconds": 2, "quality": "360p"},
+        "limits": {"max_duration_seconds": 13},
+    });
+    let events = run_successfully(&scratch, &job);
+    let stills: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["type"] == "call.frame_recording_ready")
+        .collect();
+    let times: Vec<f64> = stills.iter().map(|e| captured_s(e)).collect();
+    assert!(stills.len() >= 5, "{} stills: {times:?}", stills.len());
+    // Each still is the sender's answer to a PLI, which comes a round trip, an encoded frame and
+    // the RTP session's feedback timing after the beat (0.1 to 0.9 s here): the beat holds on
+    // average and no still waits for the sender's own keyframe, 4 s after the last.
+    for pair in times.windows(2) {
+        let gap = pair[1] - pair[0];
+        assert!((1.0..3.3).contains(&gap), "stills {gap:.3} s apart ({times:?})");
+    }
+    let mean = (times[times.len() - 1] - times[0]) / (times.len() - 1) as f64;
+    assert!(
+        (mean - 2.0).abs() <= 0.25,
+        "stills {mean:.3} s apart on average ({times:?})"
+    );
+}

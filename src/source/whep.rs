@@ -30,12 +30,6 @@ impl WhepSource {
 }
 
 impl Source for WhepSource {
-    /// Key-unit requests pushed upstream into webrtcbin (GStreamer 1.22) do not come out as
-    /// PLIs here, so stills are taken from decoded frames.
-    fn answers_key_unit_requests(&self) -> bool {
-        false
-    }
-
     fn input_latency(&self) -> Duration {
         RECEIVE_LATENCY
     }

@@ -25,8 +25,8 @@ impl JanusSource {
 }
 
 impl Source for JanusSource {
-    /// Key-unit requests pushed upstream into webrtcbin (GStreamer 1.22) do not come out as
-    /// PLIs here, so stills are taken from decoded frames.
+    /// Our PLIs leave webrtcbin (the WHEP test shows senders answering them), but Debian's
+    /// Janus 1.1.2 does not pass them on to the publisher, so stills come from decoded frames.
     fn answers_key_unit_requests(&self) -> bool {
         false
     }
