@@ -46,32 +46,8 @@ fn janus_job(url: &str, room: u64, seconds: u32) -> Value {
 
 /// Mean level (dB) of the part of the sound within 40 Hz of `hz`, between two times.
 fn tone_level_db(file: &Path, hz: f64, from_s: f64, to_s: f64) -> f64 {
-    let out = Command::new("ffmpeg")
-        .args([
-            "-v",
-            "info",
-            "-ss",
-            &format!("{from_s}"),
-            "-to",
-            &format!("{to_s}"),
-            "-i",
-        ])
-        .arg(file)
-        .args([
-            "-vn",
-            "-af",
-            &format!("bandpass=f={hz}:width_type=h:w=40,bandpass=f={hz}:width_type=h:w=40,volumedetect"),
-            "-f",
-            "null",
-            "-",
-        ])
-        .output()
-        .expect("ffmpeg runs");
-    let text = String::from_utf8_lossy(&out.stderr);
-    text.lines()
-        .find_map(|l| l.split("mean_volume:").nth(1))
-        .and_then(|v| v.trim().trim_end_matches("dB").trim().parse().ok())
-        .unwrap_or_else(|| panic!("no mean_volume: {text}"))
+    let band = format!("bandpass=f={hz}:width_type=h:w=40,");
+    filtered_volume_db(file, from_s, to_s, &band.repeat(2))
 }
 
 /// The tiles of a grid of `colours.len()` participants show exactly these colours, in any order

@@ -155,14 +155,7 @@ impl ReceivingPeer {
 
     /// Answers a remote offer; returns the answer with our candidates in it (no trickle).
     pub fn answer(&self, offer: &str, timeout: Duration) -> anyhow::Result<String> {
-        let offer = gst_sdp::SDPMessage::parse_buffer(offer.as_bytes()).context("the offer is not SDP")?;
-        let offer = gst_webrtc::WebRTCSessionDescription::new(gst_webrtc::WebRTCSDPType::Offer, offer);
-        self.set_description("set-remote-description", &offer)?;
-        let promise = gst::Promise::new();
-        self.webrtc
-            .emit_by_name::<()>("create-answer", &[&None::<gst::Structure>, &promise]);
-        let answer = reply_description(&promise, "answer")?;
-        self.set_description("set-local-description", &answer)?;
+        self.answer_now(offer)?;
         self.local_description(timeout)
     }
 

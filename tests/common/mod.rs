@@ -223,6 +223,12 @@ pub fn close(a: [u8; 3], b: [u8; 3]) -> bool {
 
 /// Mean volume in dB of the audio between `from_s` and `to_s`.
 pub fn mean_volume_db(file: &Path, from_s: f64, to_s: f64) -> f64 {
+    filtered_volume_db(file, from_s, to_s, "")
+}
+
+/// Mean volume in dB of the audio between `from_s` and `to_s` after the ffmpeg filters
+/// `filters` (each ending in a comma), e.g. a band-pass around one tone.
+pub fn filtered_volume_db(file: &Path, from_s: f64, to_s: f64, filters: &str) -> f64 {
     let out = Command::new("ffmpeg")
         .args([
             "-v",
@@ -234,7 +240,7 @@ pub fn mean_volume_db(file: &Path, from_s: f64, to_s: f64) -> f64 {
             "-i",
         ])
         .arg(file)
-        .args(["-vn", "-af", "volumedetect", "-f", "null", "-"])
+        .args(["-vn", "-af", &format!("{filters}volumedetect"), "-f", "null", "-"])
         .output()
         .expect("ffmpeg runs");
     let text = String::from_utf8_lossy(&out.stderr);

@@ -251,11 +251,7 @@ pub fn sending_pipeline(what: &Publishing) -> Result<(gst::Pipeline, gst::Elemen
 
 /// Creates the offer, sets it, waits for ICE gathering and returns it with the candidates.
 fn local_offer(webrtc: &gst::Element) -> Result<String, String> {
-    // An offer made before the streams have caps lacks their codecs.
-    let deadline = Instant::now() + Duration::from_secs(3);
-    while webrtc.sink_pads().iter().any(|p| p.current_caps().is_none()) && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_for_caps(webrtc);
     let promise = gst::Promise::new();
     webrtc.emit_by_name::<()>("create-offer", &[&None::<gst::Structure>, &promise]);
     promise.wait();
@@ -263,8 +259,26 @@ fn local_offer(webrtc: &gst::Element) -> Result<String, String> {
         .get_reply()
         .and_then(|r| r.get::<gst_webrtc::WebRTCSessionDescription>("offer").ok())
         .ok_or("webrtcbin made no offer")?;
+    gathered_local_description(webrtc, &offer)
+}
+
+/// Waits (up to 3 s) until every stream into webrtcbin has caps: an offer or answer made before
+/// lacks their codecs.
+pub fn wait_for_caps(webrtc: &gst::Element) {
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while webrtc.sink_pads().iter().any(|p| p.current_caps().is_none()) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Sets `description` as the local one and returns it with the candidates once ICE gathering
+/// is complete (or after 3 s).
+pub fn gathered_local_description(
+    webrtc: &gst::Element,
+    description: &gst_webrtc::WebRTCSessionDescription,
+) -> Result<String, String> {
     let promise = gst::Promise::new();
-    webrtc.emit_by_name::<()>("set-local-description", &[&offer, &promise]);
+    webrtc.emit_by_name::<()>("set-local-description", &[description, &promise]);
     promise.wait();
     let deadline = Instant::now() + Duration::from_secs(3);
     while webrtc.property::<gst_webrtc::WebRTCICEGatheringState>("ice-gathering-state")

@@ -2,7 +2,7 @@
 //! webrtcbin sender (a colour and a tone) answering the viewer's offer. It records what it was
 //! asked, so tests can check the DELETE at the end and the bearer token.
 
-use super::publisher::{Publishing, sending_pipeline};
+use super::publisher::{Publishing, gathered_local_description, sending_pipeline, wait_for_caps};
 use gst::prelude::*;
 use gstreamer as gst;
 use gstreamer_sdp as gst_sdp;
@@ -10,7 +10,7 @@ use gstreamer_webrtc as gst_webrtc;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 #[derive(Default)]
 pub struct Requests {
@@ -110,10 +110,7 @@ fn serve(
 /// A new sender answering `offer`; the answer carries its candidates.
 fn answer(what: &Publishing, offer: &str, sessions: &mut Vec<gst::Pipeline>) -> Result<String, String> {
     let (pipeline, webrtc) = sending_pipeline(what)?;
-    let deadline = Instant::now() + Duration::from_secs(3);
-    while webrtc.sink_pads().iter().any(|p| p.current_caps().is_none()) && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_for_caps(&webrtc);
     let offer = gst_sdp::SDPMessage::parse_buffer(offer.as_bytes()).map_err(|e| e.to_string())?;
     let offer = gst_webrtc::WebRTCSessionDescription::new(gst_webrtc::WebRTCSDPType::Offer, offer);
     let promise = gst::Promise::new();
@@ -126,18 +123,7 @@ fn answer(what: &Publishing, offer: &str, sessions: &mut Vec<gst::Pipeline>) -> 
         .get_reply()
         .and_then(|r| r.get::<gst_webrtc::WebRTCSessionDescription>("answer").ok())
         .ok_or("webrtcbin made no answer")?;
-    let promise = gst::Promise::new();
-    webrtc.emit_by_name::<()>("set-local-description", &[&answer, &promise]);
-    promise.wait();
-    while webrtc.property::<gst_webrtc::WebRTCICEGatheringState>("ice-gathering-state")
-        != gst_webrtc::WebRTCICEGatheringState::Complete
-        && Instant::now() < deadline
-    {
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    let local = webrtc
-        .property::<Option<gst_webrtc::WebRTCSessionDescription>>("local-description")
-        .ok_or("no local description")?;
+    let local = gathered_local_description(&webrtc, &answer)?;
     sessions.push(pipeline);
-    local.sdp().as_text().map_err(|e| e.to_string())
+    Ok(local)
 }
