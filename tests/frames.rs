@@ -19,11 +19,6 @@ fn ready(events: &[Value]) -> Vec<&Value> {
         .collect()
 }
 
-fn captured_s(event: &Value) -> f64 {
-    let at = chrono::DateTime::parse_from_rfc3339(event["captured_at"].as_str().unwrap()).unwrap();
-    at.timestamp_millis() as f64 / 1000.0
-}
-
 fn user_of(event: &Value) -> String {
     let users = event["users"].as_object().unwrap();
     assert_eq!(users.len(), 1, "one participant per image: {event}");
@@ -36,11 +31,6 @@ fn image_of(event: &Value) -> image::RgbImage {
     image::open(&path)
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
         .to_rgb8()
-}
-
-fn share_of_colour(img: &image::RgbImage, colour: [u8; 3]) -> f64 {
-    let matching = img.pixels().filter(|p| close(p.0, colour)).count();
-    matching as f64 / f64::from(img.width() * img.height())
 }
 
 #[test]
@@ -116,7 +106,7 @@ fn every_participant_gets_a_still_per_interval_with_one_event_each() {
                 "TRACK_TYPE_SCREEN_SHARE" => "#fdd835",
                 _ => colours.iter().find(|(u, _)| u == user).unwrap().1,
             };
-            let share = share_of_colour(&img, hex_rgb(colour));
+            let share = image_share_of(&img, hex_rgb(colour));
             assert!(
                 share > 0.9,
                 "{user} {track}: {:.0} % of the image is {colour}",

@@ -224,11 +224,6 @@ fn a_wrong_room_a_wrong_pin_or_no_janus_fail_the_job_quickly_and_clearly() {
     }
 }
 
-fn captured_s(event: &Value) -> f64 {
-    let at = chrono::DateTime::parse_from_rfc3339(event["captured_at"].as_str().unwrap()).unwrap();
-    at.timestamp_millis() as f64 / 1000.0
-}
-
 fn still_of(event: &Value) -> image::RgbImage {
     let url = event["url"].as_str().unwrap();
     image::open(url.strip_prefix("file://").unwrap())
@@ -299,7 +294,7 @@ fn a_janus_call_gets_stills_of_every_publisher_and_captions_of_what_they_say() {
             );
         }
         for event in stills {
-            let share = share_of_image(&still_of(event), rgb(colour));
+            let share = image_share_of(&still_of(event), rgb(colour));
             assert!(share > 0.8, "{user} {track}: {:.0} % its colour", share * 100.0);
         }
     }
@@ -341,11 +336,6 @@ fn a_janus_call_gets_stills_of_every_publisher_and_captions_of_what_they_say() {
             .any(|t| t == "call.transcription_ready"),
         "the transcript is stored"
     );
-}
-
-fn share_of_image(img: &image::RgbImage, colour: [u8; 3]) -> f64 {
-    let matching = img.pixels().filter(|p| close(p.0, colour)).count();
-    matching as f64 / f64::from(img.width() * img.height())
 }
 
 #[test]

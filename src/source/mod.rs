@@ -102,3 +102,20 @@ pub trait Source: Send {
         stop: Arc<AtomicBool>,
     ) -> anyhow::Result<()>;
 }
+
+/// Runs a connector's `follow` on a thread of its own and ends the event stream with its
+/// outcome: `Ended` when it returns, `Failed` with the reason when it fails.
+pub(crate) fn spawn_follower(
+    name: &str,
+    events: Sender<SourceEvent>,
+    follow: impl FnOnce(&Sender<SourceEvent>) -> anyhow::Result<()> + Send + 'static,
+) -> anyhow::Result<()> {
+    std::thread::Builder::new().name(name.into()).spawn(move || {
+        let last = match follow(&events) {
+            Ok(()) => SourceEvent::Ended { at: None },
+            Err(e) => SourceEvent::Failed(format!("{e:#}")),
+        };
+        let _ = events.send(last);
+    })?;
+    Ok(())
+}

@@ -40,18 +40,13 @@ impl Source for WhepSource {
         events: Sender<SourceEvent>,
         stop: Arc<AtomicBool>,
     ) -> anyhow::Result<()> {
-        std::thread::Builder::new().name("whep".into()).spawn(move || {
-            let outcome = follow(&self.config, &clock, &events, &stop);
+        super::spawn_follower("whep", events, move |events| {
+            let outcome = follow(&self.config, &clock, events, &stop);
             let _ = events.send(SourceEvent::Left {
                 user_id: identity(&self.config).user_id,
             });
-            let last = match outcome {
-                Ok(()) => SourceEvent::Ended { at: None },
-                Err(e) => SourceEvent::Failed(format!("{e:#}")),
-            };
-            let _ = events.send(last);
-        })?;
-        Ok(())
+            outcome
+        })
     }
 }
 

@@ -329,6 +329,18 @@ pub fn share_of(frame: &Frame, colour: [u8; 3]) -> f64 {
     pixels as f64 / f64::from(frame.width * frame.height)
 }
 
+/// The share of an image's pixels close to `colour`.
+pub fn image_share_of(img: &image::RgbImage, colour: [u8; 3]) -> f64 {
+    let matching = img.pixels().filter(|p| close(p.0, colour)).count();
+    matching as f64 / f64::from(img.width() * img.height())
+}
+
+/// When a still was captured (`captured_at` of its event), in seconds since the epoch.
+pub fn captured_s(event: &Value) -> f64 {
+    let at = chrono::DateTime::parse_from_rfc3339(event["captured_at"].as_str().unwrap()).unwrap();
+    at.timestamp_millis() as f64 / 1000.0
+}
+
 /// A job running in the background: its events as they come, its log in a file.
 pub struct Running {
     pub child: std::process::Child,

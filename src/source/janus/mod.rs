@@ -41,14 +41,8 @@ impl Source for JanusSource {
         events: Sender<SourceEvent>,
         stop: Arc<AtomicBool>,
     ) -> anyhow::Result<()> {
-        std::thread::Builder::new().name("janus".into()).spawn(move || {
-            let outcome = room::follow(&self.config, &clock, &events, &stop);
-            let last = match outcome {
-                Ok(()) => SourceEvent::Ended { at: None },
-                Err(e) => SourceEvent::Failed(format!("{e:#}")),
-            };
-            let _ = events.send(last);
-        })?;
-        Ok(())
+        super::spawn_follower("janus", events, move |events| {
+            room::follow(&self.config, &clock, events, &stop)
+        })
     }
 }
