@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
 
-debs=(nginx-light libnginx-mod-rtmp chromium nodejs npm espeak-ng janus iproute2)
+debs=(nginx-light libnginx-mod-rtmp libnginx-mod-stream chromium nodejs npm espeak-ng janus iproute2)
 missing=()
 for p in "${debs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

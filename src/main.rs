@@ -321,7 +321,10 @@ fn main() -> ExitCode {
 /// Logs on stderr: text, or one JSON object per line with `EGRESS_LOG_FORMAT=json` (for log
 /// collectors); `RUST_LOG` filters. Lines of a job carry its `egress_id`.
 fn init_logs() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    // lapin logs a refused lease (an exclusive queue another worker holds) as an error; the
+    // worker says what each AMQP failure means itself.
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,lapin=off".into());
     let builder = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(filter);

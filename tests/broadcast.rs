@@ -452,6 +452,87 @@ fn rtmp_pushes_resume_after_a_server_restart_with_one_encoder_per_size() {
     }
 }
 
+/// Runs `egress` where the system's CA bundle also holds `bundle`'s extra CA: a mount namespace
+/// of its own, so the machine's trust store is left alone.
+fn egress_trusting(bundle: &Path) -> Command {
+    let mut command = Command::new("unshare");
+    command.args([
+        "--mount",
+        "sh",
+        "-c",
+        "mount --bind \"$0\" /etc/ssl/certs/ca-certificates.crt && exec \"$@\"",
+    ]);
+    command.arg(bundle).arg(env!("CARGO_BIN_EXE_egress"));
+    command
+}
+
+#[test]
+fn rtmps_push_reaches_a_tls_ingest_and_an_untrusted_one_fails_by_name() {
+    let _alone = alone();
+    let scratch = Scratch::new("rtmps");
+    let server = RtmpServer::new(scratch.dir.join("nginx"));
+    let certificates = TestCertificates::create(&scratch.dir.join("tls"));
+    let front = TlsFront::start(&scratch.dir.join("tls-front"), &certificates, server.port);
+    let bundle = certificates.system_bundle_with_ca(&scratch.dir.join("bundle.pem"));
+    let key = "sk-secure-7d41aa";
+    let job = |name: &str| {
+        json!({
+            "egress_id": format!("eg_{name}"),
+            "call_cid": "default:rtmps-call",
+            "source": { "type": "synthetic", "duration_s": 8.0, "participants": participants() },
+            "rtmp": [{ "name": name, "stream_url": format!("rtmps://127.0.0.1:{}/live", front.port),
+                       "stream_key": key, "quality": "360p" }],
+            "storage": { "storage_type": "local" }
+        })
+    };
+
+    let running = Running::spawn_with(egress_trusting(&bundle), &scratch, &job("trusted"), &[]);
+    let log_path = running.log.clone();
+    let events = running.finish(Duration::from_secs(60));
+    let of = |kind: &str| {
+        events
+            .iter()
+            .filter(|e| e["type"] == kind && e["name"] == "trusted")
+            .count()
+    };
+    assert_eq!(of("call.rtmp_broadcast_started"), 1, "{events:#?}");
+    assert_eq!(of("call.rtmp_broadcast_stopped"), 1, "{events:#?}");
+    let files = server.received(key);
+    assert_eq!(files.len(), 1, "one stream received through TLS");
+    let info = probe(&files[0]);
+    let video = streams_of(&info, "video");
+    assert_eq!(video[0]["codec_name"], "h264");
+    assert_eq!(
+        (video[0]["width"].as_u64(), video[0]["height"].as_u64()),
+        (Some(640), Some(360))
+    );
+    assert_eq!(streams_of(&info, "audio")[0]["codec_name"], "aac");
+    let received = duration_s(&info);
+    assert!(received >= 6.0, "the push ran to the end: {received} s");
+
+    // Without the CA the ingest's certificate is refused, and the output says so by name.
+    let untrusted = Scratch::new("rtmps-untrusted");
+    let mut running = Running::spawn(&untrusted, &job("untrusted"), &[]);
+    let failed = running.wait_for("call.rtmp_broadcast_failed", Duration::from_secs(60));
+    assert_eq!(failed["name"], "untrusted");
+    let error = failed["error"].as_str().unwrap();
+    assert!(error.contains("TLS certificate is not trusted"), "{error}");
+    let _ = running.child.kill();
+    assert_eq!(
+        server.received(key).len(),
+        1,
+        "nothing received from the untrusting worker"
+    );
+    for log in [log_path, running.log.clone()] {
+        let text = std::fs::read_to_string(log).unwrap();
+        assert!(!text.contains(key), "stream key in the log");
+    }
+    assert!(
+        !events.iter().any(|e| e.to_string().contains(key)),
+        "stream key in the events"
+    );
+}
+
 #[test]
 fn long_recording_is_cut_into_parts_that_add_up_to_the_call() {
     let _alone = alone();

@@ -149,6 +149,19 @@ impl Fleet {
         budget: f64,
         env: &[(&str, String)],
     ) -> WorkerProcess {
+        let worker = self.start_worker(scratch, name, budget, env);
+        worker.wait_for_log("worker ready", Duration::from_secs(20));
+        worker
+    }
+
+    /// Starts a worker without waiting for it to be ready.
+    fn start_worker(
+        &self,
+        scratch: &Scratch,
+        name: &str,
+        budget: f64,
+        env: &[(&str, String)],
+    ) -> WorkerProcess {
         let log = scratch.dir.join(format!("{name}.log"));
         let child = egress()
             .arg("worker")
@@ -161,9 +174,7 @@ impl Fleet {
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .expect("egress worker starts");
-        let worker = WorkerProcess { child, log };
-        worker.wait_for_log("worker ready", Duration::from_secs(20));
-        worker
+        WorkerProcess { child, log }
     }
 
     fn submit(&self, scratch: &Scratch, job: &Value) -> String {
@@ -458,19 +469,33 @@ fn ten_jobs_across_two_workers_are_each_done_exactly_once() {
     );
 }
 
+/// Parses an event's RFC 3339 time.
+fn time_of(value: &Value) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::parse_from_rfc3339(value.as_str().unwrap())
+        .unwrap()
+        .to_utc()
+}
+
 #[test]
-fn a_killed_workers_job_is_done_by_another() {
+fn a_killed_workers_job_is_done_by_another_and_the_parts_cover_the_call() {
+    const CALL_S: f64 = 16.0;
     let fleet = Fleet::new("kill");
     let scratch = Scratch::new("fleet-kill");
     let mut a = fleet.worker(&scratch, "a", 1.6);
-    let id = fleet.submit(&scratch, &short_call("eg_kill", 8.0, "#e53935"));
+    let mut job = short_call("eg_kill", CALL_S, "#e53935");
+    let call_began = chrono::Utc::now();
+    job["source"]["started_at"] = json!(call_began.to_rfc3339());
+    let id = fleet.submit(&scratch, &job);
     fleet.wait_until("started on a", Duration::from_secs(30), |events| {
         !of_type(events, "call.recording_started").is_empty()
     });
-    std::thread::sleep(Duration::from_secs(2));
+    std::thread::sleep(Duration::from_secs(5));
     a.child.kill().unwrap();
     a.child.wait().unwrap();
     let killed = Instant::now();
+    let killed_at = chrono::Utc::now();
+    // A worker sharing a's spool (another process on the same volume, or a's container
+    // restarted) stores the part a was writing; b also takes the job a left unacked.
     let _b = fleet.worker(&scratch, "b", 1.6);
     let events = fleet.wait_until("resumed on b", Duration::from_secs(60), |events| {
         of_type(events, "call.recording_started").len() >= 2
@@ -483,21 +508,201 @@ fn a_killed_workers_job_is_done_by_another() {
         warnings.contains("resumed"),
         "the started event says so: {resumed}"
     );
-    let events = fleet.wait_until("ready from b", Duration::from_secs(60), |events| {
-        !of_type(events, "call.recording_ready").is_empty()
+    let events = fleet.wait_until("both parts ready", Duration::from_secs(60), |events| {
+        of_type(events, "call.recording_ready").len() >= 2
     });
-    let ready = of_type(&events, "call.recording_ready")[0];
-    let duration = duration_s(&probe(&recording_file(ready)));
+    let mut parts: Vec<(chrono::DateTime<chrono::Utc>, f64, &Value)> =
+        of_type(&events, "call.recording_ready")
+            .into_iter()
+            .map(|ready| {
+                assert_eq!(ready["egress_id"], id.as_str());
+                let file = recording_file(ready);
+                assert_eq!(decode_errors(&file), "", "{} plays", file.display());
+                let start = time_of(&ready["call_recording"]["start_time"]);
+                (start, duration_s(&probe(&file)), ready)
+            })
+            .collect();
+    parts.sort_by_key(|p| p.0);
+    let [(start_a, length_a, _), (start_b, length_b, _)] = parts[..] else {
+        panic!("two parts: {parts:#?}");
+    };
+    let seconds = |d: chrono::TimeDelta| d.num_milliseconds() as f64 / 1000.0;
+    let end_a = seconds(start_a - call_began) + length_a;
+    let (begin_b, end_b) = (
+        seconds(start_b - call_began),
+        seconds(start_b - call_began) + length_b,
+    );
+    let gap = begin_b - end_a;
+    let kill = seconds(killed_at - call_began);
+    eprintln!(
+        "fleet: call 0–{CALL_S} s, a killed at {kill:.2} s; part a {:.2}–{end_a:.2} s, part b {begin_b:.2}–{end_b:.2} s; gap {gap:.2} s; job started again {:.2} s after the kill",
+        seconds(start_a - call_began),
+        recovery.as_secs_f64()
+    );
+    // What a killed worker loses: the keyframe interval the splitter was gathering (2 s) and
+    // the last index update (1 s).
     assert!(
-        (duration - 8.0).abs() <= 0.1,
-        "the new part is whole: {duration} s"
+        end_a >= kill - 3.5,
+        "a's part holds what a recorded until shortly before the kill at {kill:.2} s: ends at {end_a:.2} s"
+    );
+    assert!(
+        (-0.5..=4.0).contains(&gap),
+        "the parts meet with a gap of a few seconds at most: {gap} s"
+    );
+    assert!(
+        (end_b - CALL_S).abs() <= 1.5,
+        "b's part runs to the end of the call: ends at {end_b} s"
     );
     std::thread::sleep(Duration::from_secs(1));
     assert_eq!(fleet.message_count(&format!("{}.jobs", fleet.prefix)), 0, "acked");
-    eprintln!(
-        "fleet: job of a killed worker started again {:.2} s after the kill (worker start included)",
-        recovery.as_secs_f64()
+}
+
+#[test]
+fn the_same_job_published_twice_runs_once_across_two_workers() {
+    let fleet = Fleet::new("twice");
+    let scratch = Scratch::new("fleet-twice");
+    let of_job = |events: &[Value], kind: &str, id: &str| {
+        events
+            .iter()
+            .filter(|e| e["type"] == kind && e["egress_id"] == id)
+            .count()
+    };
+    // a has room for one job: it runs the first delivery, and a filler job offered next makes
+    // it stop taking jobs, so the second delivery can only go to b.
+    let _a = fleet.worker(&scratch, "a", 0.5);
+    let job = short_call("eg_twice", 8.0, "#1e88e5");
+    fleet.submit(&scratch, &job);
+    fleet.wait_until("started on a", Duration::from_secs(30), |events| {
+        of_job(events, "call.recording_started", "eg_twice") == 1
+    });
+    fleet.submit(&scratch, &short_call("eg_filler", 2.0, "#43a047"));
+    std::thread::sleep(Duration::from_secs(1));
+    let b = fleet.worker(&scratch, "b", 1.6);
+    fleet.submit(&scratch, &job);
+    b.wait_for_log(
+        "duplicate delivery of a job running on another worker",
+        Duration::from_secs(20),
     );
+    b.wait_for_log("its second delivery is settled", Duration::from_secs(30));
+    // Room for a second run to show itself, had the second delivery started one.
+    std::thread::sleep(Duration::from_secs(3));
+    let events = fleet.events();
+    assert_eq!(
+        of_job(&events, "call.recording_started", "eg_twice"),
+        1,
+        "{events:#?}"
+    );
+    assert_eq!(
+        of_job(&events, "call.recording_ready", "eg_twice"),
+        1,
+        "{events:#?}"
+    );
+    assert_eq!(
+        of_job(&events, "call.recording_ready", "eg_filler"),
+        1,
+        "{events:#?}"
+    );
+    assert_eq!(
+        fleet.message_count(&format!("{}.jobs", fleet.prefix)),
+        0,
+        "both deliveries acked"
+    );
+}
+
+/// Closes the broker's side of the connection of the worker process `pid`.
+fn cut_off_from_the_broker(pid: u32) {
+    let out = std::process::Command::new("rabbitmqctl")
+        .args(["-q", "list_connections", "pid", "client_properties"])
+        .output()
+        .unwrap();
+    let listing = String::from_utf8_lossy(&out.stdout);
+    let name = format!("egress worker pid {pid}");
+    let connection = listing
+        .lines()
+        .find(|line| line.contains(&name))
+        .and_then(|line| line.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no connection named {name:?} in:\n{listing}"));
+    rabbitmqctl(&["close_connection", connection, "test cuts the worker off"]);
+}
+
+#[test]
+fn a_worker_cut_off_from_the_broker_stops_the_job_another_worker_took_over() {
+    let fleet = Fleet::new("cut");
+    let scratch = Scratch::new("fleet-cut");
+    let a = fleet.worker(&scratch, "a", 1.6);
+    let job = short_call("eg_cut", 14.0, "#8e24aa");
+    fleet.submit(&scratch, &job);
+    fleet.wait_until("started on a", Duration::from_secs(30), |events| {
+        !of_type(events, "call.recording_started").is_empty()
+    });
+    let b = fleet.worker(&scratch, "b", 1.6);
+    std::thread::sleep(Duration::from_secs(2));
+    cut_off_from_the_broker(a.child.id());
+    // The broker gives the job to b, whose lease is free now; a, back within a second, finds
+    // b holding the job and stops its own run.
+    b.wait_for_log("job taken", Duration::from_secs(20));
+    a.wait_for_log("another worker took this job over", Duration::from_secs(20));
+    let events = fleet.wait_until("both parts ready", Duration::from_secs(60), |events| {
+        of_type(events, "call.recording_ready").len() >= 2
+    });
+    let started = of_type(&events, "call.recording_started");
+    assert_eq!(started.len(), 2, "{events:#?}");
+    assert!(started[1]["warnings"].to_string().contains("resumed"));
+    let mut parts: Vec<(chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>)> =
+        of_type(&events, "call.recording_ready")
+            .into_iter()
+            .map(|ready| {
+                let recording = &ready["call_recording"];
+                (time_of(&recording["start_time"]), time_of(&recording["end_time"]))
+            })
+            .collect();
+    parts.sort();
+    let overlap = (parts[0].1 - parts[1].0).num_milliseconds() as f64 / 1000.0;
+    eprintln!("fleet: a cut-off worker and its successor ran the same job side by side for {overlap:.2} s");
+    assert!(
+        overlap <= 3.0,
+        "the job ran twice for a few seconds at most: {overlap} s; parts {parts:?}"
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(fleet.message_count(&format!("{}.jobs", fleet.prefix)), 0, "acked");
+}
+
+#[test]
+fn a_worker_takes_jobs_over_amqps_and_refuses_an_untrusted_broker() {
+    let fleet = Fleet::new("tls");
+    let scratch = Scratch::new("fleet-tls");
+    let certificates = TestCertificates::create(&scratch.dir.join("tls"));
+    // TLS terminated in front of the real broker, as a load balancer does.
+    let front = TlsFront::start(&scratch.dir.join("tls-front"), &certificates, 5672);
+    let url = format!("amqps://guest:guest@127.0.0.1:{}/%2f", front.port);
+
+    let mut untrusting = fleet.start_worker(&scratch, "untrusting", 1.6, &[("EGRESS_AMQP_URL", url.clone())]);
+    untrusting.wait_for_log("certificate", Duration::from_secs(20));
+    assert!(!untrusting.log().contains("worker ready"), "{}", untrusting.log());
+    untrusting.terminate(Duration::from_secs(20));
+
+    let ca = certificates.ca.to_string_lossy().to_string();
+    let mut worker = fleet.worker_with(
+        &scratch,
+        "tls",
+        1.6,
+        &[("EGRESS_AMQP_URL", url), ("EGRESS_AMQP_TLS_CA_FILE", ca)],
+    );
+    fleet.submit(&scratch, &short_call("eg_tls", 2.0, "#00acc1"));
+    let events = fleet.wait_until("done over TLS", Duration::from_secs(60), |events| {
+        !of_type(events, "call.recording_ready").is_empty()
+    });
+    assert_eq!(of_type(&events, "call.recording_ready")[0]["egress_id"], "eg_tls");
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(
+        fleet.message_count(&format!("{}.jobs", fleet.prefix)),
+        0,
+        "acked over TLS"
+    );
+    let log = worker.log();
+    assert!(log.contains(&format!("127.0.0.1:{}", front.port)), "{log}");
+    assert!(!log.contains("guest:guest"), "the password is not logged");
+    worker.terminate(Duration::from_secs(20));
 }
 
 #[test]
@@ -810,16 +1015,17 @@ fn workers_reconnect_after_rabbitmq_restarts_and_lose_nothing() {
 }
 
 #[test]
-fn update_pins_reach_the_running_job_and_move_the_spotlight() {
+fn updates_reach_the_running_job_pins_then_layout() {
     let fleet = Fleet::new("update");
     let scratch = Scratch::new("fleet-update");
     let _worker = fleet.worker(&scratch, "a", 1.6);
+    let (red, blue) = ("#e53935", "#1e88e5");
     let job = json!({
         "egress_id": "eg_pins",
         "call_cid": "default:pins",
-        "source": { "type": "synthetic", "duration_s": 14, "participants": [
-            { "user_id": "alice", "video": { "color": "#e53935" } },
-            { "user_id": "bob", "video": { "color": "#1e88e5" } } ] },
+        "source": { "type": "synthetic", "duration_s": 20, "participants": [
+            { "user_id": "alice", "video": { "color": red } },
+            { "user_id": "bob", "video": { "color": blue } } ] },
         "recording": { "quality": "360p", "layout": { "name": "single-participant" } },
         "storage": { "storage_type": "local", "path": "fleet/" }
     });
@@ -827,9 +1033,6 @@ fn update_pins_reach_the_running_job_and_move_the_spotlight() {
     fleet.wait_until("started", Duration::from_secs(30), |events| {
         !of_type(events, "call.recording_started").is_empty()
     });
-    // Late enough that the composite has passed the first frames even on a loaded machine (it may
-    // run seconds behind the clock when other jobs share the cores).
-    std::thread::sleep(Duration::from_secs(5));
     let send_update = |json: &str| {
         let update = scratch.dir.join("update.json");
         std::fs::write(&update, json).unwrap();
@@ -845,22 +1048,35 @@ fn update_pins_reach_the_running_job_and_move_the_spotlight() {
             String::from_utf8_lossy(&out.stderr).to_string(),
         )
     };
+    // Late enough that the composite has passed the first frames even on a loaded machine (it may
+    // run seconds behind the clock when other jobs share the cores).
+    std::thread::sleep(Duration::from_secs(4));
     let (code, stderr) = send_update(r#"{"pinned": ["bob"], "participants": {"bob": {"name": "Bob B."}}}"#);
+    assert_eq!(code, Some(0), "{stderr}");
+    std::thread::sleep(Duration::from_secs(6));
+    let (code, stderr) =
+        send_update(r##"{"layout": {"name": "grid", "options": {"video.background_color": "#000000"}}}"##);
     assert_eq!(code, Some(0), "{stderr}");
     let events = fleet.wait_until("ready", Duration::from_secs(60), |events| {
         !of_type(events, "call.recording_ready").is_empty()
     });
     let file = recording_file(of_type(&events, "call.recording_ready")[0]);
-    let before = Frame::at(&file, 0.2, 640, 360).colour_at(320, 180);
-    let after = Frame::at(&file, 13.5, 640, 360).colour_at(320, 180);
-    assert!(close(before, hex_rgb("#e53935")), "alice shown first: {before:?}");
+    let first = Frame::at(&file, 0.2, 640, 360).colour_at(320, 180);
+    assert!(close(first, hex_rgb(red)), "alice shown first: {first:?}");
+    let pinned = Frame::at(&file, 9.0, 640, 360).colour_at(320, 180);
+    assert!(close(pinned, hex_rgb(blue)), "bob shown once pinned: {pinned:?}");
+    let last = Frame::at(&file, 19.5, 640, 360);
+    let halves = [last.colour_at(160, 180), last.colour_at(480, 180)];
     assert!(
-        close(after, hex_rgb("#1e88e5")),
-        "bob shown once pinned: {after:?}"
+        halves.iter().any(|c| close(*c, hex_rgb(red))) && halves.iter().any(|c| close(*c, hex_rgb(blue))),
+        "both side by side once the layout is a grid: {halves:?}"
     );
 
-    // A malformed update is refused by the helper, naming what it expects.
-    let (code, stderr) = send_update(r#"{"layout": "grid"}"#);
+    // Malformed updates are refused by the helper, naming what it expects.
+    let (code, stderr) = send_update(r#"{"pins": ["bob"]}"#);
     assert_eq!(code, Some(1));
     assert!(stderr.contains("pinned"), "{stderr}");
+    let (code, stderr) = send_update(r#"{"layout": {"name": "grid", "options": {"grid.columns": "many"}}}"#);
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("layout.options.grid.columns"), "{stderr}");
 }

@@ -149,6 +149,22 @@ pub struct SyntheticSource {
     #[serde(default)]
     #[schemars(length(max = 49))]
     pub participants: Vec<SyntheticParticipant>,
+    /// When the call began (RFC 3339). A worker that takes the job later (a redelivered job,
+    /// say) joins the call as it stands then, as it would a real call; absent, the call begins
+    /// when the worker joins.
+    #[serde(default)]
+    pub started_at: Option<String>,
+}
+
+impl SyntheticSource {
+    /// How far into the call a worker joining now lands.
+    pub fn elapsed(&self) -> std::time::Duration {
+        self.started_at
+            .as_deref()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            .and_then(|t| (chrono::Utc::now() - t.to_utc()).to_std().ok())
+            .unwrap_or_default()
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]

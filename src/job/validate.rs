@@ -527,6 +527,14 @@ fn check_semantics(job: &Job, base_dir: &Path, out: &mut Vec<Problem>) {
     }
     match &job.source {
         SourceConfig::Synthetic(source) => {
+            if let Some(started) = &source.started_at
+                && chrono::DateTime::parse_from_rfc3339(started).is_err()
+            {
+                out.push(Problem::new(
+                    "source.started_at",
+                    format!("expected an RFC 3339 time such as 2026-01-31T09:00:00Z; got \"{started}\""),
+                ));
+            }
             let mut seen: Vec<&str> = Vec::new();
             for (i, p) in source.participants.iter().enumerate() {
                 let at = format!("source.participants[{i}]");

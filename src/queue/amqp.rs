@@ -16,8 +16,24 @@ use std::time::Duration;
 /// Persistent messages survive a broker restart.
 pub const PERSISTENT: u8 = 2;
 
-pub async fn connect(config: &AmqpConfig) -> anyhow::Result<Connection> {
-    Connection::connect(&config.url, ConnectionProperties::default())
+/// Connects; `role` names the process in the broker's connection list (with its pid), so that
+/// an operator can tell the fleet's connections apart.
+pub async fn connect(config: &AmqpConfig, role: &str) -> anyhow::Result<Connection> {
+    let name = format!("egress {role} pid {}", std::process::id());
+    let properties = ConnectionProperties::default().with_connection_name(name.into());
+    let cert_chain = match &config.tls_ca_file {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("amqp.tls_ca_file: cannot read {}", path.display()))?,
+        ),
+        None => None,
+    };
+    let tls = lapin::tcp::OwnedTLSConfig {
+        identity: None,
+        cert_chain,
+    };
+    let runtime = lapin::runtime::default_runtime()?;
+    Connection::connect_with_config(&config.url, properties, tls, runtime)
         .await
         .with_context(|| format!("cannot connect to RabbitMQ at {}", without_password(&config.url)))
 }

@@ -41,6 +41,9 @@ pub struct AmqpConfig {
     pub events_exchange: String,
     /// Fanout exchange of control messages (`stop`), seen by every worker.
     pub control_exchange: String,
+    /// PEM file of certificate authorities trusted for `amqps://` beside the system's (a
+    /// private CA).
+    pub tls_ca_file: Option<std::path::PathBuf>,
 }
 
 impl Default for AmqpConfig {
@@ -51,6 +54,7 @@ impl Default for AmqpConfig {
             dead_letter_queue: "egress.jobs.dead".into(),
             events_exchange: "egress.events".into(),
             control_exchange: "egress.control".into(),
+            tls_ca_file: None,
         }
     }
 }
@@ -207,6 +211,9 @@ impl WorkerConfig {
         text("EGRESS_DEAD_LETTER_QUEUE", &mut self.amqp.dead_letter_queue);
         text("EGRESS_EVENTS_EXCHANGE", &mut self.amqp.events_exchange);
         text("EGRESS_CONTROL_EXCHANGE", &mut self.amqp.control_exchange);
+        if let Some(value) = var("EGRESS_AMQP_TLS_CA_FILE") {
+            self.amqp.tls_ca_file = Some(value.into());
+        }
         if let Some(value) = var("EGRESS_CPU_BUDGET") {
             let budget: f64 = value.parse().ok().filter(|b: &f64| *b > 0.0).with_context(|| {
                 format!("EGRESS_CPU_BUDGET: expected a positive number of cores; got {value:?}")

@@ -12,6 +12,9 @@ pub enum ControlMessage {
     /// Changes pins and participant names or roles of a running job; the layout follows at the
     /// next frame.
     Update { egress_id: String, update: JobUpdate },
+    /// Sent by a worker when a job it ran has ended: another delivery of it, held by a worker
+    /// that found the job running, is settled rather than run again.
+    Finished { egress_id: String },
 }
 
 #[cfg(test)]
@@ -39,8 +42,16 @@ mod tests {
         assert_eq!(update.pinned.as_deref(), Some(&["bob".to_owned()][..]));
         assert_eq!(update.participants["bob"].name.as_deref(), Some("Bob B."));
         assert!(
-            serde_json::from_str::<JobUpdate>(r#"{"layout":"grid"}"#).is_err(),
+            serde_json::from_str::<JobUpdate>(r#"{"colour":"red"}"#).is_err(),
             "unknown fields are refused"
         );
+        let relayout: JobUpdate =
+            serde_json::from_str(r#"{"layout":{"name":"spotlight","options":{"grid.position":"left"}}}"#)
+                .unwrap();
+        assert_eq!(relayout.check(), Ok(()));
+        let wrong: JobUpdate =
+            serde_json::from_str(r#"{"layout":{"name":"grid","options":{"grid.columns":"many"}}}"#).unwrap();
+        let problem = wrong.check().unwrap_err();
+        assert!(problem.contains("layout.options.grid.columns"), "{problem}");
     }
 }

@@ -28,7 +28,7 @@ pub fn submit(config: &AmqpConfig, job: &str) -> anyhow::Result<String> {
     };
     let body = serde_json::to_vec(&value)?;
     block_on(async {
-        let connection = amqp::connect(config).await?;
+        let connection = amqp::connect(config, "coordinator").await?;
         let channel = amqp::confirming_channel(&connection).await?;
         amqp::declare(&channel, config).await?;
         amqp::publish(&channel, "", &config.job_queue, &body).await?;
@@ -50,9 +50,12 @@ pub fn send_stop(config: &AmqpConfig, egress_id: &str) -> anyhow::Result<()> {
 
 /// Sends an update (pins, names, roles; JSON of `JobUpdate`) to the job `egress_id`.
 pub fn send_update(config: &AmqpConfig, egress_id: &str, update: &str) -> anyhow::Result<()> {
-    let update = serde_json::from_str(update).context(
-        "the update: expected {\"pinned\": [user ids], \"participants\": {user id: {\"name\", \"roles\"}}}",
+    let update: crate::session::JobUpdate = serde_json::from_str(update).context(
+        "the update: expected {\"pinned\": [user ids], \"participants\": {user id: {\"name\", \"roles\"}}, \"layout\": {\"name\", \"options\"}}",
     )?;
+    update
+        .check()
+        .map_err(|problems| anyhow::anyhow!("the update: {problems}"))?;
     send_control(
         config,
         &ControlMessage::Update {
@@ -65,7 +68,7 @@ pub fn send_update(config: &AmqpConfig, egress_id: &str, update: &str) -> anyhow
 fn send_control(config: &AmqpConfig, message: &ControlMessage) -> anyhow::Result<()> {
     let body = serde_json::to_vec(message)?;
     block_on(async {
-        let connection = amqp::connect(config).await?;
+        let connection = amqp::connect(config, "coordinator").await?;
         let channel = amqp::confirming_channel(&connection).await?;
         amqp::declare(&channel, config).await?;
         amqp::publish(&channel, &config.control_exchange, "", &body).await?;

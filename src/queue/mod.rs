@@ -6,6 +6,7 @@ pub mod config;
 pub mod control;
 pub mod cost;
 mod helpers;
+mod lease;
 pub mod storages;
 mod worker;
 

@@ -2,12 +2,14 @@
 //! budget, runs each in its own session thread, and acks a job only once it has ended and its
 //! files are stored. A job the worker cannot finish (SIGTERM past the grace period) is handed
 //! back to the queue; a worker that dies leaves its jobs unacked, and RabbitMQ gives them to
-//! another worker, which runs them again under the same `egress_id` (a new part).
+//! another worker, which runs them again under the same `egress_id` (a new part). A job runs on
+//! one worker at a time across the fleet: the one holding its [lease](super::lease).
 
 use super::amqp::{self, AmqpEventSink, SharedChannel};
 use super::config::WorkerConfig;
 use super::control::ControlMessage;
 use super::cost;
+use super::lease;
 use crate::events::{EventSink, FanOut, WebhookSink};
 use crate::job::{self, ValidatedJob};
 use crate::server::{SharedStatus, WorkerStatus};
@@ -20,7 +22,7 @@ use lapin::options::{
     BasicRejectOptions, QueueBindOptions, QueueDeclareOptions,
 };
 use lapin::types::FieldTable;
-use lapin::{Channel, Consumer};
+use lapin::{Channel, Connection, Consumer};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -38,13 +40,27 @@ struct RunningJob {
     /// The delivery belongs to a channel lost in a reconnect: RabbitMQ has put the job back on
     /// the queue, and it is settled only if offered again (to this worker, as a duplicate).
     stale: bool,
+    /// Stopped because another worker took the job over while this one was cut off.
+    yielded: bool,
 }
+
+/// How long a job another worker finished is remembered, so that a second delivery of it is
+/// not run again.
+const FINISHED_MEMORY: Duration = Duration::from_secs(600);
+/// How often a job held by another worker is looked at again.
+const WATCH_PERIOD: Duration = Duration::from_secs(2);
+/// A finished job's lease is kept this long after its end is announced, so that workers
+/// watching it hear of the end before they could take the lease.
+const RELEASE_DELAY: Duration = Duration::from_secs(2);
 
 /// What became of a job offered by the broker.
 enum Admission {
     Taken,
     /// Invalid (dead-lettered) or a duplicate of a running job.
     Refused,
+    /// Runs on another worker; held unsettled here until it ends there (then acked) or its
+    /// worker dies (then run here).
+    Watching,
     /// Does not fit the budget now; given back to the queue.
     Full,
 }
@@ -60,6 +76,12 @@ pub struct Worker {
     events: Arc<dyn EventSink>,
     publishing: SharedChannel,
     running: HashMap<String, RunningJob>,
+    /// Deliveries of jobs that run on other workers.
+    watching: HashMap<String, Delivery>,
+    /// Jobs other workers (or this one) finished lately, by egress id.
+    finished_elsewhere: HashMap<String, Instant>,
+    /// Jobs that ended while the broker was out of reach: their end is announced on reconnecting.
+    ended_while_away: Vec<String>,
     finished_tx: tokio::sync::mpsc::UnboundedSender<Finished>,
     finished_rx: tokio::sync::mpsc::UnboundedReceiver<Finished>,
     shutdown: Arc<AtomicBool>,
@@ -96,6 +118,9 @@ pub fn run(config: WorkerConfig, shutdown: Arc<AtomicBool>) -> anyhow::Result<()
         events,
         publishing,
         running: HashMap::new(),
+        watching: HashMap::new(),
+        finished_elsewhere: HashMap::new(),
+        ended_while_away: Vec::new(),
         finished_tx,
         finished_rx,
         shutdown,
@@ -132,6 +157,8 @@ impl Worker {
                 Ok(()) => break,
                 Err(e) => {
                     *self.publishing.lock().unwrap_or_else(|p| p.into_inner()) = None;
+                    // Their deliveries went with the channel.
+                    self.watching.clear();
                     self.status().connected = false;
                     if self.shutdown.load(Ordering::Relaxed) && self.running.is_empty() {
                         break;
@@ -170,7 +197,13 @@ impl Worker {
         while tokio::time::Instant::now() < until {
             tokio::select! {
                 Some(finished) = self.finished_rx.recv() => {
-                    self.running.remove(&finished.egress_id);
+                    if let Some(job) = self.running.remove(&finished.egress_id)
+                        && !job.hand_back
+                        && !job.yielded
+                    {
+                        self.finished_elsewhere.insert(finished.egress_id.clone(), Instant::now());
+                        self.ended_while_away.push(finished.egress_id);
+                    }
                 }
                 _ = tokio::time::sleep(Duration::from_millis(100)) => self.watch_shutdown(),
             }
@@ -179,7 +212,7 @@ impl Worker {
 
     async fn serve_connection(&mut self) -> anyhow::Result<()> {
         let amqp = self.config.amqp.clone();
-        let connection = amqp::connect(&amqp).await?;
+        let connection = Arc::new(amqp::connect(&amqp, "worker").await?);
         let setup = connection.create_channel().await?;
         amqp::declare(&setup, &amqp).await?;
         *self.publishing.lock().unwrap_or_else(|p| p.into_inner()) =
@@ -224,6 +257,10 @@ impl Worker {
         for job in self.running.values_mut() {
             job.stale = true;
         }
+        self.renew_leases(&connection).await?;
+        for egress_id in std::mem::take(&mut self.ended_while_away) {
+            self.announce_end(&egress_id, &connection).await;
+        }
         self.status().connected = true;
         self.report(true);
         tracing::info!(
@@ -233,6 +270,7 @@ impl Worker {
             "worker ready"
         );
 
+        let mut watch = tokio::time::interval(WATCH_PERIOD);
         loop {
             self.report(jobs.is_some());
             if self.shutdown.load(Ordering::Relaxed) {
@@ -248,23 +286,16 @@ impl Worker {
             tokio::select! {
                 delivery = next(&mut jobs) => {
                     let delivery = delivery.context("the job consumer ended")??;
-                    match self.offer(delivery).await? {
-                        Admission::Full => {
-                            // Leave jobs to other workers until one of ours ends.
-                            if let Some(consumer) = jobs.take() {
-                                stop_consuming(&jobs_channel, consumer).await;
-                            }
-                        }
-                        Admission::Taken => self.offer_one_more(&jobs_channel).await?,
-                        Admission::Refused => {}
-                    }
+                    let admission = self.offer(delivery, &connection).await?;
+                    self.admitted(admission, &jobs_channel, &mut jobs).await?;
                 }
                 message = control.next() => {
                     let message = message.context("the control consumer ended")??;
-                    self.on_control(&message.data);
+                    self.on_control(&message.data).await;
                 }
+                _ = watch.tick() => self.look_at_watched(&connection, &jobs_channel, &mut jobs).await?,
                 Some(finished) = self.finished_rx.recv() => {
-                    self.settle(finished).await;
+                    self.settle(finished, &connection).await;
                     self.offer_one_more(&jobs_channel).await?;
                     if jobs.is_none() && !self.shutdown.load(Ordering::Relaxed) {
                         jobs = Some(consume(&jobs_channel, &amqp.job_queue).await?);
@@ -277,7 +308,7 @@ impl Worker {
 
     /// Looks at an offered job: refuses it (dead-letter) when invalid, drops a duplicate of a job
     /// running here, gives it back when it does not fit, or starts it.
-    async fn offer(&mut self, delivery: Delivery) -> anyhow::Result<Admission> {
+    async fn offer(&mut self, delivery: Delivery, connection: &Connection) -> anyhow::Result<Admission> {
         let media_dir = self.config.worker.media_dir.clone();
         let text = String::from_utf8_lossy(&delivery.data).to_string();
         let validated = match job::parse_and_validate(&text, &media_dir) {
@@ -323,6 +354,16 @@ impl Worker {
             }
             return Ok(Admission::Refused);
         }
+        self.finished_elsewhere
+            .retain(|_, at| at.elapsed() < FINISHED_MEMORY);
+        if self.finished_elsewhere.contains_key(&egress_id) {
+            tracing::warn!(%egress_id, "another delivery of a job already done; not run again");
+            delivery
+                .ack(BasicAckOptions::default())
+                .await
+                .context("cannot settle a job already done")?;
+            return Ok(Admission::Refused);
+        }
         let cost = cost::estimate(&validated.job, &self.config.cost);
         let in_use: f64 = self.running.values().map(|j| j.cost).sum();
         let budget = self.config.worker.cpu_budget();
@@ -330,6 +371,11 @@ impl Worker {
             tracing::info!(%egress_id, cost, in_use, budget, "job does not fit; left to other workers");
             give_back(delivery).await;
             return Ok(Admission::Full);
+        }
+        if !lease::take(connection, &self.lease_name(&egress_id)).await? {
+            tracing::warn!(%egress_id, "duplicate delivery of a job running on another worker; not run twice");
+            self.watching.insert(egress_id, delivery);
+            return Ok(Admission::Watching);
         }
         if delivery.redelivered {
             // Said in the first started event: the job ran before on a worker that stopped.
@@ -343,10 +389,76 @@ impl Worker {
         Ok(Admission::Taken)
     }
 
-    /// Running jobs hold their deliveries unsettled; the broker may offer one more beyond them,
-    /// so that admission looks at each job before the next is offered.
+    /// Acts on what became of an offered job.
+    async fn admitted(
+        &mut self,
+        admission: Admission,
+        jobs_channel: &Channel,
+        jobs: &mut Option<Consumer>,
+    ) -> anyhow::Result<()> {
+        match admission {
+            Admission::Full => {
+                // Leave jobs to other workers until one of ours ends.
+                if let Some(consumer) = jobs.take() {
+                    stop_consuming(jobs_channel, consumer).await;
+                }
+            }
+            Admission::Taken | Admission::Watching => self.offer_one_more(jobs_channel).await?,
+            Admission::Refused => {}
+        }
+        Ok(())
+    }
+
+    /// A watched job whose lease is free again lost its worker (or has just ended there): it is
+    /// offered here again, unless it is known to be done.
+    async fn look_at_watched(
+        &mut self,
+        connection: &Connection,
+        jobs_channel: &Channel,
+        jobs: &mut Option<Consumer>,
+    ) -> anyhow::Result<()> {
+        for (egress_id, delivery) in std::mem::take(&mut self.watching) {
+            let lease = self.lease_name(&egress_id);
+            if !lease::take(connection, &lease).await? {
+                self.watching.insert(egress_id, delivery);
+                continue;
+            }
+            let admission = self.offer(delivery, connection).await?;
+            if !matches!(admission, Admission::Taken) {
+                lease::release(connection, &lease).await;
+            }
+            self.admitted(admission, jobs_channel, jobs).await?;
+        }
+        Ok(())
+    }
+
+    fn lease_name(&self, egress_id: &str) -> String {
+        lease::name(&self.config.amqp.job_queue, egress_id)
+    }
+
+    /// After a reconnect: takes the leases of the jobs still running here again. A job whose
+    /// lease another worker holds was given to it while this worker was cut off; it runs on
+    /// there, and is stopped here (its part so far is stored).
+    async fn renew_leases(&mut self, connection: &Connection) -> anyhow::Result<()> {
+        for (egress_id, job) in &mut self.running {
+            if job.yielded
+                || lease::take(connection, &lease::name(&self.config.amqp.job_queue, egress_id)).await?
+            {
+                continue;
+            }
+            tracing::warn!(%egress_id, "another worker took this job over while the broker was out of reach; stopping it here");
+            job.yielded = true;
+            job.stop.store(true, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    /// Running jobs (and jobs watched on other workers) hold their deliveries unsettled; the
+    /// broker may offer one more beyond them, so that admission looks at each job before the
+    /// next is offered.
     async fn offer_one_more(&self, channel: &Channel) -> anyhow::Result<()> {
-        let prefetch = u16::try_from(self.running.len() + 1).unwrap_or(u16::MAX);
+        let held = self.running.len() + self.watching.len();
+        let prefetch = u16::try_from(held + 1).unwrap_or(u16::MAX);
         channel
             .basic_qos(prefetch, BasicQosOptions { global: true })
             .await
@@ -398,16 +510,23 @@ impl Worker {
                 delivery,
                 hand_back: false,
                 stale: false,
+                yielded: false,
             },
         );
     }
 
     /// Acks a job that ended (it is done, failed or not: a failure has been announced), or hands
     /// it back to the queue when the worker's shutdown stopped it.
-    async fn settle(&mut self, finished: Finished) {
+    async fn settle(&mut self, finished: Finished, connection: &Arc<Connection>) {
         let Some(job) = self.running.remove(&finished.egress_id) else {
             return;
         };
+        if job.yielded {
+            return;
+        }
+        if !job.hand_back {
+            self.announce_end(&finished.egress_id, connection).await;
+        }
         {
             let mut status = self.status();
             match (job.hand_back, finished.ok) {
@@ -435,8 +554,37 @@ impl Worker {
         }
     }
 
-    fn on_control(&mut self, data: &[u8]) {
+    /// Tells the fleet the job is done (workers holding another delivery of it ack theirs), then
+    /// gives its lease up.
+    async fn announce_end(&self, egress_id: &str, connection: &Arc<Connection>) {
+        let message = ControlMessage::Finished {
+            egress_id: egress_id.to_owned(),
+        };
+        let channel = self.publishing.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if let Some(channel) = channel {
+            let body = serde_json::to_vec(&message).unwrap_or_default();
+            if let Err(e) = amqp::publish(&channel, &self.config.amqp.control_exchange, "", &body).await {
+                tracing::warn!(%egress_id, error = %format!("{e:#}"), "cannot announce the end of the job");
+            }
+        }
+        let (connection, lease) = (connection.clone(), self.lease_name(egress_id));
+        tokio::spawn(async move {
+            tokio::time::sleep(RELEASE_DELAY).await;
+            lease::release(&connection, &lease).await;
+        });
+    }
+
+    async fn on_control(&mut self, data: &[u8]) {
         match serde_json::from_slice::<ControlMessage>(data) {
+            Ok(ControlMessage::Finished { egress_id }) => {
+                if let Some(delivery) = self.watching.remove(&egress_id) {
+                    tracing::info!(%egress_id, "the job another worker ran is done; its second delivery is settled");
+                    if let Err(e) = delivery.ack(BasicAckOptions::default()).await {
+                        tracing::warn!(%egress_id, error = %e, "cannot settle a job done elsewhere");
+                    }
+                }
+                self.finished_elsewhere.insert(egress_id, Instant::now());
+            }
             Ok(ControlMessage::Stop { egress_id }) => {
                 if let Some(job) = self.running.get(&egress_id) {
                     tracing::info!(%egress_id, "stop requested");

@@ -168,9 +168,30 @@ impl LiveCall {
 
     /// Applies a coordinator's update (pins, names, roles) and re-lays out.
     pub fn update(&mut self, update: &super::JobUpdate, graph: &Composite) -> anyhow::Result<()> {
+        if let Some(layout) = &update.layout {
+            self.change_layout(layout);
+        }
         self.roster.update(update);
         self.updates.push(update.clone());
         self.relayout(graph)
+    }
+
+    /// Lays every mix out anew with `layout`; an update whose options do not check out is left
+    /// aside with a warning (the job runs on as it was).
+    fn change_layout(&mut self, layout: &LayoutConfig) {
+        let plan = match LayoutPlan::new(layout.name.as_str(), &layout.options) {
+            Ok(plan) => plan,
+            Err(problems) => {
+                tracing::warn!(?problems, "layout update refused");
+                return;
+            }
+        };
+        tracing::info!(layout = layout.name.as_str(), "layout changed");
+        for mix in &mut self.mixes {
+            mix.layout = layout.clone();
+            mix.plan = plan.clone();
+            mix.scene = None;
+        }
     }
 
     /// Who `user_id` is, while in the call.
@@ -266,7 +287,7 @@ impl LiveCall {
             if mix
                 .scene
                 .as_ref()
-                .is_some_and(|old| old.background != scene.background)
+                .is_none_or(|old| old.background != scene.background)
             {
                 graph.set_background(index, scene.background.rgb());
             }

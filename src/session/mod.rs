@@ -75,6 +75,26 @@ pub struct JobUpdate {
     /// New names or roles, by user id; they apply to participants who join later too.
     #[serde(default)]
     pub participants: std::collections::BTreeMap<String, ParticipantPatch>,
+    /// The layout (name and options) of every composite output from now on; sizes stay, and
+    /// logos are those loaded at the start of the job.
+    #[serde(default)]
+    pub layout: Option<crate::job::LayoutConfig>,
+}
+
+impl JobUpdate {
+    /// Checks what serde cannot: the layout's options.
+    pub fn check(&self) -> Result<(), String> {
+        if let Some(layout) = &self.layout {
+            crate::layout::LayoutPlan::new(layout.name.as_str(), &layout.options).map_err(|errors| {
+                let said: Vec<String> = errors
+                    .iter()
+                    .map(|(key, problem)| format!("layout.options.{key}: {problem}"))
+                    .collect();
+                said.join("; ")
+            })?;
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -285,7 +305,7 @@ fn execute(
     stop: Arc<AtomicBool>,
     uploader: &mut Uploader,
 ) -> anyhow::Result<Ended> {
-    let spool = options.spool_dir.join(&id.egress_id);
+    let spool = uploader.spool().dir.clone();
     media::init()?;
     // First, so that a WebRTC source's one-off set-up runs while the graph is built.
     let source: Box<dyn Source> = match &job.source {
@@ -387,7 +407,7 @@ fn execute(
                 tracing::info!(egress_id = %id.egress_id, reason, "stopping");
                 *finishing = Some(Instant::now());
                 for push in &mut outputs.rtmp {
-                    push.finish(graph);
+                    push.finish(graph, emit);
                 }
                 graph.finish(at);
             }

@@ -1,11 +1,12 @@
-//! The recording output of a session: names its parts, stores each one when it closes and
-//! announces it.
+//! The recording output of a session: names its parts, notes each one down in the spool as it
+//! opens (so that a part left by a dead worker can still be stored), stores each one when it
+//! closes and announces it.
 
 use super::JobIdentity;
 use crate::events::{COMPOSITE, CallRecording, EventBody, now_rfc3339};
 use crate::job::{Job, RecordingConfig};
 use crate::media::{Composite, PartEvent, RecordingSpec, attach_recording};
-use crate::storage::{self, Output, Uploader};
+use crate::storage::{self, OpenPart, Output, Uploader};
 use anyhow::Context;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -14,8 +15,8 @@ use std::time::Duration;
 
 pub struct RecordingOutput {
     prefix: Option<String>,
-    /// Wall-clock start of each open part.
-    opened: HashMap<PathBuf, String>,
+    /// Each open part: its key and its ready event, end time to come.
+    opened: HashMap<PathBuf, OpenPart>,
     /// Parts closed while the job was ending, announced after `stopped`.
     closing: Vec<PathBuf>,
     pub started: bool,
@@ -70,7 +71,9 @@ impl RecordingOutput {
         match part {
             PartEvent::Opened(path) => {
                 tracing::info!(file = %path.display(), "recording part opened");
-                self.opened.insert(path, now_rfc3339());
+                let open = self.describe(&path, uploader, id)?;
+                uploader.spool().note_open_part(&path, &open)?;
+                self.opened.insert(path, open);
             }
             PartEvent::Closed(path) if ending => self.closing.push(path),
             PartEvent::Closed(path) => self.store(&path, uploader, id)?,
@@ -86,27 +89,39 @@ impl RecordingOutput {
         Ok(())
     }
 
-    /// Hands a closed part to the uploader; it is announced once stored.
-    fn store(&mut self, path: &Path, uploader: &mut Uploader, id: &JobIdentity) -> anyhow::Result<()> {
+    /// The key and ready event of a part opening now.
+    fn describe(&self, path: &Path, uploader: &Uploader, id: &JobIdentity) -> anyhow::Result<OpenPart> {
         let filename = path
             .file_name()
             .context("part without a file name")?
             .to_string_lossy()
             .to_string();
         let key = storage::object_key(self.prefix.as_deref(), &filename)?;
-        let start_time = self.opened.remove(path).unwrap_or_else(now_rfc3339);
-        tracing::info!(%filename, "recording part closed");
+        let start_time = now_rfc3339();
         let ready = EventBody::RecordingReady {
             recording_type: COMPOSITE.into(),
             call_recording: CallRecording {
                 filename,
                 url: uploader.url(&key),
+                end_time: start_time.clone(),
                 start_time,
-                end_time: now_rfc3339(),
                 session_id: id.session_id.clone(),
                 recording_type: COMPOSITE.into(),
             },
         };
-        uploader.submit_file(Output::Recording, path, &key, Some(ready))
+        Ok(OpenPart { key, ready })
+    }
+
+    /// Hands a closed part to the uploader; it is announced once stored.
+    fn store(&mut self, path: &Path, uploader: &mut Uploader, id: &JobIdentity) -> anyhow::Result<()> {
+        let open = match self.opened.remove(path) {
+            Some(open) => open,
+            None => self.describe(path, uploader, id)?,
+        };
+        tracing::info!(file = %path.display(), "recording part closed");
+        let ready = open.ended_at(now_rfc3339());
+        uploader.submit_file(Output::Recording, path, &open.key, Some(ready))?;
+        uploader.spool().forget_open_part(path);
+        Ok(())
     }
 }

@@ -23,6 +23,8 @@ pub struct RtmpOutput {
     retry_at: Option<Instant>,
     backoff: Duration,
     down_since: Instant,
+    /// Why the last attempt failed (redacted), for the failed event.
+    last_error: Option<String>,
 }
 
 impl RtmpOutput {
@@ -37,6 +39,7 @@ impl RtmpOutput {
             retry_at: Some(Instant::now()),
             backoff: FIRST_RETRY,
             down_since: Instant::now(),
+            last_error: None,
         }
     }
 
@@ -78,9 +81,19 @@ impl RtmpOutput {
         self.branch.as_ref().is_some_and(|b| b.owns(source))
     }
 
-    /// The push failed: drop it and try again after a backoff.
-    pub fn dropped(&mut self, error: &str, graph: &Composite, _emit: Emit) {
+    /// The push failed: drop it and try again after a backoff, unless retrying cannot help (the
+    /// destination's certificate is not trusted).
+    pub fn dropped(&mut self, error: &str, graph: &Composite, emit: Emit) {
         let error = self.config.redact(error);
+        if error.contains("TLS certificate") {
+            let reason = format!(
+                "the destination's TLS certificate is not trusted ({})",
+                first_line(&error)
+            );
+            self.give_up(&reason, graph, emit);
+            return;
+        }
+        self.last_error = Some(first_line(&error).to_owned());
         if let Some(branch) = self.branch.take() {
             branch.detach(graph.pipeline());
         }
@@ -106,13 +119,23 @@ impl RtmpOutput {
     }
 
     /// At the end of the job: a connected push gets a clean end of stream with the rest of the
-    /// graph; one that is not connected is dropped so that it cannot hold the end up.
-    pub fn finish(&mut self, graph: &Composite) {
+    /// graph; one that is not connected is dropped so that it cannot hold the end up, and one that
+    /// never reached its destination is announced as failed.
+    pub fn finish(&mut self, graph: &Composite, emit: Emit) {
         self.retry_at = None;
         if !self.connected
             && let Some(branch) = self.branch.take()
         {
             branch.detach(graph.pipeline());
+        }
+        if !self.started && !self.failed {
+            let reason = match &self.last_error {
+                Some(error) => {
+                    format!("the destination could not be reached before the end of the call: {error}")
+                }
+                None => "the destination did not take the stream before the end of the call".to_owned(),
+            };
+            self.give_up(&reason, graph, emit);
         }
     }
 
@@ -131,4 +154,15 @@ impl RtmpOutput {
             name: self.config.name.clone(),
         })
     }
+}
+
+/// The first line of a GStreamer error (the rest names source files and element paths).
+fn first_line(error: &str) -> &str {
+    error
+        .lines()
+        .next()
+        .unwrap_or(error)
+        .split(" (../")
+        .next()
+        .unwrap_or(error)
 }

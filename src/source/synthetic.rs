@@ -19,6 +19,8 @@ pub const PALETTE: [&str; 8] = [
 
 pub struct SyntheticSource {
     duration_s: f64,
+    /// How much of the call had gone by when the worker joined (`started_at`), in seconds.
+    joined_at_s: f64,
     participants: Vec<SyntheticParticipant>,
     media_dir: PathBuf,
 }
@@ -28,6 +30,7 @@ impl SyntheticSource {
     pub fn new(config: &crate::job::SyntheticSource, media_dir: &Path) -> Self {
         SyntheticSource {
             duration_s: config.duration_s,
+            joined_at_s: config.elapsed().as_secs_f64(),
             participants: config.participants.clone(),
             media_dir: media_dir.to_owned(),
         }
@@ -35,6 +38,7 @@ impl SyntheticSource {
 }
 
 /// What happens at one moment of the synthetic call.
+#[derive(Debug, PartialEq)]
 enum Cue {
     Join(usize),
     Leave(usize),
@@ -48,21 +52,37 @@ impl Source for SyntheticSource {
         events: Sender<SourceEvent>,
         stop: Arc<AtomicBool>,
     ) -> anyhow::Result<()> {
-        let mut cues: Vec<(f64, Cue)> = vec![(self.duration_s, Cue::End)];
-        for (i, p) in self.participants.iter().enumerate() {
-            cues.push((p.join_at_s, Cue::Join(i)));
-            if let Some(leave) = p.leave_at_s.filter(|&t| t < self.duration_s) {
-                cues.push((leave, Cue::Leave(i)));
-            }
+        let cues = cues(&self.participants, self.duration_s, self.joined_at_s);
+        if self.joined_at_s > 0.0 {
+            tracing::info!(
+                joined_at_s = self.joined_at_s,
+                "joining the synthetic call in progress"
+            );
         }
-        // Stable sort: at equal times, leaves and the end come after joins listed before them.
-        cues.sort_by(|a, b| a.0.total_cmp(&b.0));
         std::thread::Builder::new()
             .name("synthetic-source".into())
             .spawn(move || self.play(cues, clock, events, stop))
             .context("cannot start the synthetic source thread")?;
         Ok(())
     }
+}
+
+/// The call's cues on the clock of a worker that joined `joined` seconds in: what happened
+/// before is skipped, and whoever is there already is there from the start.
+fn cues(participants: &[SyntheticParticipant], duration_s: f64, joined: f64) -> Vec<(f64, Cue)> {
+    let mut cues: Vec<(f64, Cue)> = vec![((duration_s - joined).max(0.0), Cue::End)];
+    for (i, p) in participants.iter().enumerate() {
+        if p.leave_at_s.is_some_and(|t| t <= joined) {
+            continue;
+        }
+        cues.push(((p.join_at_s - joined).max(0.0), Cue::Join(i)));
+        if let Some(leave) = p.leave_at_s.filter(|&t| t < duration_s) {
+            cues.push((leave - joined, Cue::Leave(i)));
+        }
+    }
+    // Stable sort: at equal times, leaves and the end come after joins listed before them.
+    cues.sort_by(|a, b| a.0.total_cmp(&b.0));
+    cues
 }
 
 impl SyntheticSource {
@@ -268,4 +288,49 @@ pub(super) fn build_bin(description: &str) -> anyhow::Result<gst::Element> {
     let ghost = gst::GhostPad::builder_with_target(&target)?.name("src").build();
     bin.add_pad(&ghost)?;
     Ok(bin.upcast())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn participant(join: f64, leave: Option<f64>) -> SyntheticParticipant {
+        serde_json::from_value(serde_json::json!({ "user_id": "u", "join_at_s": join, "leave_at_s": leave }))
+            .unwrap()
+    }
+
+    #[test]
+    fn a_worker_joining_late_sees_the_call_as_it_stands() {
+        let people = [
+            participant(0.0, None),
+            participant(2.0, Some(5.0)),
+            participant(8.0, Some(12.0)),
+        ];
+        assert_eq!(
+            cues(&people, 20.0, 0.0),
+            [
+                (0.0, Cue::Join(0)),
+                (2.0, Cue::Join(1)),
+                (5.0, Cue::Leave(1)),
+                (8.0, Cue::Join(2)),
+                (12.0, Cue::Leave(2)),
+                (20.0, Cue::End)
+            ]
+        );
+        // Six seconds in: the one who left is gone, the first is there at once, the rest shift.
+        assert_eq!(
+            cues(&people, 20.0, 6.0),
+            [
+                (0.0, Cue::Join(0)),
+                (2.0, Cue::Join(2)),
+                (6.0, Cue::Leave(2)),
+                (14.0, Cue::End)
+            ]
+        );
+        assert_eq!(
+            cues(&people, 20.0, 25.0)[0],
+            (0.0, Cue::End),
+            "a call already over ends at once"
+        );
+    }
 }

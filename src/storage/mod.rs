@@ -14,7 +14,7 @@ pub use azure::{AzureStorage, ConnectionString};
 pub use gcs::GcsStorage;
 pub use local::LocalStorage;
 pub use s3::S3Storage;
-pub use spool::JobSpool;
+pub use spool::{JobSpool, OpenPart};
 pub use uploader::{Output, RetryPolicy, Uploader, resume};
 
 use crate::job::{StorageConfig, StorageType};

@@ -1,6 +1,8 @@
 //! A job's folder in the spool: its files being written, the list of files waiting for the
 //! store (`uploads/`), the storage they go to (`storage.json`, readable by the worker's user
-//! only, as it holds the job's keys) and a lock held while the job's worker lives.
+//! only, as it holds the job's keys), a note beside each recording part still being written
+//! (`*.open.json`) and a lock held while the job's worker lives. Each run of a job gets a
+//! folder of its own, so a job started again never adopts, or removes, what an earlier run left.
 
 use super::uploader::Output;
 use crate::events::Event;
@@ -21,6 +23,31 @@ pub struct Pending {
     pub ready: Option<Event>,
 }
 
+/// A recording part being written: where it goes and how it will be announced.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OpenPart {
+    pub key: String,
+    /// The `call.recording_ready` event, its end time still to be set.
+    pub ready: crate::events::EventBody,
+}
+
+impl OpenPart {
+    /// The ready event of the part, closed at `end_time`.
+    pub fn ended_at(&self, end_time: String) -> crate::events::EventBody {
+        let mut ready = self.ready.clone();
+        if let crate::events::EventBody::RecordingReady { call_recording, .. } = &mut ready {
+            call_recording.end_time = end_time;
+        }
+        ready
+    }
+}
+
+const OPEN_NOTE: &str = ".open.json";
+
+fn open_note_path(part: &Path) -> PathBuf {
+    PathBuf::from(format!("{}{OPEN_NOTE}", part.display()))
+}
+
 /// Where a job's storage is written down, for resuming after the worker died.
 #[derive(Serialize, Deserialize)]
 struct StorageRecord {
@@ -38,7 +65,8 @@ pub struct JobSpool {
 }
 
 impl JobSpool {
-    /// Creates (or reopens) the folder of a starting job and takes its lock.
+    /// Creates a new folder for a starting job (`EGRESS_ID`, or `EGRESS_ID.N` when an earlier
+    /// run's folder is still there) and takes its lock.
     pub fn create(
         spool_root: &Path,
         egress_id: &str,
@@ -46,18 +74,27 @@ impl JobSpool {
         storage: &StorageConfig,
         out_dir: &Path,
     ) -> anyhow::Result<JobSpool> {
-        let dir = spool_root.join(egress_id);
+        std::fs::create_dir_all(spool_root)
+            .with_context(|| format!("cannot create spool folder {}", spool_root.display()))?;
+        let dir = (1..)
+            .map(|n| match n {
+                1 => spool_root.join(egress_id),
+                n => spool_root.join(format!("{egress_id}.{n}")),
+            })
+            .find(|dir| std::fs::create_dir(dir).is_ok())
+            .expect("an unused folder name");
         std::fs::create_dir_all(dir.join("uploads"))
             .with_context(|| format!("cannot create spool folder {}", dir.display()))?;
         let lock = lock_file(&dir)?;
         lock.try_lock()
-            .map_err(|_| anyhow::anyhow!("egress_id {egress_id}: another process runs this job"))?;
+            .map_err(|_| anyhow::anyhow!("egress_id {egress_id}: cannot lock {}", dir.display()))?;
         let record = StorageRecord {
             storage: storage.clone(),
             out_dir: out_dir.to_owned(),
         };
         write_private(&dir.join("storage.json"), &serde_json::to_vec(&record)?)?;
         std::fs::write(dir.join("call_cid"), call_cid)?;
+        std::fs::write(dir.join("egress_id"), egress_id)?;
         Ok(JobSpool {
             dir,
             egress_id: egress_id.to_owned(),
@@ -81,7 +118,8 @@ impl JobSpool {
             if lock.try_lock().is_err() {
                 continue;
             }
-            let egress_id = entry.file_name().to_string_lossy().to_string();
+            let egress_id = std::fs::read_to_string(dir.join("egress_id"))
+                .unwrap_or_else(|_| entry.file_name().to_string_lossy().to_string());
             let call_cid = std::fs::read_to_string(dir.join("call_cid")).unwrap_or_default();
             found.push(JobSpool {
                 dir,
@@ -99,6 +137,44 @@ impl JobSpool {
         let record: StorageRecord =
             serde_json::from_slice(&text).with_context(|| format!("{} is damaged", path.display()))?;
         super::open(&record.storage, &record.out_dir)
+    }
+
+    /// Notes down a recording part as it opens, with the event that will announce it: if the
+    /// worker dies, the part (kept playable by the muxer) is stored from this note.
+    pub fn note_open_part(&self, part: &Path, note: &OpenPart) -> anyhow::Result<()> {
+        let path = open_note_path(part);
+        write_private(&path, &serde_json::to_vec(note)?)
+    }
+
+    /// Forgets the note of a part that closed normally.
+    pub fn forget_open_part(&self, part: &Path) {
+        let _ = std::fs::remove_file(open_note_path(part));
+    }
+
+    /// Parts a dead worker was still writing, with their notes.
+    pub fn open_parts(&self) -> Vec<(PathBuf, OpenPart)> {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return Vec::new();
+        };
+        let mut found: Vec<(PathBuf, OpenPart)> = entries
+            .flatten()
+            .filter_map(|entry| {
+                let note = entry.path();
+                let part = PathBuf::from(note.to_string_lossy().strip_suffix(OPEN_NOTE)?);
+                let parsed = std::fs::read(&note)
+                    .ok()
+                    .and_then(|text| serde_json::from_slice(&text).ok());
+                match (part.is_file(), parsed) {
+                    (true, Some(open)) => Some((part, open)),
+                    _ => {
+                        let _ = std::fs::remove_file(&note);
+                        None
+                    }
+                }
+            })
+            .collect();
+        found.sort_by(|a, b| a.0.cmp(&b.0));
+        found
     }
 
     pub fn data_path(&self, id: u64) -> PathBuf {
@@ -168,7 +244,7 @@ impl JobSpool {
             return;
         }
         let _ = std::fs::remove_dir(self.dir.join("uploads"));
-        for name in ["storage.json", "call_cid", "lock"] {
+        for name in ["storage.json", "call_cid", "egress_id", "lock"] {
             let _ = std::fs::remove_file(self.dir.join(name));
         }
         let _ = std::fs::remove_dir(&self.dir);
@@ -197,4 +273,79 @@ fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
         .with_context(|| format!("cannot write {}", path.display()))?;
     file.write_all(bytes)
         .with_context(|| format!("cannot write {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::{CallRecording, EventBody};
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("egress-spool-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
+    fn create(root: &Path) -> JobSpool {
+        JobSpool::create(root, "eg_1", "default:c", &StorageConfig::default(), root).unwrap()
+    }
+
+    #[test]
+    fn each_run_of_a_job_gets_a_folder_of_its_own() {
+        let root = scratch("runs");
+        let first = create(&root);
+        let second = create(&root);
+        assert_eq!(first.dir, root.join("eg_1"));
+        assert_eq!(second.dir, root.join("eg_1.2"));
+        assert_eq!(second.egress_id, "eg_1");
+        drop(first);
+        let abandoned = JobSpool::abandoned(&root).unwrap();
+        assert_eq!(abandoned.len(), 1, "the running one is not abandoned");
+        assert_eq!(abandoned[0].dir, root.join("eg_1"));
+        assert_eq!(
+            abandoned[0].egress_id, "eg_1",
+            "read from the folder, not its name"
+        );
+        let _ = std::fs::remove_dir_all(&root);
+    }
+
+    #[test]
+    fn a_part_noted_open_is_found_with_its_event_once_its_worker_is_gone() {
+        let root = scratch("open");
+        let spool = create(&root);
+        let (closed, open) = (spool.dir.join("a.mp4"), spool.dir.join("b.mp4"));
+        let note = |file: &str| OpenPart {
+            key: format!("rec/{file}"),
+            ready: EventBody::RecordingReady {
+                recording_type: "composite".into(),
+                call_recording: CallRecording {
+                    filename: file.into(),
+                    url: String::new(),
+                    start_time: "2026-01-01T00:00:00.000Z".into(),
+                    end_time: "2026-01-01T00:00:00.000Z".into(),
+                    session_id: "s".into(),
+                    recording_type: "composite".into(),
+                },
+            },
+        };
+        for (path, name) in [(&closed, "a.mp4"), (&open, "b.mp4")] {
+            std::fs::write(path, b"media").unwrap();
+            spool.note_open_part(path, &note(name)).unwrap();
+        }
+        spool.forget_open_part(&closed);
+        drop(spool);
+        let abandoned = JobSpool::abandoned(&root).unwrap();
+        let parts = abandoned[0].open_parts();
+        assert_eq!(parts.len(), 1);
+        assert_eq!(parts[0].0, open);
+        assert_eq!(parts[0].1.key, "rec/b.mp4");
+        let EventBody::RecordingReady { call_recording, .. } =
+            parts[0].1.ended_at("2026-01-01T00:00:09.000Z".into())
+        else {
+            panic!("a ready event");
+        };
+        assert_eq!(call_recording.end_time, "2026-01-01T00:00:09.000Z");
+        assert_eq!(call_recording.start_time, "2026-01-01T00:00:00.000Z");
+        let _ = std::fs::remove_dir_all(&root);
+    }
 }

@@ -123,6 +123,11 @@ impl<'scope, 'env> Uploader<'scope, 'env> {
     }
 
     /// The URL a key will have once stored, for events announced before the upload ends.
+    /// The job's folder in the spool.
+    pub fn spool(&self) -> &JobSpool {
+        &self.shared.spool
+    }
+
     pub fn url(&self, key: &str) -> String {
         self.shared.storage.url(key)
     }
@@ -335,7 +340,8 @@ pub fn resume(
     let mut resumed = 0;
     for spool in JobSpool::abandoned(spool_root)? {
         let pending = spool.pending();
-        if pending.is_empty() {
+        let open_parts = spool.open_parts();
+        if pending.is_empty() && open_parts.is_empty() {
             spool.remove(false);
             continue;
         }
@@ -346,17 +352,39 @@ pub fn resume(
                 continue;
             }
         };
-        tracing::info!(egress_id = %spool.egress_id, files = pending.len(), "resuming uploads left by a stopped worker");
-        resumed += pending.len();
+        tracing::info!(egress_id = %spool.egress_id, files = pending.len(), open_parts = open_parts.len(), "resuming uploads left by a stopped worker");
+        resumed += pending.len() + open_parts.len();
         std::thread::scope(|scope| {
             let mut uploader = Uploader::start(scope, spool, storage.as_ref(), events, policy, backup_dir);
             for (id, item) in pending {
                 uploader.requeue(id, item);
             }
+            for (part, open) in open_parts {
+                uploader.recover_part(&part, &open);
+            }
             uploader.finish(false);
         });
     }
     Ok(resumed)
+}
+
+impl Uploader<'_, '_> {
+    /// Stores a recording part a dead worker was writing: the muxer kept it playable up to its
+    /// last index update, and it ends when the file was last written.
+    fn recover_part(&mut self, part: &Path, open: &super::OpenPart) {
+        let written = std::fs::metadata(part).and_then(|m| m.modified());
+        let end_time = written.map_or_else(
+            |_| crate::events::now_rfc3339(),
+            |t| chrono::DateTime::<chrono::Utc>::from(t).to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        );
+        tracing::info!(file = %part.display(), %end_time, "storing the recording part a stopped worker was writing");
+        match self.submit_file(Output::Recording, part, &open.key, Some(open.ended_at(end_time))) {
+            Ok(()) => self.spool().forget_open_part(part),
+            Err(e) => {
+                tracing::error!(file = %part.display(), error = %format!("{e:#}"), "cannot store the part")
+            }
+        }
+    }
 }
 
 #[cfg(test)]

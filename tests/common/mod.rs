@@ -3,9 +3,12 @@
 #![allow(dead_code)]
 
 mod speech;
+mod tls;
 
 #[allow(unused_imports)]
 pub use speech::*;
+#[allow(unused_imports)]
+pub use tls::*;
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -352,10 +355,16 @@ pub struct Running {
 
 impl Running {
     pub fn spawn(scratch: &Scratch, job: &Value, extra_args: &[&str]) -> Running {
+        Running::spawn_with(egress(), scratch, job, extra_args)
+    }
+
+    /// As `spawn`, with `command` running the `egress` binary (itself, or a wrapper that ends
+    /// with it and passes on the arguments that follow).
+    pub fn spawn_with(mut command: Command, scratch: &Scratch, job: &Value, extra_args: &[&str]) -> Running {
         use std::io::BufRead;
         let path = scratch.write_job(job);
         let log = scratch.dir.join("egress.log");
-        let mut child = egress()
+        let mut child = command
             .arg("run")
             .arg(&path)
             .arg("--out")
