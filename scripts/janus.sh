@@ -51,7 +51,7 @@ case "${1:-}" in
       sed -e "s|@DIR@|$dir|g" -e "s|@ADDR@|$addr|g" "$here/tests/janus/$f.in" > "$dir/$f"
     done
     kill_janus "$dir"
-    ip netns exec "$name" janus -C "$dir/janus.jcfg" -F "$dir" -L "$dir/janus.log" -N >/dev/null 2>&1 &
+    ip netns exec "$name" janus -C "$dir/janus.jcfg" -F "$dir" -L "$dir/janus.log" -N ${JANUS_DEBUG:+-d "$JANUS_DEBUG"} >/dev/null 2>&1 &
     echo $! > "$dir/janus.pid"
     for _ in $(seq 1 100); do
       if (echo > "/dev/tcp/$addr/8188") 2>/dev/null; then

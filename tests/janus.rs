@@ -554,7 +554,10 @@ fn whep_stills_come_at_the_interval_from_keyframes_the_worker_asks_for() {
         .filter(|e| e["type"] == "call.frame_recording_ready")
         .collect();
     let times: Vec<f64> = stills.iter().map(|e| captured_s(e)).collect();
-    assert!(stills.len() >= 5, "{} stills: {times:?}", stills.len());
+    let gaps: Vec<String> = times.windows(2).map(|p| format!("{:.2}", p[1] - p[0])).collect();
+    println!("whep keyframe stills: gaps {gaps:?}");
+    // 13 s from launch, less the connection and the first keyframe: 5 or 6 on an idle machine.
+    assert!(stills.len() >= 4, "{} stills: {times:?}", stills.len());
     // Each still is the sender's answer to a PLI, which comes a round trip, an encoded frame and
     // the RTP session's feedback timing after the beat (0.1 to 0.9 s here): the beat holds on
     // average and no still waits for the sender's own keyframe, 4 s after the last.
@@ -567,4 +570,50 @@ fn whep_stills_come_at_the_interval_from_keyframes_the_worker_asks_for() {
         (mean - 2.0).abs() <= 0.25,
         "stills {mean:.3} s apart on average ({times:?})"
     );
+}
+
+#[test]
+fn janus_stills_only_job_takes_keyframes_the_worker_asks_the_publishers_for() {
+    // The publishers' own keyframes come every 4 s; stills every 2 s need the worker's key-unit
+    // requests to reach them through Janus, as PLIs. (A job with no sound subscribes to video
+    // alone.)
+    let bed = JanusBed::start();
+    bed.create_room(3005, None);
+    let scratch = Scratch::new("janus-keyframe-stills");
+    let bob = Publisher::join(&bed.url, 3005, Publishing::camera("bob", GREEN, 700.0));
+    let alice = Publisher::join(&bed.url, 3005, Publishing::camera("alice", RED, 500.0));
+    let mut job = janus_job(&bed.url, 3005, 13);
+    job.as_object_mut().unwrap().remove("recording");
+    job["frame_recording"] = json!({"capture_interval_in_seconds": 2, "quality": "360p"});
+    let (output, events) = run_job(&scratch, &job);
+    drop((alice, bob));
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{log}");
+    assert!(log.contains("keyframes_only=true"), "on the keyframe path: {log}");
+    for (user, colour) in [("bob", GREEN), ("alice", RED)] {
+        let stills: Vec<&Value> = events
+            .iter()
+            .filter(|e| e["type"] == "call.frame_recording_ready" && e["users"].get(user).is_some())
+            .collect();
+        let times: Vec<f64> = stills.iter().map(|e| captured_s(e)).collect();
+        assert!(stills.len() >= 4, "{user}: {} stills: {times:?}", stills.len());
+        for pair in times.windows(2) {
+            let gap = pair[1] - pair[0];
+            assert!(
+                (1.0..3.3).contains(&gap),
+                "{user}: stills {gap:.3} s apart ({times:?})"
+            );
+        }
+        let mean = (times[times.len() - 1] - times[0]) / (times.len() - 1) as f64;
+        let gaps: Vec<String> = times.windows(2).map(|p| format!("{:.2}", p[1] - p[0])).collect();
+        println!("janus keyframe stills of {user}: gaps {gaps:?}, mean {mean:.3} s");
+        assert!(
+            (mean - 2.0).abs() <= 0.25,
+            "{user}: stills {mean:.3} s apart on average ({times:?})"
+        );
+        for event in stills {
+            let share = image_share_of(&still_of(event), rgb(colour));
+            assert!(share > 0.8, "{user}: {:.0} % its colour", share * 100.0);
+        }
+    }
 }

@@ -76,9 +76,11 @@ pub fn keyframe_gate(element: &gst::Element, interval: Duration, cut_at: Arc<Ato
             Decision::RequestAndDrop => {
                 drop(schedule);
                 tracing::debug!(pad = %pad.path_string(), %at, "key unit requested");
+                // Without all_headers, webrtcbin asks with a PLI, which SFUs pass on; with it,
+                // a FIR, which Janus 1.1.2 drops.
                 let request = gstreamer_video::UpstreamForceKeyUnitEvent::builder()
                     .running_time(at)
-                    .all_headers(true)
+                    .all_headers(false)
                     .build();
                 if let Some(sender) = sender.upgrade() {
                     sender.send_event(request);

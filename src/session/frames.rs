@@ -40,6 +40,15 @@ impl FrameOutput {
         spool: &Path,
         keyframes_only: bool,
     ) -> anyhow::Result<FrameOutput> {
+        tracing::info!(
+            keyframes_only,
+            "stills of tracks nothing else decodes come from {}",
+            if keyframes_only {
+                "keyframes asked of their senders"
+            } else {
+                "every decoded frame"
+            }
+        );
         let dir = spool.join("frames");
         std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
         let prefix = storage::object_key(

@@ -296,6 +296,11 @@ fn redact(job: &Job, text: &str) -> String {
         .fold(text, |t, secret| t.replace(secret, "[redacted]"))
 }
 
+/// Whether any output of the job uses the call's sound.
+fn takes_sound(job: &Job) -> bool {
+    job.recording.is_some() || job.hls.is_some() || !job.rtmp.is_empty() || job.transcription.is_some()
+}
+
 fn execute(
     job: &Job,
     id: &JobIdentity,
@@ -310,7 +315,7 @@ fn execute(
     // First, so that a WebRTC source's one-off set-up runs while the graph is built.
     let source: Box<dyn Source> = match &job.source {
         SourceConfig::Synthetic(s) => Box::new(SyntheticSource::new(s, &options.media_dir)),
-        SourceConfig::Janus(j) => Box::new(JanusSource::new(j.clone())),
+        SourceConfig::Janus(j) => Box::new(JanusSource::new(j.clone()).video_only(!takes_sound(job))),
         SourceConfig::Whep(w) => Box::new(WhepSource::new(w.clone())),
     };
     let (mixes, assignment) = plan_mixes(job)?;

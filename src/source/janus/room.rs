@@ -26,14 +26,27 @@ const FIRST_JOIN_WITHIN: Duration = Duration::from_secs(6);
 const RECONNECT_GRACE: Duration = Duration::from_secs(5);
 const POLL: Duration = Duration::from_millis(50);
 
+/// The mids of a publisher's active video streams, as Janus lists them.
+fn video_mids(publisher: &Value) -> Vec<String> {
+    publisher["streams"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|s| s["type"] == "video" && s["disabled"] != true)
+        .filter_map(|s| s["mid"].as_str().map(str::to_owned))
+        .collect()
+}
+
 /// Joins the room and follows it until `stop`, the room's inactivity timeout or a failure.
 pub fn follow(
     config: &job::JanusSource,
+    video_only: bool,
     clock: &CallClock,
     events: &Sender<SourceEvent>,
     stop: &AtomicBool,
 ) -> anyhow::Result<()> {
     let mut room = Room::new(config, clock, events);
+    room.video_only = video_only;
     let started = Instant::now();
     let mut joined = loop {
         match join(config) {
@@ -170,6 +183,8 @@ struct Room<'a> {
     /// Which feed each participant's track comes from.
     claims: Claims,
     empty_since: Option<Instant>,
+    /// Subscribe to the publishers' video streams only.
+    video_only: bool,
 }
 
 impl<'a> Room<'a> {
@@ -182,6 +197,7 @@ impl<'a> Room<'a> {
             people: HashMap::new(),
             claims: Arc::default(),
             empty_since: Some(Instant::now()),
+            video_only: false,
         }
     }
 
@@ -287,12 +303,22 @@ impl<'a> Room<'a> {
         if self.feeds.contains_key(&feed) || publisher["streams"].as_array().is_some_and(|s| s.is_empty()) {
             return Ok(());
         }
+        let streams = match self.video_only {
+            false => vec![json!({"feed": feed})],
+            true => video_mids(publisher)
+                .into_iter()
+                .map(|mid| json!({"feed": feed, "mid": mid}))
+                .collect(),
+        };
+        if streams.is_empty() {
+            return Ok(());
+        }
         let info = self.identity(publisher["display"].as_str().unwrap_or_default(), feed);
         let began = Instant::now();
         let handle = client.attach(VIDEOROOM, REQUEST_TIMEOUT)?;
         let mut body = json!({
             "request": "join", "ptype": "subscriber", "room": self.config.room,
-            "streams": [{"feed": feed}],
+            "streams": streams,
         });
         if let Some(pin) = &self.config.pin {
             body["pin"] = json!(pin);
