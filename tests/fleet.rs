@@ -706,6 +706,50 @@ fn a_worker_takes_jobs_over_amqps_and_refuses_an_untrusted_broker() {
 }
 
 #[test]
+fn sigterm_hands_a_running_job_back_and_another_worker_takes_it_at_once() {
+    let fleet = Fleet::new("term");
+    let scratch = Scratch::new("fleet-term");
+    let mut a = fleet.worker_with(&scratch, "a", 1.6, &[("EGRESS_SHUTDOWN_GRACE_S", "1".into())]);
+    let mut job = short_call("eg_term", 16.0, "#fb8c00");
+    job["source"]["started_at"] = json!(chrono::Utc::now().to_rfc3339());
+    fleet.submit(&scratch, &job);
+    fleet.wait_until("started on a", Duration::from_secs(30), |events| {
+        !of_type(events, "call.recording_started").is_empty()
+    });
+    let b = fleet.worker(&scratch, "b", 1.6);
+    std::thread::sleep(Duration::from_secs(3));
+    let terminated = Instant::now();
+    a.terminate(Duration::from_secs(30));
+    let exited = terminated.elapsed();
+    assert!(a.log().contains("job handed back to the queue"), "{}", a.log());
+    // a gives its lease up with the job, so b does not wait for a's connection to close.
+    b.wait_for_log("job taken", Duration::from_secs(10));
+    let taken = terminated.elapsed();
+    let events = fleet.wait_until("both parts ready", Duration::from_secs(60), |events| {
+        of_type(events, "call.recording_ready").len() >= 2
+    });
+    let started = of_type(&events, "call.recording_started");
+    assert_eq!(started.len(), 2, "{events:#?}");
+    assert!(started[1]["warnings"].to_string().contains("resumed"));
+    assert!(
+        !b.log().contains("duplicate delivery"),
+        "b never found the job held: {}",
+        b.log()
+    );
+    eprintln!(
+        "fleet: SIGTERM → a exited after {:.2} s, b took the job {:.2} s after the signal",
+        exited.as_secs_f64(),
+        taken.as_secs_f64()
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(
+        fleet.message_count(&format!("{}.jobs", fleet.prefix)),
+        0,
+        "acked by b"
+    );
+}
+
+#[test]
 fn invalid_jobs_go_to_the_dead_letter_queue_with_a_failed_event() {
     let fleet = Fleet::new("dead");
     let scratch = Scratch::new("fleet-dead");

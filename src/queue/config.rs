@@ -220,6 +220,11 @@ impl WorkerConfig {
             })?;
             self.worker.cpu_budget = Some(budget);
         }
+        if let Some(value) = var("EGRESS_SHUTDOWN_GRACE_S") {
+            self.worker.shutdown_grace_s = value.parse().with_context(|| {
+                format!("EGRESS_SHUTDOWN_GRACE_S: expected a whole number of seconds; got {value:?}")
+            })?;
+        }
         if let Some(value) = var("EGRESS_OPS_ADDRESS") {
             self.worker.ops_address = Some(value);
         }

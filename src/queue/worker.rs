@@ -540,6 +540,8 @@ impl Worker {
         }
         let settled = if job.hand_back {
             tracing::info!(egress_id = %finished.egress_id, "job handed back to the queue");
+            // Free for the worker that takes it next.
+            lease::release(connection, &self.lease_name(&finished.egress_id)).await;
             job.delivery
                 .nack(BasicNackOptions {
                     requeue: true,
