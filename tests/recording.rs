@@ -119,6 +119,17 @@ fn grid_recording_is_h264_and_aac_at_the_preset_size_and_length() {
         "duration {duration}: the call lasted 6 s (5% would be 0.3 s; the cut is frame-exact)"
     );
     assert_eq!(decode_errors(&file), "", "decode errors");
+    // Robust muxing reserves index room for a 2-hour part; a 6 s recording does not keep it.
+    let bytes = std::fs::read(&file).unwrap();
+    let media = bytes.windows(4).position(|w| w == b"mdat").unwrap();
+    assert!(
+        media < 64 * 1024,
+        "the media data starts {media} bytes in: the unused index room was kept"
+    );
+    assert!(
+        bytes.windows(4).position(|w| w == b"moov").unwrap() < media,
+        "progressive"
+    );
 
     assert_tiles(
         &Frame::at(&file, 3.0, 1280, 720),

@@ -4,6 +4,7 @@ mod composite;
 mod crop;
 mod frames;
 mod ingest;
+mod mp4_padding;
 mod outputs;
 mod presets;
 mod speech;
@@ -11,6 +12,7 @@ mod tap;
 
 pub use composite::{Composite, GraphNotice, MixSpec};
 pub use frames::{FrameHandler, FrameTap, StillFrame};
+pub use mp4_padding::remove_padding;
 pub use outputs::{
     HlsRendition, HlsSpec, PartEvent, RecordingSpec, RtmpBranch, attach_hls, attach_recording,
     master_playlist,

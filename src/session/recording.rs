@@ -13,6 +13,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// A closed part whose unused index room (reserved by robust muxing for the longest part) is at
+/// least this share of it is rewritten without it: short recordings would otherwise carry about
+/// 16 MB of padding, and long ones keep at most this much.
+const PADDING_SHARE: f64 = 0.1;
+
 pub struct RecordingOutput {
     prefix: Option<String>,
     /// Each open part: its key and its ready event, end time to come.
@@ -119,7 +124,13 @@ impl RecordingOutput {
             None => self.describe(path, uploader, id)?,
         };
         tracing::info!(file = %path.display(), "recording part closed");
-        let ready = open.ended_at(now_rfc3339());
+        let ended = now_rfc3339();
+        match crate::media::remove_padding(path, PADDING_SHARE) {
+            Ok(0) => {}
+            Ok(bytes) => tracing::info!(bytes, "unused index room taken out of the part"),
+            Err(e) => tracing::warn!(error = %format!("{e:#}"), "the part keeps its unused index room"),
+        }
+        let ready = open.ended_at(ended);
         uploader.submit_file(Output::Recording, path, &open.key, Some(ready))?;
         uploader.spool().forget_open_part(path);
         Ok(())
