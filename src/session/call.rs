@@ -235,6 +235,7 @@ impl LiveCall {
                     return Ok(true);
                 }
                 let id = input_id(&user_id, kind);
+                tracing::info!(%user_id, track = kind.label(), encoded, ?starts_at, "track added");
                 graph.add_input(&id, media, kind.is_video(), encoded, starts_at)?;
                 self.roster.add_track(&user_id, kind);
             }
