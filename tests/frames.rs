@@ -87,12 +87,12 @@ fn every_participant_gets_a_still_per_interval_with_one_event_each() {
     let colours = [("alice", RED), ("bob", BLUE), ("carol", GREEN), ("erin", RED)];
     for ((user, track), list) in &by_track {
         let expected = if user == "erin" { 3..=4 } else { 5..=6 };
+        let times: Vec<f64> = list.iter().map(|e| captured_s(e)).collect();
         assert!(
             expected.contains(&list.len()),
-            "{user} {track}: {} images",
+            "{user} {track}: {} images ({times:?})",
             list.len()
         );
-        let times: Vec<f64> = list.iter().map(|e| captured_s(e)).collect();
         for pair in times.windows(2) {
             let gap = pair[1] - pair[0];
             assert!(

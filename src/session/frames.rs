@@ -15,6 +15,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
+/// How long the call runs past a still before it is announced: a still taken at the instant the
+/// call ends, before the end reached the session, is then left out like the rest of that media.
+const HOLD: Duration = Duration::from_millis(250);
+
 /// A still written to the spool, waiting to be stored.
 struct Captured {
     input: String,
@@ -26,6 +30,8 @@ pub struct FrameOutput {
     /// Storage key prefix: `PATH/frames/CALLTYPE_CALLID/SESSION`.
     prefix: String,
     captured: mpsc::Receiver<Captured>,
+    /// Stills not announced yet: the call has not run `HOLD` past them.
+    held: Vec<Captured>,
     /// Wall-clock time of call time zero (set when the pipeline starts playing).
     pub call_start: DateTime<Utc>,
     pub started: bool,
@@ -93,6 +99,7 @@ impl FrameOutput {
         Ok(FrameOutput {
             prefix,
             captured: rx,
+            held: Vec::new(),
             call_start: Utc::now(),
             started: false,
         })
@@ -108,20 +115,26 @@ impl FrameOutput {
         }
     }
 
-    /// Stores every still captured since the last call and announces each one.
-    /// Stills from `end` on (captured
-    /// while the end was on its way) are left out, as the other outputs leave that media out.
+    /// Stores the stills the call has run `HOLD` past (all of them when `now` is `None`, once
+    /// the call is over) and announces each one. Stills from `end` on (captured while the end
+    /// was on its way) are left out, as the other outputs leave that media out.
+    #[allow(clippy::too_many_arguments)]
     pub fn publish(
         &mut self,
         uploader: &mut Uploader,
         call: &LiveCall,
         end: Option<Duration>,
+        now: Option<Duration>,
         id: &JobIdentity,
         emit: Emit,
         warnings: &mut Vec<String>,
     ) -> anyhow::Result<()> {
-        let captured: Vec<Captured> = self.captured.try_iter().collect();
-        for still in captured {
+        self.held.extend(self.captured.try_iter());
+        let (due, later): (Vec<Captured>, Vec<Captured>) = std::mem::take(&mut self.held)
+            .into_iter()
+            .partition(|still| end.is_some() || now.is_none_or(|now| now >= still.at + HOLD));
+        self.held = later;
+        for still in due {
             if end.is_some_and(|end| still.at >= end) {
                 let _ = std::fs::remove_file(&still.path);
                 continue;

@@ -493,7 +493,15 @@ fn execute(
             hls.publish(uploader, &mut outputs.warnings)?;
         }
         if let Some(frames) = &mut outputs.frames {
-            frames.publish(uploader, &call, graph.end_time(), id, emit, &mut outputs.warnings)?;
+            frames.publish(
+                uploader,
+                &call,
+                graph.end_time(),
+                Some(clock()),
+                id,
+                emit,
+                &mut outputs.warnings,
+            )?;
         }
         if let Some(transcription) = &mut outputs.transcription {
             transcription.publish(&call, emit);
@@ -588,7 +596,15 @@ fn execute(
         }
     }
     if let Some(frames) = &mut outputs.frames {
-        frames.publish(uploader, &call, graph.end_time(), id, emit, &mut outputs.warnings)?;
+        frames.publish(
+            uploader,
+            &call,
+            graph.end_time(),
+            None,
+            id,
+            emit,
+            &mut outputs.warnings,
+        )?;
     }
     if let Some(transcription) = &mut outputs.transcription {
         transcription.finish(uploader, &call, id, job, emit)?;
