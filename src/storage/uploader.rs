@@ -122,12 +122,12 @@ impl<'scope, 'env> Uploader<'scope, 'env> {
         }
     }
 
-    /// The URL a key will have once stored, for events announced before the upload ends.
     /// The job's folder in the spool.
     pub fn spool(&self) -> &JobSpool {
         &self.shared.spool
     }
 
+    /// The URL a key will have once stored, for events announced before the upload ends.
     pub fn url(&self, key: &str) -> String {
         self.shared.storage.url(key)
     }
