@@ -11,7 +11,7 @@ mod publisher;
 #[path = "janus/whep.rs"]
 mod whep;
 
-use bed::JanusBed;
+use bed::{JanusBed, no_test_beds};
 use common::*;
 use publisher::{Publisher, Publishing};
 use serde_json::{Value, json};
@@ -348,6 +348,7 @@ fn a_janus_call_gets_stills_of_every_publisher_and_captions_of_what_they_say() {
 #[test]
 fn a_whep_stream_is_recorded_as_one_participant_and_its_session_deleted() {
     let token = "viewer-token-5521";
+    let _alone = no_test_beds();
     let server = WhepServer::start(Publishing::camera("stage", BLUE, 700.0), token);
     let scratch = Scratch::new("whep");
     let job = json!({
@@ -550,6 +551,7 @@ fn the_job_ends_once_the_room_has_had_no_publisher_for_the_inactivity_timeout() 
 fn whep_stills_come_at_the_interval_from_keyframes_the_worker_asks_for() {
     // The sender's own keyframes come every 4 s (60 frames at 15 fps); stills every 2 s need
     // the worker's key-unit requests to reach it as PLIs.
+    let _alone = no_test_beds();
     let server = WhepServer::start(Publishing::camera("stage", GREEN, 500.0), "t");
     let scratch = Scratch::new("whep-stills");
     let job = json!({

@@ -6,15 +6,28 @@ use serde_json::json;
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
 /// Namespace numbers handed to the tests of this process.
 static NEXT: AtomicU32 = AtomicU32::new(0);
 
+/// Held for reading by every test bed, for writing by tests whose WebRTC peers both run on the
+/// host (WHEP): their ICE may pick a pair on a bed's veth address, and a bed that goes away
+/// under them (its test ended) takes that path with it, freezing the media.
+static NAMESPACES: RwLock<()> = RwLock::new(());
+
+/// Keeps test beds from coming or going while held.
+pub fn no_test_beds() -> RwLockWriteGuard<'static, ()> {
+    NAMESPACES.write().unwrap_or_else(|p| p.into_inner())
+}
+
 pub struct JanusBed {
     n: u32,
     dir: PathBuf,
     pub url: String,
+    /// Released after the namespace is gone (fields drop after `drop`).
+    _namespaces: RwLockReadGuard<'static, ()>,
 }
 
 fn script() -> PathBuf {
@@ -23,10 +36,16 @@ fn script() -> PathBuf {
 
 impl JanusBed {
     pub fn start() -> JanusBed {
+        let namespaces = NAMESPACES.read().unwrap_or_else(|p| p.into_inner());
         let n = 20 + NEXT.fetch_add(1, Ordering::Relaxed);
         let dir = std::env::temp_dir().join(format!("egress-janus-{n}-{}", std::process::id()));
         let url = Self::up(n, &dir);
-        JanusBed { n, dir, url }
+        JanusBed {
+            n,
+            dir,
+            url,
+            _namespaces: namespaces,
+        }
     }
 
     fn up(n: u32, dir: &std::path::Path) -> String {
