@@ -207,6 +207,11 @@ impl Fleet {
         });
     }
 
+    /// Jobs still on the test's job queue (not acked).
+    fn jobs_waiting(&self) -> u32 {
+        self.message_count(&format!("{}.jobs", self.prefix))
+    }
+
     fn message_count(&self, queue: &str) -> u32 {
         self.runtime.block_on(async {
             let channel = self.connection.create_channel().await.unwrap();
@@ -438,7 +443,7 @@ fn ten_jobs_across_two_workers_are_each_done_exactly_once() {
         a.log().contains("does not fit") || b.log().contains("does not fit"),
         "a full worker leaves jobs to the other"
     );
-    assert_eq!(fleet.message_count(&format!("{}.jobs", fleet.prefix)), 0);
+    assert_eq!(fleet.jobs_waiting(), 0);
     let (code, metrics) = http_get(ops_port, "/metrics");
     assert_eq!(code, 200);
     assert!(
@@ -554,7 +559,7 @@ fn a_killed_workers_job_is_done_by_another_and_the_parts_cover_the_call() {
         "b's part runs to the end of the call: ends at {end_b} s"
     );
     std::thread::sleep(Duration::from_secs(1));
-    assert_eq!(fleet.message_count(&format!("{}.jobs", fleet.prefix)), 0, "acked");
+    assert_eq!(fleet.jobs_waiting(), 0, "acked");
 }
 
 #[test]
@@ -602,11 +607,7 @@ fn the_same_job_published_twice_runs_once_across_two_workers() {
         1,
         "{events:#?}"
     );
-    assert_eq!(
-        fleet.message_count(&format!("{}.jobs", fleet.prefix)),
-        0,
-        "both deliveries acked"
-    );
+    assert_eq!(fleet.jobs_waiting(), 0, "both deliveries acked");
 }
 
 /// Closes the broker's side of the connection of the worker process `pid`.
@@ -697,7 +698,7 @@ fn a_worker_cut_off_from_the_broker_never_runs_its_job_beside_another() {
         );
     }
     std::thread::sleep(Duration::from_secs(1));
-    assert_eq!(fleet.message_count(&format!("{}.jobs", fleet.prefix)), 0, "acked");
+    assert_eq!(fleet.jobs_waiting(), 0, "acked");
 }
 
 #[test]
@@ -727,11 +728,7 @@ fn a_worker_takes_jobs_over_amqps_and_refuses_an_untrusted_broker() {
     });
     assert_eq!(of_type(&events, "call.recording_ready")[0]["egress_id"], "eg_tls");
     std::thread::sleep(Duration::from_secs(1));
-    assert_eq!(
-        fleet.message_count(&format!("{}.jobs", fleet.prefix)),
-        0,
-        "acked over TLS"
-    );
+    assert_eq!(fleet.jobs_waiting(), 0, "acked over TLS");
     let log = worker.log();
     assert!(log.contains(&format!("127.0.0.1:{}", front.port)), "{log}");
     assert!(!log.contains("guest:guest"), "the password is not logged");
@@ -775,11 +772,7 @@ fn sigterm_hands_a_running_job_back_and_another_worker_takes_it_at_once() {
         taken.as_secs_f64()
     );
     std::thread::sleep(Duration::from_secs(1));
-    assert_eq!(
-        fleet.message_count(&format!("{}.jobs", fleet.prefix)),
-        0,
-        "acked by b"
-    );
+    assert_eq!(fleet.jobs_waiting(), 0, "acked by b");
 }
 
 #[test]
@@ -1084,11 +1077,7 @@ fn workers_reconnect_after_rabbitmq_restarts_and_lose_nothing() {
         worker.log()
     );
     std::thread::sleep(Duration::from_secs(1));
-    assert_eq!(
-        fleet.message_count(&format!("{}.jobs", fleet.prefix)),
-        0,
-        "both jobs acked"
-    );
+    assert_eq!(fleet.jobs_waiting(), 0, "both jobs acked");
 }
 
 #[test]
