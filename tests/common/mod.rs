@@ -154,7 +154,39 @@ pub fn decode_errors(file: &Path) -> String {
     if !out.status.success() {
         text.push_str(&format!("\nffmpeg exit status {}", out.status));
     }
+    if !text.is_empty() {
+        text.push_str(&timing_summary(file));
+    }
     text
+}
+
+/// Where each stream starts and the first packets of each, in file order: what a report of a
+/// file that does not decode cleanly needs to be understood without the file.
+fn timing_summary(file: &Path) -> String {
+    let probe = |args: &[&str]| {
+        Command::new("ffprobe")
+            .args(["-v", "error"])
+            .args(args)
+            .arg(file)
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default()
+    };
+    let streams = probe(&[
+        "-show_entries",
+        "stream=index,codec_name,start_time,duration,nb_frames,has_b_frames",
+        "-of",
+        "compact",
+    ]);
+    let packets = probe(&[
+        "-show_entries",
+        "packet=stream_index,pts,dts,flags",
+        "-read_intervals",
+        "%+#40",
+        "-of",
+        "compact",
+    ]);
+    format!("\n-- streams:\n{streams}-- first packets:\n{packets}")
 }
 
 /// One decoded RGB frame of the file at `at_s` seconds.
