@@ -261,8 +261,13 @@ fn a_janus_call_gets_stills_of_every_publisher_and_captions_of_what_they_say() {
     let joining = epoch_s();
     let late = Publisher::join(&bed.url, 3003, Publishing::camera("erin", BLUE, 1000.0));
     let joined = epoch_s();
+    let log = running.log.clone();
     let events = running.finish(Duration::from_secs(60));
     drop((alice, bob, screen, late));
+    let log = std::fs::read_to_string(log).unwrap();
+    // The job takes sound too: video comes apart, where the worker's PLIs reach the publishers.
+    assert!(log.contains("keyframes_only=true"), "on the keyframe path: {log}");
+    assert!(log.contains("part=\"audio\""), "sound subscribed apart: {log}");
 
     // Stills: every publisher's camera and alice's screen, each its own colour.
     let mut by_track: std::collections::BTreeMap<(String, String), Vec<&Value>> = Default::default();

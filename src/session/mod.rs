@@ -11,10 +11,12 @@ mod transcription;
 use crate::events::{COMPOSITE, Event, EventBody, EventSink};
 use crate::job::{Job, SourceConfig, ValidatedJob};
 use crate::media::{self, Composite, GraphNotice, PartEvent};
-use crate::source::{CallClock, JanusSource, Source, SourceEvent, SyntheticSource, WhepSource};
+use crate::source::{
+    CallClock, JanusSource, Source, SourceEvent, Subscriptions, SyntheticSource, WhepSource,
+};
 use crate::storage::{JobSpool, Output, RetryPolicy, Uploader};
 use anyhow::Context;
-use call::{LayoutAssets, LiveCall, plan_mixes};
+use call::{LayoutAssets, LiveCall, MixPlan, plan_mixes};
 use frames::FrameOutput;
 use gst::prelude::*;
 use gstreamer as gst;
@@ -301,6 +303,17 @@ fn takes_sound(job: &Job) -> bool {
     job.recording.is_some() || job.hls.is_some() || !job.rtmp.is_empty() || job.transcription.is_some()
 }
 
+/// Video apart from audio where the job's stills come from keyframes asked of the publishers
+/// and it takes their sound too; video alone where it takes no sound.
+fn janus_subscriptions(job: &Job, mixes: &[MixPlan], options: &RunOptions) -> Subscriptions {
+    let asks_for_keyframes = job.frame_recording.is_some() && mixes.is_empty() && !options.decode_every_frame;
+    match (takes_sound(job), asks_for_keyframes) {
+        (false, _) => Subscriptions::VideoOnly,
+        (true, true) => Subscriptions::Apart,
+        (true, false) => Subscriptions::Together,
+    }
+}
+
 fn execute(
     job: &Job,
     id: &JobIdentity,
@@ -312,13 +325,15 @@ fn execute(
 ) -> anyhow::Result<Ended> {
     let spool = uploader.spool().dir.clone();
     media::init()?;
-    // First, so that a WebRTC source's one-off set-up runs while the graph is built.
+    let (mixes, assignment) = plan_mixes(job)?;
+    // Before the graph, so that a WebRTC source's one-off set-up runs while the graph is built.
     let source: Box<dyn Source> = match &job.source {
         SourceConfig::Synthetic(s) => Box::new(SyntheticSource::new(s, &options.media_dir)),
-        SourceConfig::Janus(j) => Box::new(JanusSource::new(j.clone()).video_only(!takes_sound(job))),
+        SourceConfig::Janus(j) => {
+            Box::new(JanusSource::new(j.clone()).subscriptions(janus_subscriptions(job, &mixes, options)))
+        }
         SourceConfig::Whep(w) => Box::new(WhepSource::new(w.clone())),
     };
-    let (mixes, assignment) = plan_mixes(job)?;
     let assets = LayoutAssets::load(&mixes, &options.media_dir);
     let specs: Vec<_> = mixes.iter().map(|m| m.spec()).collect();
     let mut graph = Composite::build(&specs)?;

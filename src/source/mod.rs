@@ -7,7 +7,7 @@ mod synthetic;
 pub mod webrtc;
 mod whep;
 
-pub use janus::JanusSource;
+pub use janus::{JanusSource, Subscriptions};
 pub use synthetic::SyntheticSource;
 pub use whep::WhepSource;
 

@@ -1,5 +1,6 @@
 //! Following one VideoRoom: who publishes, a subscription per publisher, reconnection.
 
+use super::Subscriptions;
 use super::signalling::{JanusClient, JanusError};
 use crate::job;
 use crate::source::webrtc::{ReceivedTrack, ReceivingPeer};
@@ -26,27 +27,64 @@ const FIRST_JOIN_WITHIN: Duration = Duration::from_secs(6);
 const RECONNECT_GRACE: Duration = Duration::from_secs(5);
 const POLL: Duration = Duration::from_millis(50);
 
-/// The mids of a publisher's active video streams, as Janus lists them.
-fn video_mids(publisher: &Value) -> Vec<String> {
-    publisher["streams"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|s| s["type"] == "video" && s["disabled"] != true)
-        .filter_map(|s| s["mid"].as_str().map(str::to_owned))
-        .collect()
+/// What one subscription to a publisher carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Part {
+    Everything,
+    Audio,
+    Video,
 }
+
+impl Part {
+    fn label(self) -> &'static str {
+        match self {
+            Part::Everything => "all",
+            Part::Audio => "audio",
+            Part::Video => "video",
+        }
+    }
+
+    /// The streams of `publisher` to ask Janus for; none when it sends nothing of this part.
+    fn streams(self, feed: u64, publisher: &Value) -> Vec<Value> {
+        let media = match self {
+            Part::Everything => return vec![json!({"feed": feed})],
+            Part::Audio => "audio",
+            Part::Video => "video",
+        };
+        publisher["streams"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|s| s["type"] == media && s["disabled"] != true)
+            .filter_map(|s| s["mid"].as_str())
+            .map(|mid| json!({"feed": feed, "mid": mid}))
+            .collect()
+    }
+}
+
+impl Subscriptions {
+    fn parts(self) -> &'static [Part] {
+        match self {
+            Subscriptions::Together => &[Part::Everything],
+            Subscriptions::VideoOnly => &[Part::Video],
+            Subscriptions::Apart => &[Part::Audio, Part::Video],
+        }
+    }
+}
+
+/// One subscription: a publisher's feed and what of it.
+type SubKey = (u64, Part);
 
 /// Joins the room and follows it until `stop`, the room's inactivity timeout or a failure.
 pub fn follow(
     config: &job::JanusSource,
-    video_only: bool,
+    subscriptions: Subscriptions,
     clock: &CallClock,
     events: &Sender<SourceEvent>,
     stop: &AtomicBool,
 ) -> anyhow::Result<()> {
     let mut room = Room::new(config, clock, events);
-    room.video_only = video_only;
+    room.subscriptions = subscriptions;
     let started = Instant::now();
     let mut joined = loop {
         match join(config) {
@@ -154,8 +192,9 @@ impl From<JanusError> for Interrupted {
     }
 }
 
-/// Which participant and track each received `mid` is, shared with the peer's streaming thread.
-type Claims = Arc<Mutex<HashMap<(String, TrackKind), u64>>>;
+/// Which subscription each participant's track comes from, shared with the peers' streaming
+/// threads.
+type Claims = Arc<Mutex<HashMap<(String, TrackKind), SubKey>>>;
 
 struct Feed {
     user_id: String,
@@ -169,7 +208,8 @@ struct Feed {
 }
 
 struct Person {
-    feeds: usize,
+    /// Subscriptions to their feeds.
+    subscriptions: usize,
     /// Since when a participant has been without feeds after a lost connection.
     orphaned_since: Option<Instant>,
 }
@@ -178,13 +218,11 @@ struct Room<'a> {
     config: &'a job::JanusSource,
     clock: &'a CallClock,
     events: &'a Sender<SourceEvent>,
-    feeds: HashMap<u64, Feed>,
+    feeds: HashMap<SubKey, Feed>,
     people: HashMap<String, Person>,
-    /// Which feed each participant's track comes from.
     claims: Claims,
     empty_since: Option<Instant>,
-    /// Subscribe to the publishers' video streams only.
-    video_only: bool,
+    subscriptions: Subscriptions,
 }
 
 impl<'a> Room<'a> {
@@ -197,7 +235,7 @@ impl<'a> Room<'a> {
             people: HashMap::new(),
             claims: Arc::default(),
             empty_since: Some(Instant::now()),
-            video_only: false,
+            subscriptions: Subscriptions::Together,
         }
     }
 
@@ -246,33 +284,33 @@ impl<'a> Room<'a> {
                 }
                 for key in ["unpublished", "leaving", "kicked"] {
                     if let Some(feed) = data[key].as_u64() {
-                        self.drop_feed(&mut joined.client, feed, false);
+                        self.drop_publisher(&mut joined.client, feed);
                     }
                 }
                 continue;
             }
-            let Some(feed) = self.feed_of_handle(sender) else {
+            let Some(key) = self.subscription_of_handle(sender) else {
                 continue;
             };
             match message["janus"].as_str() {
                 Some("event") if data["videoroom"] == "updated" => {
-                    self.renegotiate(&mut joined.client, feed, data, message.get("jsep"))?;
+                    self.renegotiate(&mut joined.client, key, data, message.get("jsep"))?;
                 }
                 Some("hangup") | Some("detached") => {
-                    tracing::info!(feed, reason = %message["reason"], "subscription ended");
-                    self.drop_feed(&mut joined.client, feed, false);
+                    tracing::info!(feed = key.0, part = key.1.label(), reason = %message["reason"], "subscription ended");
+                    self.drop_feed(&mut joined.client, key, false);
                 }
                 _ => {}
             }
         }
     }
 
-    fn feed_of_handle(&self, handle: Option<u64>) -> Option<u64> {
+    fn subscription_of_handle(&self, handle: Option<u64>) -> Option<SubKey> {
         let handle = handle?;
         self.feeds
             .iter()
             .find(|(_, f)| f.handle == handle)
-            .map(|(id, _)| *id)
+            .map(|(key, _)| *key)
     }
 
     /// Who a publisher is: the job's metadata for its display name, else the name itself.
@@ -296,20 +334,30 @@ impl<'a> Room<'a> {
         }
     }
 
+    /// Subscribes to what of `publisher` the job takes and is not subscribed to yet.
     fn subscribe(&mut self, client: &mut JanusClient, publisher: &Value) -> Result<(), Interrupted> {
         let Some(feed) = publisher["id"].as_u64() else {
             return Ok(());
         };
-        if self.feeds.contains_key(&feed) || publisher["streams"].as_array().is_some_and(|s| s.is_empty()) {
+        if publisher["streams"].as_array().is_some_and(|s| s.is_empty()) {
             return Ok(());
         }
-        let streams = match self.video_only {
-            false => vec![json!({"feed": feed})],
-            true => video_mids(publisher)
-                .into_iter()
-                .map(|mid| json!({"feed": feed, "mid": mid}))
-                .collect(),
-        };
+        for &part in self.subscriptions.parts() {
+            if !self.feeds.contains_key(&(feed, part)) {
+                self.subscribe_part(client, publisher, (feed, part))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn subscribe_part(
+        &mut self,
+        client: &mut JanusClient,
+        publisher: &Value,
+        key: SubKey,
+    ) -> Result<(), Interrupted> {
+        let (feed, part) = key;
+        let streams = part.streams(feed, publisher);
         if streams.is_empty() {
             return Ok(());
         }
@@ -340,7 +388,7 @@ impl<'a> Room<'a> {
         let offered_ms = began.elapsed().as_millis() as u64;
         self.person_joins(info);
         let kinds = Arc::new(Mutex::new(track_kinds(&reply.data["streams"])));
-        let peer = match self.peer(feed, &user_id, kinds.clone()) {
+        let peer = match self.peer(key, &user_id, kinds.clone()) {
             Ok(peer) => peer,
             Err(e) => {
                 tracing::warn!(feed, error = %format!("{e:#}"), "cannot receive a publisher");
@@ -362,7 +410,7 @@ impl<'a> Room<'a> {
         // Candidates follow by trickle: ICE starts without waiting for gathering to end.
         let jsep = json!({"type": "answer", "sdp": answer, "trickle": true});
         self.feeds.insert(
-            feed,
+            key,
             Feed {
                 user_id: user_id.clone(),
                 publisher: publisher.clone(),
@@ -375,6 +423,7 @@ impl<'a> Room<'a> {
         client.message(handle, json!({"request": "start"}), Some(jsep), REQUEST_TIMEOUT)?;
         tracing::info!(
             feed,
+            part = part.label(),
             %user_id,
             offered_ms,
             answered_ms,
@@ -387,14 +436,16 @@ impl<'a> Room<'a> {
     /// A WebRTC peer whose tracks are announced as the participant's, each kind once.
     fn peer(
         &self,
-        feed: u64,
+        key: SubKey,
         user_id: &str,
         kinds: Arc<Mutex<HashMap<String, TrackKind>>>,
     ) -> anyhow::Result<ReceivingPeer> {
         let events = self.events.clone();
         let claims = self.claims.clone();
         let user_id = user_id.to_owned();
-        ReceivingPeer::new(&feed.to_string(), self.clock, move |track: ReceivedTrack| {
+        let name = format!("{}-{}", key.0, key.1.label());
+        let subscription = key;
+        ReceivingPeer::new(&name, self.clock, move |track: ReceivedTrack| {
             let kind = kinds
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
@@ -411,7 +462,7 @@ impl<'a> Room<'a> {
                 tracing::info!(%user_id, kind = kind.label(), "a second track of one kind is left out");
                 return;
             }
-            claims.insert(key, feed);
+            claims.insert(key, subscription);
             tracing::info!(%user_id, kind = kind.label(), mid = %track.mid, "receiving a track");
             let _ = events.send(SourceEvent::TrackAdded {
                 user_id: user_id.clone(),
@@ -429,11 +480,11 @@ impl<'a> Room<'a> {
     fn renegotiate(
         &mut self,
         client: &mut JanusClient,
-        feed: u64,
+        key: SubKey,
         data: &Value,
         jsep: Option<&Value>,
     ) -> Result<(), Interrupted> {
-        let Some(current) = self.feeds.get(&feed) else {
+        let Some(current) = self.feeds.get(&key) else {
             return Ok(());
         };
         let kinds = track_kinds(&data["streams"]);
@@ -450,12 +501,12 @@ impl<'a> Room<'a> {
         let user_id = current.user_id.clone();
         let handle = current.handle;
         for kind in gone {
-            self.release(&user_id, kind, feed);
+            self.release(&user_id, kind, key);
         }
         let Some(offer) = jsep.and_then(|j| j["sdp"].as_str()) else {
             return Ok(());
         };
-        let Some(current) = self.feeds.get(&feed) else {
+        let Some(current) = self.feeds.get(&key) else {
             return Ok(());
         };
         match current.peer.answer(offer, GATHER_TIMEOUT) {
@@ -464,8 +515,8 @@ impl<'a> Room<'a> {
                 client.message(handle, json!({"request": "start"}), Some(jsep), REQUEST_TIMEOUT)?;
             }
             Err(e) => {
-                tracing::warn!(feed, error = %format!("{e:#}"), "cannot answer a renegotiation; subscribing again");
-                self.drop_feed(client, feed, false);
+                tracing::warn!(feed = key.0, error = %format!("{e:#}"), "cannot answer a renegotiation; subscribing again");
+                self.drop_feed(client, key, false);
             }
         }
         Ok(())
@@ -488,30 +539,42 @@ impl<'a> Room<'a> {
 
     /// Feeds whose ICE connection failed are dropped and subscribed again.
     fn resubscribe_failed(&mut self, client: &mut JanusClient) -> Result<(), Interrupted> {
-        let failed: Vec<u64> = self
+        let failed: Vec<SubKey> = self
             .feeds
             .iter()
             .filter(|(_, f)| f.peer.has_failed())
-            .map(|(id, _)| *id)
+            .map(|(key, _)| *key)
             .collect();
-        for feed in failed {
-            tracing::warn!(feed, "the media connection failed; subscribing again");
-            let publisher = self.feeds[&feed].publisher.clone();
-            self.drop_feed(client, feed, true);
+        for key in failed {
+            tracing::warn!(
+                feed = key.0,
+                part = key.1.label(),
+                "the media connection failed; subscribing again"
+            );
+            let publisher = self.feeds[&key].publisher.clone();
+            self.drop_feed(client, key, true);
             self.subscribe(client, &publisher)?;
         }
         Ok(())
     }
 
-    fn drop_feed(&mut self, client: &mut JanusClient, feed: u64, expect_back: bool) {
-        let Some(gone) = self.feeds.remove(&feed) else {
+    /// Ends every subscription to a publisher that has gone.
+    fn drop_publisher(&mut self, client: &mut JanusClient, feed: u64) {
+        let keys: Vec<SubKey> = self.feeds.keys().filter(|k| k.0 == feed).copied().collect();
+        for key in keys {
+            self.drop_feed(client, key, false);
+        }
+    }
+
+    fn drop_feed(&mut self, client: &mut JanusClient, key: SubKey, expect_back: bool) {
+        let Some(gone) = self.feeds.remove(&key) else {
             return;
         };
         client.detach(gone.handle);
-        self.end_feed(feed, gone, expect_back);
+        self.end_feed(key, gone, expect_back);
     }
 
-    fn end_feed(&mut self, id: u64, feed: Feed, expect_back: bool) {
+    fn end_feed(&mut self, id: SubKey, feed: Feed, expect_back: bool) {
         let kinds: Vec<TrackKind> = {
             let claims = self.claims.lock().unwrap_or_else(|e| e.into_inner());
             claims
@@ -527,10 +590,10 @@ impl<'a> Room<'a> {
         self.person_loses_feed(&feed.user_id, expect_back);
     }
 
-    fn release(&mut self, user_id: &str, kind: TrackKind, feed: u64) {
+    fn release(&mut self, user_id: &str, kind: TrackKind, subscription: SubKey) {
         let mut claims = self.claims.lock().unwrap_or_else(|e| e.into_inner());
         let key = (user_id.to_owned(), kind);
-        if claims.get(&key) == Some(&feed) {
+        if claims.get(&key) == Some(&subscription) {
             claims.remove(&key);
             let _ = self.events.send(SourceEvent::TrackRemoved {
                 user_id: user_id.to_owned(),
@@ -543,14 +606,14 @@ impl<'a> Room<'a> {
         self.empty_since = None;
         match self.people.get_mut(&info.user_id) {
             Some(person) => {
-                person.feeds += 1;
+                person.subscriptions += 1;
                 person.orphaned_since = None;
             }
             None => {
                 self.people.insert(
                     info.user_id.clone(),
                     Person {
-                        feeds: 1,
+                        subscriptions: 1,
                         orphaned_since: None,
                     },
                 );
@@ -563,8 +626,8 @@ impl<'a> Room<'a> {
     /// feed is expected back (then only once the grace period has passed).
     fn person_loses_feed(&mut self, user_id: &str, expect_back: bool) {
         if let Some(person) = self.people.get_mut(user_id) {
-            person.feeds = person.feeds.saturating_sub(1);
-            if person.feeds == 0 {
+            person.subscriptions = person.subscriptions.saturating_sub(1);
+            if person.subscriptions == 0 {
                 if expect_back {
                     person.orphaned_since.get_or_insert_with(Instant::now);
                 } else {
