@@ -231,6 +231,26 @@ fn still_of(event: &Value) -> image::RgbImage {
         .to_rgb8()
 }
 
+/// Stills taken from keyframes the worker asks for, every 2 s: an answer may come late (a PLI
+/// lost or slow over the network), so each gap is loose, and the mean is close to 2 s (the
+/// publishers' own keyframes come every 4 s).
+fn assert_keyframe_spacing(what: &str, times: &[f64]) {
+    for pair in times.windows(2) {
+        let gap = pair[1] - pair[0];
+        assert!(
+            (1.0..3.3).contains(&gap),
+            "{what}: stills {gap:.3} s apart ({times:?})"
+        );
+    }
+    let mean = (times[times.len() - 1] - times[0]) / (times.len() - 1) as f64;
+    let gaps: Vec<String> = times.windows(2).map(|p| format!("{:.2}", p[1] - p[0])).collect();
+    println!("janus keyframe stills of {what}: gaps {gaps:?}, mean {mean:.3} s");
+    assert!(
+        (mean - 2.0).abs() <= 0.25,
+        "{what}: stills {mean:.3} s apart on average ({times:?})"
+    );
+}
+
 #[test]
 fn a_janus_call_gets_stills_of_every_publisher_and_captions_of_what_they_say() {
     let bed = JanusBed::start();
@@ -298,13 +318,7 @@ fn a_janus_call_gets_stills_of_every_publisher_and_captions_of_what_they_say() {
         let stills = &by_track[&(user.to_string(), track.to_string())];
         assert!(stills.len() >= 3, "{user} {track}: {} stills", stills.len());
         let times: Vec<f64> = stills.iter().map(|e| captured_s(e)).collect();
-        for pair in times.windows(2) {
-            let gap = pair[1] - pair[0];
-            assert!(
-                (gap - 2.0).abs() <= 0.3,
-                "{user} {track}: stills {gap:.3} s apart ({times:?})"
-            );
-        }
+        assert_keyframe_spacing(&format!("{user} {track}"), &times);
         for event in stills {
             let share = image_share_of(&still_of(event), rgb(colour));
             assert!(share > 0.8, "{user} {track}: {:.0} % its colour", share * 100.0);
@@ -614,20 +628,7 @@ fn janus_stills_only_job_takes_keyframes_the_worker_asks_the_publishers_for() {
             .collect();
         let times: Vec<f64> = stills.iter().map(|e| captured_s(e)).collect();
         assert!(stills.len() >= 4, "{user}: {} stills: {times:?}", stills.len());
-        for pair in times.windows(2) {
-            let gap = pair[1] - pair[0];
-            assert!(
-                (1.0..3.3).contains(&gap),
-                "{user}: stills {gap:.3} s apart ({times:?})"
-            );
-        }
-        let mean = (times[times.len() - 1] - times[0]) / (times.len() - 1) as f64;
-        let gaps: Vec<String> = times.windows(2).map(|p| format!("{:.2}", p[1] - p[0])).collect();
-        println!("janus keyframe stills of {user}: gaps {gaps:?}, mean {mean:.3} s");
-        assert!(
-            (mean - 2.0).abs() <= 0.25,
-            "{user}: stills {mean:.3} s apart on average ({times:?})"
-        );
+        assert_keyframe_spacing(user, &times);
         for event in stills {
             let share = image_share_of(&still_of(event), rgb(colour));
             assert!(share > 0.8, "{user}: {:.0} % its colour", share * 100.0);

@@ -436,15 +436,14 @@ impl<'a> Room<'a> {
     /// A WebRTC peer whose tracks are announced as the participant's, each kind once.
     fn peer(
         &self,
-        key: SubKey,
+        subscription: SubKey,
         user_id: &str,
         kinds: Arc<Mutex<HashMap<String, TrackKind>>>,
     ) -> anyhow::Result<ReceivingPeer> {
         let events = self.events.clone();
         let claims = self.claims.clone();
         let user_id = user_id.to_owned();
-        let name = format!("{}-{}", key.0, key.1.label());
-        let subscription = key;
+        let name = format!("{}-{}", subscription.0, subscription.1.label());
         ReceivingPeer::new(&name, self.clock, move |track: ReceivedTrack| {
             let kind = kinds
                 .lock()
@@ -715,6 +714,31 @@ fn track_kinds(streams: &Value) -> HashMap<String, TrackKind> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_part_asks_for_its_own_streams() {
+        let publisher = json!({"id": 7, "streams": [
+            {"type": "audio", "mid": "a"},
+            {"type": "video", "mid": "v1"},
+            {"type": "video", "mid": "v2", "disabled": true},
+            {"type": "data", "mid": "d"},
+        ]});
+        assert_eq!(Part::Everything.streams(7, &publisher), vec![json!({"feed": 7})]);
+        assert_eq!(
+            Part::Audio.streams(7, &publisher),
+            vec![json!({"feed": 7, "mid": "a"})]
+        );
+        assert_eq!(
+            Part::Video.streams(7, &publisher),
+            vec![json!({"feed": 7, "mid": "v1"})]
+        );
+        let silent = json!({"id": 8, "streams": [{"type": "video", "mid": "v"}]});
+        assert!(
+            Part::Audio.streams(8, &silent).is_empty(),
+            "no audio subscription"
+        );
+        assert_eq!(Subscriptions::Apart.parts(), &[Part::Audio, Part::Video]);
+    }
 
     #[test]
     fn screen_shares_are_told_from_cameras() {
