@@ -259,6 +259,9 @@ pub fn a_store_frozen_for_30_s_loses_nothing(store: &mut dyn Emulator, name: &st
 
     let types = event_types(&events);
     assert!(!types.iter().any(|t| t.ends_with("_failed")), "{types:?}");
+    // The bytes first: a recording that does not decode is then known to be as it was written.
+    let log = std::fs::read_to_string(log).unwrap();
+    assert_eq!(check_stored_bytes(store, &log), job_keys(store).len());
     check_recording(store, &events, &scratch, seconds);
     let stills: Vec<&Value> = events
         .iter()
@@ -273,8 +276,6 @@ pub fn a_store_frozen_for_30_s_loses_nothing(store: &mut dyn Emulator, name: &st
     urls.dedup();
     assert_eq!(urls.len(), stills.len(), "no still announced twice");
     check_playlist(store, 5);
-    let log = std::fs::read_to_string(log).unwrap();
-    assert_eq!(check_stored_bytes(store, &log), job_keys(store).len());
     assert!(!log.contains(&store.secret()), "the secret leaked");
     assert!(
         files_below(&scratch.out()).is_empty(),
