@@ -376,7 +376,7 @@ fn receive(pipeline: &gst::Pipeline, pad: &gst::Pad) -> anyhow::Result<ReceivedT
             gst::PadProbeReturn::Ok
         },
     );
-    tracing::info!(%mid, media, encoding = %encoding, "receiving a track");
+    tracing::info!(%mid, media, encoding = %encoding, "the peer receives a track");
     Ok(ReceivedTrack {
         mid,
         is_video: media == "video",

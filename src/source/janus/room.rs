@@ -462,7 +462,7 @@ impl<'a> Room<'a> {
                 return;
             }
             claims.insert(key, subscription);
-            tracing::info!(%user_id, kind = kind.label(), mid = %track.mid, "receiving a track");
+            tracing::info!(%user_id, kind = kind.label(), mid = %track.mid, "the track is the participant's");
             let _ = events.send(SourceEvent::TrackAdded {
                 user_id: user_id.clone(),
                 kind,
