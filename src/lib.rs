@@ -6,6 +6,7 @@ pub mod layout;
 pub mod media;
 pub mod participants;
 pub mod queue;
+pub mod redact;
 pub mod render;
 pub mod server;
 pub mod session;

@@ -133,6 +133,10 @@ const EXIT_INVALID: u8 = 2;
 
 fn main() -> ExitCode {
     let launched = Instant::now();
+    // Everything the worker writes (spool, GStreamer's files, settings) is its own: files 0600,
+    // folders 0700. Local storage opens up what it stores.
+    // SAFETY: umask only changes the process's file mode mask; it cannot fail.
+    unsafe { libc::umask(0o077) };
     init_logs();
     match Cli::parse().command {
         Command::Schema => {
@@ -326,7 +330,7 @@ fn init_logs() {
     let filter =
         tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,lapin=off".into());
     let builder = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
+        .with_writer(egress::redact::RedactingStderr)
         .with_env_filter(filter);
     if std::env::var("EGRESS_LOG_FORMAT").is_ok_and(|f| f == "json") {
         builder
@@ -347,14 +351,37 @@ fn media_dir(job: &Path) -> PathBuf {
         .map_or_else(|| PathBuf::from("."), Path::to_owned)
 }
 
+/// Reads and validates a job file: local media below the job's folder, at most
+/// `EGRESS_MAX_JOB_BYTES` (1 MiB by default) read.
 fn load(path: &Path) -> Result<job::ValidatedJob, Vec<Problem>> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
+    let cannot_read = |e: &dyn std::fmt::Display| {
         vec![Problem {
             path: "job".into(),
             message: format!("cannot read {}: {e}", path.display()),
         }]
-    })?;
-    job::parse_and_validate(&text, &media_dir(path))
+    };
+    let mut intake = job::Intake::below(media_dir(path));
+    if let Ok(limit) = std::env::var("EGRESS_MAX_JOB_BYTES") {
+        intake.largest_job_bytes = limit.parse().map_err(|_| {
+            vec![Problem {
+                path: "EGRESS_MAX_JOB_BYTES".into(),
+                message: format!("expected a number of bytes; got {limit:?}"),
+            }]
+        })?;
+    }
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|file| {
+            use std::io::Read;
+            file.take(intake.largest_job_bytes as u64 + 1)
+                .read_to_end(&mut bytes)
+        })
+        .map_err(|e| cannot_read(&e))?;
+    if bytes.len() > intake.largest_job_bytes {
+        return Err(vec![job::too_large(bytes.len(), intake.largest_job_bytes)]);
+    }
+    let text = String::from_utf8(bytes).map_err(|_| cannot_read(&"the job is not UTF-8 text"))?;
+    job::parse_and_validate(&text, &intake)
 }
 
 fn upload(path: &Path, file: &Path, key: &str, out: &Path) -> ExitCode {
@@ -419,9 +446,7 @@ fn conclude<T>(what: &str, outcome: anyhow::Result<T>, secrets: &[&str], show: i
             ExitCode::SUCCESS
         }
         Err(e) => {
-            let text = secrets
-                .iter()
-                .fold(format!("{e:#}"), |t, s| t.replace(s, "[redacted]"));
+            let text = egress::redact::redact(&format!("{e:#}"), secrets);
             eprintln!("{what} failed: {text}");
             ExitCode::from(EXIT_FAILED)
         }
@@ -437,7 +462,9 @@ fn report(path: &Path, problems: &[Problem]) {
 
 /// A refused job still gets a failed event when it names its call, so a coordinator hears of it.
 fn announce_refusal(path: &Path, problems: &[Problem], events: &dyn EventSink) {
-    if let Ok(text) = std::fs::read_to_string(path) {
+    let readable =
+        std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.len() <= job::LARGEST_JOB_BYTES as u64);
+    if readable && let Ok(text) = std::fs::read_to_string(path) {
         session::announce_refusal(&text, problems, events);
     }
 }

@@ -459,3 +459,45 @@ fn joins_and_leaves_relayout_on_the_next_frame_without_blank_frames() {
         "carol shown in every frame of her stay"
     );
 }
+
+#[test]
+fn single_participant_follows_a_speaker_whose_sound_arrives_encoded() {
+    let scratch = Scratch::new("encoded-speaker");
+    // Opus in WebM, as every Janus and WHEP track arrives: the level is measured after decoding.
+    let speech = scratch.dir.join("tone.webm");
+    let made = Command::new("ffmpeg")
+        .args([
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:duration=8:sample_rate=48000",
+        ])
+        .args(["-c:a", "libopus", "-b:a", "48k"])
+        .arg(&speech)
+        .status()
+        .unwrap();
+    assert!(made.success(), "ffmpeg made the Opus clip");
+    let options = json!({ "participant.video_border_width": false, "participant.label_display": false });
+    let mut bob = person("bob", BLUE, "silence", 0.0);
+    bob["audio"] = json!({ "file": "tone.webm" });
+    let people = vec![person("alice", RED, "silence", 0.0), bob];
+    let events = run_successfully(
+        &scratch,
+        &job(
+            "eg_encoded_speaker",
+            5.0,
+            people,
+            json!({ "name": "single-participant", "options": options }),
+        ),
+    );
+    let frame = Frame::at(&ready_file(&events), 4.0, 1280, 720);
+    assert_colour(
+        &frame,
+        (640, 360),
+        BLUE,
+        "the speaker, heard through Opus, is shown",
+    );
+}

@@ -92,12 +92,20 @@ fn sigterm_finalizes_a_playable_progressive_file() {
     assert!(find(b"moov") < find(b"mdat"), "moov before mdat");
 }
 
-#[test]
-fn sigkill_leaves_a_file_that_plays_up_to_the_last_seconds() {
-    let scratch = Scratch::new("sigkill");
-    let (mut child, reader) = start(&scratch, "eg_sigkill");
-    std::thread::sleep(Duration::from_secs(8));
+/// The most media a kill may cost, past the first 2 s of a recording.
+const LONGEST_KILL_LOSS_S: f64 = 1.5;
+
+/// Kills a recording `after_s` into it; returns how much of that time the partial file plays
+/// and the file, after checking that it decodes.
+fn kill_after(after_s: f64) -> (f64, Scratch, String) {
+    let name = format!("sigkill-{}", after_s as u32);
+    let egress_id = format!("eg_kill_{}", after_s as u32);
+    let scratch = Scratch::new(&name);
+    let (mut child, reader) = start(&scratch, &egress_id);
+    let started = Instant::now();
+    std::thread::sleep(Duration::from_secs_f64(after_s));
     signal(&child, "KILL");
+    let killed_at = started.elapsed().as_secs_f64();
     let _ = child.wait();
     let events = reader.join().unwrap();
     assert_eq!(
@@ -105,20 +113,73 @@ fn sigkill_leaves_a_file_that_plays_up_to_the_last_seconds() {
         ["call.recording_started"],
         "nothing after a kill"
     );
-    let spool = scratch.out().join(".spool").join("eg_sigkill");
+    let spool = scratch.out().join(".spool").join(&egress_id);
     let file = std::fs::read_dir(&spool)
         .expect("spool folder kept")
         .map(|e| e.unwrap().path())
         .find(|p| p.extension().is_some_and(|x| x == "mp4"))
         .expect("the partial recording is in the spool");
     let info = probe(&file);
-    let duration = duration_s(&info);
-    // What is lost: the keyframe interval being gathered (2 s) and the index update period (1 s).
-    assert!(
-        duration >= 8.0 - 2.0 - 1.0 - 0.5,
-        "plays up to the last few seconds of ~8 s, got {duration}"
-    );
     assert_eq!(streams_of(&info, "video").len(), 1);
     assert_eq!(streams_of(&info, "audio").len(), 1);
-    assert_eq!(decode_errors(&file), "");
+    assert_eq!(decode_errors(&file), "", "the partial file decodes cleanly");
+    let lost = killed_at - duration_s(&info);
+    println!("killed {killed_at:.2} s into the recording: {lost:.2} s lost");
+    (lost, scratch, egress_id)
+}
+
+#[test]
+fn kills_lose_at_most_a_second_and_a_half_of_the_recording() {
+    let mut losses = Vec::new();
+    for after_s in [3.0, 5.0, 12.0, 30.0] {
+        let (lost, scratch, egress_id) = kill_after(after_s);
+        losses.push((after_s, lost));
+        if after_s != 12.0 {
+            continue;
+        }
+        // The worker's folder is resumed: the part is stored without its unused index room and
+        // announced with the times it really holds.
+        let resumed = egress()
+            .args(["storage", "resume", "--out"])
+            .arg(scratch.out())
+            .output()
+            .unwrap();
+        assert!(
+            resumed.status.success(),
+            "{}",
+            String::from_utf8_lossy(&resumed.stderr)
+        );
+        let events = parse_events(&resumed.stdout);
+        let ready = events
+            .iter()
+            .find(|e| e["type"] == "call.recording_ready" && e["egress_id"] == egress_id.as_str())
+            .unwrap_or_else(|| panic!("the resumed part is announced: {events:?}"));
+        let file = ready_file(&events);
+        let held = duration_s(&probe(&file));
+        let time = |field: &str| {
+            let text = ready["call_recording"][field].as_str().unwrap();
+            chrono::DateTime::parse_from_rfc3339(text)
+                .unwrap()
+                .timestamp_millis() as f64
+                / 1000.0
+        };
+        let announced = time("end_time") - time("start_time");
+        assert!(
+            (announced - held).abs() <= 0.5,
+            "the event says {announced:.2} s, the file holds {held:.2} s"
+        );
+        let bytes = std::fs::read(&file).unwrap();
+        let media = bytes.windows(4).position(|w| w == b"mdat").unwrap();
+        assert!(
+            media < 64 * 1024,
+            "the media data starts {media} bytes in: the index room was kept"
+        );
+    }
+    println!("kill losses (s into the recording, s lost): {losses:.2?}");
+    for (after_s, lost) in losses {
+        assert!(
+            lost <= LONGEST_KILL_LOSS_S,
+            "killed {after_s} s in, {lost:.2} s were lost (at most {LONGEST_KILL_LOSS_S})"
+        );
+    }
 }

@@ -216,7 +216,7 @@ def user(name, actions):
                         "Resource": "arn:aws:s3:::{bucket}/tenant-7/*"}}]}}))
     key = iam.create_access_key(UserName=name)["AccessKey"]
     return [key["AccessKeyId"], key["SecretAccessKey"]]
-print(json.dumps([user("writer", ["s3:PutObject", "s3:GetObject", "s3:AbortMultipartUpload"]),
+print(json.dumps([user("writer", ["s3:PutObject", "s3:AbortMultipartUpload"]),
                   user("reader", ["s3:GetObject"])]))
 "#,
         endpoint = moto.endpoint,
@@ -225,6 +225,122 @@ print(json.dumps([user("writer", ["s3:PutObject", "s3:GetObject", "s3:AbortMulti
     let out = python(&script);
     let keys: Vec<(String, String)> = serde_json::from_str(&out).unwrap();
     (keys[0].clone(), keys[1].clone())
+}
+
+/// Makes an IAM user in moto with boto3 whose policy has `statements`; returns its key as an
+/// (id, secret) pair.
+fn iam_user(moto: &Moto, name: &str, statements: Value) -> (String, String) {
+    let script = format!(
+        r#"
+import boto3, json
+iam = boto3.client("iam", endpoint_url="{endpoint}", region_name="us-east-1",
+                   aws_access_key_id="AKIDTEST", aws_secret_access_key="x")
+iam.create_user(UserName="{name}")
+iam.put_user_policy(UserName="{name}", PolicyName="egress", PolicyDocument=json.dumps({{
+    "Version": "2012-10-17", "Statement": json.loads('{statements}')}}))
+key = iam.create_access_key(UserName="{name}")["AccessKey"]
+print(json.dumps([key["AccessKeyId"], key["SecretAccessKey"]]))
+"#,
+        endpoint = moto.endpoint,
+    );
+    serde_json::from_str(&python(&script)).unwrap()
+}
+
+/// Switches moto's signature and policy checks on.
+fn enforce_iam(moto: &Moto) {
+    let reset = std::process::Command::new("curl")
+        .args([
+            "-sf",
+            "-X",
+            "POST",
+            "-H",
+            "Content-Type: text/plain",
+            "--data-binary",
+            "0",
+        ])
+        .arg(format!("{}/moto-api/reset-auth", moto.endpoint))
+        .output()
+        .unwrap();
+    assert!(reset.status.success(), "auth switched on");
+}
+
+#[test]
+fn an_hls_store_that_refuses_costs_the_recording_nothing() {
+    let moto = Moto::start();
+    let scratch = Scratch::new("s3-hls-refused");
+    let objects = format!("arn:aws:s3:::{BUCKET}/{PREFIX}/*");
+    let hls = format!("arn:aws:s3:::{BUCKET}/{PREFIX}/hls/*");
+    let (key, secret) = iam_user(
+        &moto,
+        "no-hls",
+        json!([
+            { "Effect": "Allow", "Action": ["s3:PutObject", "s3:AbortMultipartUpload"], "Resource": objects },
+            { "Effect": "Deny", "Action": ["s3:PutObject"], "Resource": hls }
+        ]),
+    );
+    enforce_iam(&moto);
+    let mut storage = moto.storage(BUCKET);
+    storage["aws_s3"]["s3_api_key"] = json!(key);
+    storage["aws_s3"]["s3_secret"] = json!(secret);
+    let call_s = 8.0;
+    let job = json!({
+        "egress_id": "eg_hls_refused",
+        "call_cid": "default:hls-refused",
+        "source": { "type": "synthetic", "duration_s": call_s, "participants": [
+            { "user_id": "alice", "video": { "color": "#e53935" }, "audio": "sine" }
+        ]},
+        "recording": { "quality": "360p" },
+        "hls": { "quality_tracks": ["360p"] },
+        "frame_recording": { "capture_interval_in_seconds": 2, "quality": "360p" },
+        "storage": storage
+    });
+    let running = Running::spawn(&scratch, &job, &["--upload-deadline", "3"]);
+    let (status, events) = running.end(Duration::from_secs(120));
+    let types = event_types(&events);
+    assert_eq!(
+        status.code(),
+        Some(1),
+        "the job reports the lost HLS files: {types:?}"
+    );
+    let failed: Vec<&str> = types
+        .iter()
+        .filter(|t| t.ends_with("_failed"))
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        failed,
+        ["call.hls_broadcasting_failed"],
+        "only HLS fails: {events:#?}"
+    );
+    let ready = events
+        .iter()
+        .find(|e| e["type"] == "call.recording_ready")
+        .unwrap_or_else(|| panic!("the recording is stored: {types:?}"));
+    let stored = scratch.dir.join("stored.mp4");
+    std::fs::write(
+        &stored,
+        moto.fetch(ready["call_recording"]["url"].as_str().unwrap()),
+    )
+    .unwrap();
+    let duration = duration_s(&probe(&stored));
+    assert!(
+        (duration - call_s).abs() <= 0.1,
+        "the stored recording is whole: {duration} s"
+    );
+    assert!(
+        types.iter().any(|t| t == "call.frame_recording_stopped"),
+        "{types:?}"
+    );
+    let keys = moto.keys();
+    assert!(
+        !keys.iter().any(|k| k.contains("/hls/")),
+        "nothing of HLS stored: {keys:?}"
+    );
+    let kept = files_below(&scratch.out().join(".backup/eg_hls_refused"));
+    assert!(
+        kept.iter().any(|f| f.extension().is_some_and(|e| e == "ts")),
+        "the segments are kept: {kept:?}"
+    );
 }
 
 #[test]

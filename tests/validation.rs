@@ -338,3 +338,223 @@ fn transcription_settings_are_checked_against_the_seed_ranges() {
         assert!(stderr.contains(expected), "{expected} in {stderr}");
     }
 }
+
+/// `egress validate` of a job file; returns its exit code and what it printed on stderr.
+fn validate(path: &std::path::Path) -> (Option<i32>, String) {
+    let output = egress().arg("validate").arg(path).output().unwrap();
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn local_files_are_read_only_below_the_job_folder() {
+    let scratch = Scratch::new("confined");
+    std::fs::write(scratch.dir.join("inside.wav"), b"RIFF").unwrap();
+    std::os::unix::fs::symlink("/etc/hostname", scratch.dir.join("link.webm")).unwrap();
+    let mut job = valid_job();
+    job["source"]["participants"] = json!([
+        { "user_id": "a", "video": { "clip": "/etc/passwd" }, "audio": { "file": "inside.wav" } },
+        { "user_id": "b", "video": { "clip": "../../../../etc/passwd" } },
+        { "user_id": "c", "video": { "clip": "link.webm" }, "audio": { "file": "/dev/zero" } },
+        { "user_id": "d", "video": { "color": "#00ff00" }, "audio": "sine" }
+    ]);
+    job["recording"]["layout"] =
+        json!({ "name": "grid", "options": { "logo.image_url": "file:///dev/zero" } });
+    let path = scratch.write_job(&job);
+    let (code, stderr) = validate(&path);
+    assert_eq!(code, Some(2), "{stderr}");
+    for expected in [
+        "source.participants[0].video.clip: expected a file below the media folder",
+        "source.participants[1].video.clip: expected a file below the media folder",
+        "source.participants[2].video.clip: expected a file below the media folder",
+        "source.participants[2].audio.file: expected a file below the media folder",
+        "recording.layout.options.logo.image_url: expected a file below the media folder",
+    ] {
+        assert!(stderr.contains(expected), "{expected:?} in:\n{stderr}");
+    }
+    assert!(
+        !stderr.contains("participants[0].audio"),
+        "a file inside is fine: {stderr}"
+    );
+    assert!(
+        !stderr.contains("participants[3]"),
+        "colours and tones read no file: {stderr}"
+    );
+}
+
+#[test]
+fn oversized_and_endless_jobs_are_refused_before_they_are_read_whole() {
+    let scratch = Scratch::new("oversized");
+    let mut job = valid_job();
+    job["egress_id"] = json!("x".repeat(2 * 1024 * 1024));
+    let path = scratch.write_job(&job);
+    let (code, stderr) = validate(&path);
+    assert_eq!(code, Some(2));
+    assert!(
+        stderr.contains("job: expected a job of at most 1048576 bytes"),
+        "{stderr}"
+    );
+    let (code, stderr) = validate(std::path::Path::new("/dev/zero"));
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("expected a job of at most"), "{stderr}");
+}
+
+#[test]
+fn duplicate_keys_whole_floats_and_contradicting_storage_are_named() {
+    let text = r#"{
+        "call_cid": "default:x",
+        "source": { "type": "synthetic", "duration_s": 5, "participants": [{ "user_id": "a", "user_id": "b" }] },
+        "recording": { "quality": "720p", "max_file_duration_s": 60.0, "quality": "480p" },
+        "hls": { "quality_tracks": ["720p"], "segment_duration_s": 1E+1 },
+        "storage": { "aws_s3": { "s3_region": "us-east-1" } }
+    }"#;
+    let (stderr, _) = refuse("strict", text);
+    for expected in [
+        "source.participants[0].user_id: given twice",
+        "recording.quality: given twice",
+        "storage.aws_s3: belongs to storage_type s3, not local",
+    ] {
+        assert!(stderr.contains(expected), "{expected:?} in:\n{stderr}");
+    }
+    for taken in ["max_file_duration_s", "segment_duration_s", "invalid type"] {
+        assert!(
+            !stderr.contains(taken),
+            "a whole number written as a float is taken: {stderr}"
+        );
+    }
+    // A fraction where a whole number belongs is named with the rest of the job's problems.
+    let mut job = valid_job();
+    job["frame_recording"] = json!({ "capture_interval_in_seconds": 2.5 });
+    job["recording"]["quality"] = json!("4k");
+    let (stderr, _) = refuse("fraction", &job.to_string());
+    for expected in [
+        "frame_recording.capture_interval_in_seconds: expected integer; got a number",
+        "recording.quality: expected one of",
+    ] {
+        assert!(stderr.contains(expected), "{expected:?} in:\n{stderr}");
+    }
+}
+
+#[test]
+fn secrets_too_short_to_hide_are_refused() {
+    let mut job = valid_job();
+    job["rtmp"] = json!([{ "name": "a", "stream_url": "rtmp://127.0.0.1/live", "stream_key": "k" }]);
+    let (stderr, _) = refuse("short-key", &job.to_string());
+    assert!(
+        stderr.contains("rtmp[0].stream_key: expected a secret of at least 4 characters"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_title_longer_than_the_cap_is_refused() {
+    let mut job = valid_job();
+    job["recording"]["layout"] = json!({ "name": "grid", "options": { "title.text": "t".repeat(201) } });
+    let (stderr, _) = refuse("long-title", &job.to_string());
+    assert!(
+        stderr.contains("recording.layout.options.title.text: expected a title of at most 200 characters"),
+        "{stderr}"
+    );
+}
+
+/// `egress validate` said either "valid" or, for each problem, a line `  path: what`.
+fn assert_answered_with_paths(name: &str, code: Option<i32>, stderr: &str) {
+    assert!(
+        matches!(code, Some(0) | Some(2)),
+        "{name}: exit {code:?} (a panic or a crash?):\n{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{name} panicked:\n{stderr}");
+    if code == Some(2) {
+        let problems: Vec<&str> = stderr.lines().skip(1).collect();
+        assert!(
+            !problems.is_empty(),
+            "{name}: refused without a problem:\n{stderr}"
+        );
+        for line in problems {
+            let (path, message) = line
+                .trim()
+                .split_once(": ")
+                .unwrap_or_else(|| panic!("{name}: no path in {line:?}"));
+            assert!(
+                !path.is_empty() && !path.contains(' ') && !message.is_empty(),
+                "{name}: {line:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_fuzz_corpus_is_answered_with_paths_and_never_a_panic() {
+    let corpus = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/fuzz");
+    let mut files: Vec<_> = std::fs::read_dir(&corpus)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    assert!(files.len() >= 15, "the corpus is there: {}", corpus.display());
+    for file in &files {
+        let (code, stderr) = validate(file);
+        let name = file.file_name().unwrap().to_string_lossy().into_owned();
+        assert_answered_with_paths(&name, code, &stderr);
+        let expected = if name.starts_with("valid-") { 0 } else { 2 };
+        assert_eq!(code, Some(expected), "{name}:\n{stderr}");
+    }
+}
+
+#[test]
+fn mutated_jobs_are_answered_with_paths_and_never_a_panic() {
+    let scratch = Scratch::new("mutations");
+    let demo: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/jobs/demo.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let odd = [
+        json!(null),
+        json!(-1),
+        json!(0),
+        json!(1e300),
+        json!(10.0),
+        json!(""),
+        json!("x".repeat(300)),
+        json!("../../etc/passwd"),
+        json!([]),
+        json!({}),
+        json!(true),
+        json!("720p"),
+    ];
+    let mut rng = fastrand::Rng::with_seed(2121);
+    fn leaves(value: &serde_json::Value, at: String, out: &mut Vec<String>) {
+        match value {
+            serde_json::Value::Object(map) => {
+                map.iter().for_each(|(k, v)| leaves(v, format!("{at}/{k}"), out))
+            }
+            serde_json::Value::Array(items) => items
+                .iter()
+                .enumerate()
+                .for_each(|(i, v)| leaves(v, format!("{at}/{i}"), out)),
+            _ => {}
+        }
+        out.push(at);
+    }
+    let mut pointers = Vec::new();
+    leaves(&demo, String::new(), &mut pointers);
+    pointers.retain(|p| !p.is_empty());
+    for case in 0..150 {
+        let mut job = demo.clone();
+        for _ in 0..rng.usize(1..4) {
+            let pointer = &pointers[rng.usize(0..pointers.len())];
+            if let Some(slot) = job.pointer_mut(pointer) {
+                *slot = odd[rng.usize(0..odd.len())].clone();
+            }
+        }
+        let path = scratch.dir.join(format!("case{case}.json"));
+        std::fs::write(&path, job.to_string()).unwrap();
+        let (code, stderr) = validate(&path);
+        assert_answered_with_paths(&format!("case {case}: {job}"), code, &stderr);
+    }
+}

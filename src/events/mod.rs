@@ -3,7 +3,7 @@
 mod sink;
 mod webhook;
 
-pub use sink::{EventSink, JsonLinesSink, MemorySink};
+pub use sink::{EventSink, JsonLinesSink, MemorySink, RedactingSink};
 pub use webhook::{FanOut, WebhookConfig, WebhookSink, signature};
 
 use serde::{Deserialize, Serialize};
@@ -50,7 +50,7 @@ pub enum EventBody {
     RecordingStarted {
         recording_type: String,
         /// Problems in the job that did not stop it (e.g. unknown layout options).
-        #[serde(skip_serializing_if = "Vec::is_empty")]
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
         warnings: Vec<String>,
     },
     #[serde(rename = "call.recording_stopped")]
@@ -69,7 +69,7 @@ pub enum EventBody {
     #[serde(rename = "call.hls_broadcasting_started")]
     HlsStarted {
         hls_playlist_url: String,
-        #[serde(skip_serializing_if = "Vec::is_empty")]
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
         warnings: Vec<String>,
     },
     #[serde(rename = "call.hls_broadcasting_stopped")]
@@ -79,7 +79,7 @@ pub enum EventBody {
     #[serde(rename = "call.rtmp_broadcast_started")]
     RtmpStarted {
         name: String,
-        #[serde(skip_serializing_if = "Vec::is_empty")]
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
         warnings: Vec<String>,
     },
     #[serde(rename = "call.rtmp_broadcast_stopped")]
@@ -88,7 +88,7 @@ pub enum EventBody {
     RtmpFailed { name: String, error: String },
     #[serde(rename = "call.frame_recording_started")]
     FrameRecordingStarted {
-        #[serde(skip_serializing_if = "Vec::is_empty")]
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
         warnings: Vec<String>,
     },
     #[serde(rename = "call.frame_recording_ready")]

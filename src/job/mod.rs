@@ -4,11 +4,17 @@
 //! [`validate`] checks raw JSON against it before anything is deserialized, so the
 //! types, the schema and the validation errors never disagree.
 
+mod media_access;
 mod quality;
+mod strict_json;
 mod validate;
 
+pub use media_access::{LocalMedia, MediaAccessError};
 pub use quality::Quality;
-pub use validate::{Problem, ValidatedJob, parse_and_validate, schema_json, storage_problems};
+pub use validate::{
+    Intake, LARGEST_JOB_BYTES, Problem, ValidatedJob, parse_and_validate, schema_json, storage_problems,
+    too_large,
+};
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -59,6 +65,63 @@ impl Job {
     pub fn call_id(&self) -> &str {
         self.call_cid.split_once(':').map_or("", |(_, id)| id)
     }
+
+    /// Every secret of the job (stream keys, storage keys, the PIN or token of the source),
+    /// to be kept out of logs, events, errors and graphs.
+    pub fn secrets(&self) -> Vec<String> {
+        let keys = self.rtmp.iter().filter_map(|r| r.stream_key.as_deref());
+        let mut secrets: Vec<String> = keys
+            .chain(self.storage.secrets())
+            .chain(self.source.secrets())
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect();
+        secrets.extend(self.urls().into_iter().flat_map(url_password));
+        secrets
+    }
+
+    /// Every URL of the job that may carry user-info.
+    fn urls(&self) -> Vec<&str> {
+        let source = match &self.source {
+            SourceConfig::Janus(j) => Some(j.url.as_str()),
+            SourceConfig::Whep(w) => Some(w.url.as_str()),
+            SourceConfig::Synthetic(_) => None,
+        };
+        let storage = [
+            self.storage
+                .aws_s3
+                .as_ref()
+                .and_then(|s| s.s3_custom_endpoint_url.as_deref()),
+            self.storage.gcs_endpoint_url.as_deref(),
+            self.storage
+                .azure_blob
+                .as_ref()
+                .and_then(|a| a.abs_endpoint_url.as_deref()),
+        ];
+        self.rtmp
+            .iter()
+            .map(|r| r.stream_url.as_str())
+            .chain(source)
+            .chain(storage.into_iter().flatten())
+            .collect()
+    }
+}
+
+/// The password of a URL's user-info, as written and decoded (elements are handed either).
+fn url_password(text: &str) -> Vec<String> {
+    let Some(password) = url::Url::parse(text)
+        .ok()
+        .and_then(|u| u.password().map(str::to_owned))
+    else {
+        return Vec::new();
+    };
+    let decoded = url::form_urlencoded::parse(format!("p={password}").as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned());
+    let mut found = vec![password];
+    found.extend(decoded.filter(|d| !found.contains(d)));
+    found.retain(|p| !p.is_empty());
+    found
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -340,10 +403,7 @@ impl RtmpConfig {
 
     /// Removes the stream key from a text (an error message, a pipeline dump).
     pub fn redact(&self, text: &str) -> String {
-        match self.stream_key.as_deref().filter(|k| !k.is_empty()) {
-            Some(key) => text.replace(key, "***"),
-            None => text.to_owned(),
-        }
+        crate::redact::redact(text, self.stream_key.as_slice())
     }
 }
 

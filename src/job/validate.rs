@@ -1,12 +1,12 @@
 //! Validation of raw job JSON against the schema generated from the job types, reporting every
 //! problem at once with its JSON path and what was expected.
 
+use super::media_access::LocalMedia;
 use super::{AudioSpec, Job, SourceConfig, VideoSpec};
 use jsonschema::error::{TypeKind, ValidationErrorKind};
 use jsonschema::{ValidationError, Validator};
 use serde_json::Value;
 use std::fmt;
-use std::path::Path;
 use std::sync::OnceLock;
 
 /// One thing wrong (or worth a warning) in a job, at a path like `recording.quality`.
@@ -49,19 +49,45 @@ fn validator() -> &'static Validator {
         .get_or_init(|| jsonschema::validator_for(&schema_json()).expect("the generated job schema compiles"))
 }
 
-/// Parses and validates a job. `base_dir` is where relative media paths in the job are looked up.
-pub fn parse_and_validate(text: &str, base_dir: &Path) -> Result<ValidatedJob, Vec<Problem>> {
-    let value: Value = serde_json::from_str(text).map_err(|e| {
+/// The largest job taken by default, in bytes; a larger one is refused before it is parsed.
+pub const LARGEST_JOB_BYTES: usize = 1024 * 1024;
+
+/// What a job is checked against beyond its contract: the files it may read and its size.
+#[derive(Debug, Clone)]
+pub struct Intake {
+    pub media: LocalMedia,
+    pub largest_job_bytes: usize,
+}
+
+impl Intake {
+    /// Local media below `folder`, jobs up to the default size.
+    pub fn below(folder: impl Into<std::path::PathBuf>) -> Intake {
+        Intake {
+            media: LocalMedia::Below(folder.into()),
+            largest_job_bytes: LARGEST_JOB_BYTES,
+        }
+    }
+}
+
+/// Parses and validates a job.
+pub fn parse_and_validate(text: &str, intake: &Intake) -> Result<ValidatedJob, Vec<Problem>> {
+    if text.len() > intake.largest_job_bytes {
+        return Err(vec![too_large(text.len(), intake.largest_job_bytes)]);
+    }
+    // Keys given twice are reported with whatever else is wrong, the contract's checks and the
+    // semantic ones alike.
+    let mut duplicates: Vec<Problem> = Vec::new();
+    let value = super::strict_json::parse(text, &mut duplicates).map_err(|e| {
         vec![Problem::new(
             "job",
             format!("expected a JSON object; the text is not valid JSON ({e})"),
         )]
     })?;
-    let mut problems: Vec<Problem> = Vec::new();
+    let mut problems = duplicates.clone();
     for error in validator().iter_errors(&value) {
         describe(&error, &mut problems);
     }
-    if !problems.is_empty() {
+    if problems.len() > duplicates.len() {
         problems.dedup();
         return Err(problems);
     }
@@ -71,7 +97,7 @@ pub fn parse_and_validate(text: &str, base_dir: &Path) -> Result<ValidatedJob, V
             format!("does not match the job contract: {e}"),
         )]
     })?;
-    check_semantics(&job, base_dir, &mut problems);
+    check_semantics(&job, &intake.media, &mut problems);
     for (path, layout) in layouts_of(&job) {
         if let Err(errors) = crate::layout::LayoutPlan::new(layout.name.as_str(), &layout.options) {
             for (key, message) in errors {
@@ -309,22 +335,11 @@ fn check_storage(storage: &super::StorageConfig, out: &mut Vec<Problem>) {
         }
     }
     let kind = match storage.storage_type {
-        StorageType::Local => return,
+        StorageType::Local => "local",
         StorageType::S3 => "s3",
         StorageType::Gcs => "gcs",
         StorageType::Abs => "abs",
     };
-    if storage.bucket.as_deref().is_none_or(str::is_empty) {
-        let what = if kind == "abs" {
-            "the container name"
-        } else {
-            "the bucket name"
-        };
-        out.push(Problem::new(
-            "storage.bucket",
-            format!("expected {what} for storage_type {kind}"),
-        ));
-    }
     let sections = [
         ("aws_s3", storage.aws_s3.is_some(), "s3"),
         ("gcs_credentials", storage.gcs_credentials.is_some(), "gcs"),
@@ -338,6 +353,20 @@ fn check_storage(storage: &super::StorageConfig, out: &mut Vec<Problem>) {
                 format!("belongs to storage_type {for_kind}, not {kind}"),
             ));
         }
+    }
+    if kind == "local" {
+        return;
+    }
+    if storage.bucket.as_deref().is_none_or(str::is_empty) {
+        let what = if kind == "abs" {
+            "the container name"
+        } else {
+            "the bucket name"
+        };
+        out.push(Problem::new(
+            "storage.bucket",
+            format!("expected {what} for storage_type {kind}"),
+        ));
     }
     match storage.storage_type {
         StorageType::S3 => check_s3(storage, out),
@@ -463,8 +492,69 @@ fn check_azure(storage: &super::StorageConfig, out: &mut Vec<Problem>) {
     );
 }
 
-fn check_semantics(job: &Job, base_dir: &Path, out: &mut Vec<Problem>) {
+/// Secrets too short to be told apart from other text could not be kept out of logs.
+fn check_secret_lengths(job: &Job, out: &mut Vec<Problem>) {
+    let mut secrets: Vec<(String, Option<&str>)> = job
+        .rtmp
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (format!("rtmp[{i}].stream_key"), r.stream_key.as_deref()))
+        .collect();
+    if let Some(s3) = &job.storage.aws_s3 {
+        secrets.push(("storage.aws_s3.s3_api_key".into(), s3.s3_api_key.as_deref()));
+        secrets.push(("storage.aws_s3.s3_secret".into(), s3.s3_secret.as_deref()));
+    }
+    if let Some(azure) = &job.storage.azure_blob {
+        secrets.push((
+            "storage.azure_blob.abs_client_secret".into(),
+            azure.abs_client_secret.as_deref(),
+        ));
+        secrets.push((
+            "storage.azure_blob.abs_account_key".into(),
+            azure.abs_account_key.as_deref(),
+        ));
+    }
+    match &job.source {
+        SourceConfig::Janus(j) => secrets.push(("source.pin".into(), j.pin.as_deref())),
+        SourceConfig::Whep(w) => secrets.push(("source.bearer_token".into(), w.bearer_token.as_deref())),
+        SourceConfig::Synthetic(_) => {}
+    }
+    let passwords: Vec<(String, Option<String>)> = job
+        .rtmp
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let password = url::Url::parse(&r.stream_url)
+                .ok()
+                .and_then(|u| u.password().map(str::to_owned));
+            (format!("rtmp[{i}].stream_url"), password)
+        })
+        .collect();
+    secrets.extend(passwords.iter().map(|(path, p)| (path.clone(), p.as_deref())));
+    let shortest = crate::redact::SHORTEST_SECRET;
+    for (path, secret) in secrets {
+        let length = secret.map_or(0, |s| s.chars().count());
+        if (1..shortest).contains(&length) {
+            out.push(Problem::new(
+                path,
+                format!("expected a secret of at least {shortest} characters (a shorter one cannot be kept out of logs); got {length}"),
+            ));
+        }
+    }
+}
+
+/// The problem of a job larger than `largest` bytes.
+pub fn too_large(size: usize, largest: usize) -> Problem {
+    Problem::new(
+        "job",
+        format!("expected a job of at most {largest} bytes; got {size} or more"),
+    )
+}
+
+fn check_semantics(job: &Job, media: &LocalMedia, out: &mut Vec<Problem>) {
     check_storage(&job.storage, out);
+    check_secret_lengths(job, out);
+    check_logos(job, media, out);
     if let Some(t) = &job.transcription {
         if t.language != "auto" && !super::TRANSCRIPTION_LANGUAGES.contains(&t.language.as_str()) {
             out.push(Problem::new(
@@ -535,16 +625,15 @@ fn check_semantics(job: &Job, base_dir: &Path, out: &mut Vec<Problem>) {
                     format!("expected an RFC 3339 time such as 2026-01-31T09:00:00Z; got \"{started}\""),
                 ));
             }
-            let mut seen: Vec<&str> = Vec::new();
+            let mut seen = std::collections::HashSet::new();
             for (i, p) in source.participants.iter().enumerate() {
                 let at = format!("source.participants[{i}]");
-                if seen.contains(&p.user_id.as_str()) {
+                if !seen.insert(p.user_id.as_str()) {
                     out.push(Problem::new(
                         format!("{at}.user_id"),
                         format!("expected a unique user id; \"{}\" is used twice", p.user_id),
                     ));
                 }
-                seen.push(&p.user_id);
                 if p.join_at_s >= source.duration_s {
                     out.push(Problem::new(
                         format!("{at}.join_at_s"),
@@ -565,18 +654,18 @@ fn check_semantics(job: &Job, base_dir: &Path, out: &mut Vec<Problem>) {
                 for (field, spec) in [("video", &p.video), ("screenshare", &p.screenshare)] {
                     match spec {
                         Some(VideoSpec::Clip(file)) => {
-                            check_file(&format!("{at}.{field}.clip"), file, base_dir, out);
+                            check_file(&format!("{at}.{field}.clip"), file, media, out);
                         }
                         Some(VideoSpec::KeyedClip(keyed)) => {
                             let field = format!("{at}.{field}.keyed_clip");
-                            check_file(&format!("{field}.clip"), &keyed.clip, base_dir, out);
-                            check_file(&format!("{field}.keyframes"), &keyed.keyframes, base_dir, out);
+                            check_file(&format!("{field}.clip"), &keyed.clip, media, out);
+                            check_file(&format!("{field}.keyframes"), &keyed.keyframes, media, out);
                         }
                         _ => {}
                     }
                 }
                 if let Some(AudioSpec::File { file }) = &p.audio {
-                    check_file(&format!("{at}.audio.file"), file, base_dir, out);
+                    check_file(&format!("{at}.audio.file"), file, media, out);
                 }
             }
         }
@@ -592,16 +681,15 @@ fn check_semantics(job: &Job, base_dir: &Path, out: &mut Vec<Problem>) {
                     format!("expected the WebSocket URL of the Janus API, like ws://host:8188; got \"{}\"", source.url),
                 )),
             }
-            let mut seen: Vec<&str> = Vec::new();
+            let mut seen = std::collections::HashSet::new();
             for (display, meta) in &source.participants {
-                if let Some(user_id) = meta.user_id.as_deref() {
-                    if seen.contains(&user_id) {
-                        out.push(Problem::new(
-                            format!("source.participants.{display}.user_id"),
-                            format!("expected a unique user id; \"{user_id}\" is used twice"),
-                        ));
-                    }
-                    seen.push(user_id);
+                if let Some(user_id) = meta.user_id.as_deref()
+                    && !seen.insert(user_id)
+                {
+                    out.push(Problem::new(
+                        format!("source.participants.{display}.user_id"),
+                        format!("expected a unique user id; \"{user_id}\" is used twice"),
+                    ));
                 }
             }
         }
@@ -619,16 +707,23 @@ fn check_semantics(job: &Job, base_dir: &Path, out: &mut Vec<Problem>) {
     }
 }
 
-fn check_file(path: &str, file: &str, base_dir: &Path, out: &mut Vec<Problem>) {
-    let resolved = base_dir.join(file);
-    if !resolved.is_file() {
-        out.push(Problem::new(
-            path,
-            format!(
-                "expected a readable media file; {} does not exist",
-                resolved.display()
-            ),
-        ));
+fn check_file(path: &str, file: &str, media: &LocalMedia, out: &mut Vec<Problem>) {
+    if let Err(e) = media.resolve(file) {
+        out.push(Problem::new(path, e.to_string()));
+    }
+}
+
+/// Logos named as local files obey the same rule as clips.
+fn check_logos(job: &Job, media: &LocalMedia, out: &mut Vec<Problem>) {
+    for (path, layout) in layouts_of(job) {
+        let mut urls = Vec::new();
+        crate::layout::collect_logo_urls(
+            &serde_json::to_value(&layout.options).unwrap_or_default(),
+            &mut urls,
+        );
+        for url in urls.iter().filter(|u| super::media_access::is_local(u)) {
+            check_file(&format!("{path}.options.logo.image_url"), url, media, out);
+        }
     }
 }
 

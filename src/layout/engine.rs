@@ -165,7 +165,10 @@ impl LayoutPlan {
         };
         let tiles = placed
             .into_iter()
-            .map(|(item, rect, z)| (item, even(rect), z))
+            .map(|(item, rect, z)| (item, even(clipped(rect, width, height)), z))
+            // Options that leave a tile no room (paddings and gaps larger than the canvas) hide
+            // it rather than ask the media graph for a picture it cannot build.
+            .filter(|(_, rect, _)| rect.w >= SMALLEST_TILE && rect.h >= SMALLEST_TILE)
             .map(|(item, rect, z)| {
                 let who = item.who;
                 let content = match (&item.screen, &who.camera, &who.screenshare) {
@@ -381,7 +384,8 @@ fn single<'a>(
         Inset::Percent(p) => (f64::from(canvas.w) * p / 100.0).round() as u32,
         Inset::Pixels(v) => px(v),
     }
-    .min(canvas.w / 2 - 1);
+    // At least a quarter of the width stays for the participant.
+    .min(canvas.w * 3 / 8);
     let area = inset(canvas, side, 0);
     let screen = who.screenshare.is_some();
     let main_rect = match o.aspect_ratio {
@@ -438,6 +442,22 @@ fn content_area(o: &LayoutOptions, width: u32, height: u32) -> Rect {
         y: top as i32,
         w: width,
         h: height.saturating_sub(top + bottom).max(height / 2),
+    }
+}
+
+/// The smallest tile drawn, in pixels either way.
+pub const SMALLEST_TILE: u32 = 8;
+
+/// The part of `rect` on a `width` x `height` canvas.
+fn clipped(rect: Rect, width: u32, height: u32) -> Rect {
+    let (left, top) = (rect.x.max(0), rect.y.max(0));
+    let right = rect.right().min(width as i32);
+    let bottom = rect.bottom().min(height as i32);
+    Rect {
+        x: left.min(width as i32),
+        y: top.min(height as i32),
+        w: (right - left).max(0) as u32,
+        h: (bottom - top).max(0) as u32,
     }
 }
 
@@ -559,6 +579,87 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// A random value for a layout option, valid or not: validation decides which are taken.
+    fn random_option(rng: &mut fastrand::Rng) -> (&'static str, Value) {
+        let pixels = |rng: &mut fastrand::Rng| json!(rng.u32(0..=400));
+        match rng.u8(0..12) {
+            0 => ("grid.columns", json!(rng.u32(1..=10))),
+            1 => ("grid.rows", json!(rng.u32(1..=10))),
+            2 => ("grid.margin", pixels(rng)),
+            3 => ("grid.cell_padding", pixels(rng)),
+            4 => ("grid.size_percentage", json!(rng.u32(0..=100))),
+            5 => (
+                "grid.position",
+                json!(["top", "bottom", "left", "right"][rng.usize(0..4)]),
+            ),
+            6 => ("participant.aspect_ratio", json!(rng.f64() * 12.0)),
+            7 => (
+                "layout.single-participant.padding_inline",
+                match rng.bool() {
+                    true => json!(format!("{}px", rng.u32(0..=2000))),
+                    false => json!(format!("{}%", rng.u32(0..=100))),
+                },
+            ),
+            8 => ("participant.video_border_width", json!(rng.u32(0..=50))),
+            9 => ("participant.video_border_radius", json!(rng.u32(0..=400))),
+            10 => ("video.scale_mode", json!(["fit", "fill"][rng.usize(0..2)])),
+            _ => ("presenter_visible", json!(rng.bool())),
+        }
+    }
+
+    #[test]
+    fn every_accepted_option_set_gives_tiles_the_graph_can_build() {
+        let mut rng = fastrand::Rng::with_seed(21);
+        // The quality presets' sizes.
+        let canvases = [
+            (640, 360),
+            (854, 480),
+            (1280, 720),
+            (1920, 1080),
+            (2560, 1440),
+            (360, 640),
+            (480, 854),
+            (720, 1280),
+            (1080, 1920),
+            (1440, 2560),
+        ];
+        let mut accepted = 0;
+        for case in 0..4000 {
+            let layout = ["grid", "spotlight", "single-participant", "mobile"][rng.usize(0..4)];
+            let options: RawOptions = (0..rng.usize(1..6))
+                .map(|_| random_option(&mut rng))
+                .map(|(k, v)| (k.to_owned(), v))
+                .collect();
+            let Ok(plan) = LayoutPlan::new(layout, &options) else {
+                continue;
+            };
+            accepted += 1;
+            let (w, h) = canvases[rng.usize(0..canvases.len())];
+            let mut people = people(rng.usize(1..=25));
+            if rng.bool() {
+                people[0].screenshare = Some("u0/screen".into());
+            }
+            let scene = plan.scene(&people, w, h);
+            let what = format!("case {case}: {layout} {options:?}, {} on {w}x{h}", people.len());
+            for tile in &scene.tiles {
+                let r = tile.rect;
+                assert!(
+                    r.w >= SMALLEST_TILE && r.h >= SMALLEST_TILE,
+                    "{what}: empty tile {r:?}"
+                );
+                assert!(
+                    r.x >= 0 && r.y >= 0 && r.right() <= w as i32 && r.bottom() <= h as i32,
+                    "{what}: {r:?} leaves the canvas"
+                );
+                assert!(
+                    r.x % 2 == 0 && r.y % 2 == 0 && r.w % 2 == 0 && r.h % 2 == 0,
+                    "{what}: {r:?}"
+                );
+            }
+        }
+        assert!(accepted > 2000, "most random option sets are valid: {accepted}");
     }
 
     #[test]

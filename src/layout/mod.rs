@@ -16,6 +16,26 @@ pub use options::{Corner, LabelStyle, LayoutKind, LayoutOptions, RawOptions, Sca
 pub use scene::{Chrome, Logo, Scene, Stroke, Tile, TileContent};
 pub use values::{HAlign, Rgba, VAlign};
 
+/// Every `logo.image_url` value in the options, custom actions included.
+pub fn collect_logo_urls(value: &serde_json::Value, urls: &mut Vec<String>) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (key, v) in map {
+                match (key.as_str(), v.as_str()) {
+                    ("logo.image_url", Some(url))
+                        if !url.trim().is_empty() && !urls.iter().any(|u| u == url.trim()) =>
+                    {
+                        urls.push(url.trim().to_owned())
+                    }
+                    _ => collect_logo_urls(v, urls),
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|v| collect_logo_urls(v, urls)),
+        _ => {}
+    }
+}
+
 /// A rectangle on the output canvas, in pixels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rect {

@@ -78,6 +78,8 @@ const ALIASES: &[(&str, &str)] = &[
 
 /// Keys with a special meaning that are not plain values.
 pub const FILTER_KEY: &str = "participant.filter";
+/// The longest `title.text` taken, in characters.
+pub const LONGEST_TITLE: usize = 200;
 pub const ACTIONS_KEY: &str = "custom_actions";
 
 /// The table key for `key`, after aliases.
@@ -267,7 +269,19 @@ impl LayoutOptions {
                 .ok_or_else(|| values::expected("a string", v))
         };
         let logo_url = r.get("logo.image_url", text, String::new());
-        let title_text = r.get("title.text", text, String::new());
+        let title_text = r.get(
+            "title.text",
+            |v: &Value| {
+                let title = text(v)?;
+                match title.chars().count() {
+                    n if n > LONGEST_TITLE => Err(format!(
+                        "expected a title of at most {LONGEST_TITLE} characters; got {n}"
+                    )),
+                    _ => Ok(title),
+                }
+            },
+            String::new(),
+        );
         let title = TitleStyle {
             text: title_text,
             colour: r.get("title.color", values::colour, Rgba::opaque(0xffffff)),

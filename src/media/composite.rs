@@ -428,10 +428,12 @@ impl Composite {
         };
         let s = element.structure().filter(|s| s.name() == "level")?;
         let src = message.src()?;
+        // The `level` element is the last of an audio track's head, after its decoder when the
+        // track arrives encoded.
         let (id, _) = self.inputs.iter().find(|(_, input)| {
             input
                 .head
-                .get(1)
+                .last()
                 .is_some_and(|e| e.upcast_ref::<gst::Object>() == src)
         })?;
         let rms = s.get::<gst::glib::ValueArray>("rms").ok()?;

@@ -4,6 +4,7 @@ mod composite;
 mod crop;
 mod frames;
 mod ingest;
+mod mp4_inspect;
 mod mp4_padding;
 mod outputs;
 mod presets;
@@ -12,7 +13,8 @@ mod tap;
 
 pub use composite::{Composite, GraphNotice, MixSpec};
 pub use frames::{FrameHandler, FrameTap, StillFrame};
-pub use mp4_padding::remove_padding;
+pub use mp4_inspect::{Mp4Summary, TrackSummary, inspect as inspect_mp4};
+pub use mp4_padding::{PADDING_WORTH_REMOVING, remove_padding};
 pub use outputs::{
     HlsRendition, HlsSpec, PartEvent, RecordingSpec, RtmpBranch, attach_hls, attach_recording,
     master_playlist,

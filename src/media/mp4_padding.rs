@@ -9,6 +9,11 @@ use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
+/// A closed part whose unused index room (reserved by robust muxing for the longest part) is at
+/// least this share of it is rewritten without it: short recordings would otherwise carry about
+/// 16 MB of padding, and long ones keep at most this much.
+pub const PADDING_WORTH_REMOVING: f64 = 0.1;
+
 /// Boxes whose children are boxes, on the way from `moov` to the chunk offset tables.
 const CONTAINERS: [&[u8; 4]; 5] = [b"moov", b"trak", b"mdia", b"minf", b"stbl"];
 

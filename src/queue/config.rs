@@ -70,8 +70,13 @@ pub struct WorkerSection {
     pub spool_dir: Option<PathBuf>,
     /// Files the store would not take in time.
     pub backup_dir: Option<PathBuf>,
-    /// Where relative media file names in jobs are found.
+    /// Where relative media file names in jobs are found, when `allow_local_media` is on.
     pub media_dir: PathBuf,
+    /// Whether jobs may read local files (clips, audio files, logos) below `media_dir`; off, a
+    /// job naming one is refused.
+    pub allow_local_media: bool,
+    /// The largest job taken, in bytes; a larger one is refused before it is parsed.
+    pub max_job_bytes: usize,
     /// Seconds a file is retried before it goes to the backup folder.
     pub upload_deadline_s: u64,
     /// Seconds running jobs get to finish after SIGTERM before they are handed back.
@@ -92,6 +97,8 @@ impl Default for WorkerSection {
             spool_dir: None,
             backup_dir: None,
             media_dir: ".".into(),
+            allow_local_media: false,
+            max_job_bytes: crate::job::LARGEST_JOB_BYTES,
             upload_deadline_s: 600,
             shutdown_grace_s: 30,
             events_stdout: false,
@@ -119,6 +126,17 @@ impl WorkerSection {
         self.backup_dir
             .clone()
             .unwrap_or_else(|| self.out_dir.join(".backup"))
+    }
+
+    /// What a job offered to this worker is checked against.
+    pub fn intake(&self) -> crate::job::Intake {
+        crate::job::Intake {
+            media: match self.allow_local_media {
+                true => crate::job::LocalMedia::Below(self.media_dir.clone()),
+                false => crate::job::LocalMedia::Refused,
+            },
+            largest_job_bytes: self.max_job_bytes,
+        }
     }
 
     pub fn retry(&self) -> RetryPolicy {
@@ -227,6 +245,13 @@ impl WorkerConfig {
         }
         if let Some(value) = var("EGRESS_OPS_ADDRESS") {
             self.worker.ops_address = Some(value);
+        }
+        if let Some(value) = var("EGRESS_ALLOW_LOCAL_MEDIA") {
+            self.worker.allow_local_media = match value.as_str() {
+                "1" | "true" => true,
+                "0" | "false" => false,
+                _ => anyhow::bail!("EGRESS_ALLOW_LOCAL_MEDIA: expected true or false; got {value:?}"),
+            };
         }
         if let Some(value) = var("EGRESS_OUT_DIR") {
             self.worker.out_dir = value.into();

@@ -309,9 +309,21 @@ impl Worker {
     /// Looks at an offered job: refuses it (dead-letter) when invalid, drops a duplicate of a job
     /// running here, gives it back when it does not fit, or starts it.
     async fn offer(&mut self, delivery: Delivery, connection: &Connection) -> anyhow::Result<Admission> {
-        let media_dir = self.config.worker.media_dir.clone();
-        let text = String::from_utf8_lossy(&delivery.data).to_string();
-        let validated = match job::parse_and_validate(&text, &media_dir) {
+        let intake = self.config.worker.intake();
+        let oversized = delivery.data.len() > intake.largest_job_bytes;
+        // An oversized job is not even read, so it names no call to announce the refusal to.
+        let text = match oversized {
+            true => String::new(),
+            false => String::from_utf8_lossy(&delivery.data).to_string(),
+        };
+        let parsed = match oversized {
+            true => Err(vec![job::too_large(
+                delivery.data.len(),
+                intake.largest_job_bytes,
+            )]),
+            false => job::parse_and_validate(&text, &intake),
+        };
+        let validated = match parsed {
             Ok(validated) => validated,
             Err(problems) => {
                 tracing::error!(problems = %problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "), "invalid job sent to the dead-letter queue");

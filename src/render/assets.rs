@@ -43,8 +43,7 @@ pub fn load_logo(url: &str, base_dir: &Path) -> anyhow::Result<RgbaImage> {
             .read_to_vec()
             .with_context(|| format!("cannot read the logo from {url}"))?
     } else {
-        let path = url.strip_prefix("file://").unwrap_or(url);
-        let path = base_dir.join(path);
+        let path = crate::job::LocalMedia::Below(base_dir.to_owned()).resolve(url)?;
         if std::fs::metadata(&path).is_ok_and(|m| m.len() > MAX_LOGO_BYTES) {
             bail!("the logo {} is larger than 10 MB", path.display());
         }

@@ -175,7 +175,11 @@ fn edges(tile: &Tile, background: Rgba) -> Vec<Sprite> {
         .collect()
 }
 
+/// The most characters of a participant's name a label shows; the rest could never fit a tile.
+pub const LONGEST_LABEL: usize = 100;
+
 fn label(scene: &Scene, rect: Rect, text: &str, font: &FontArc) -> Option<Sprite> {
+    let text: String = text.chars().take(LONGEST_LABEL).collect();
     let s = &scene.label_style;
     let style = TextStyle {
         font,
@@ -189,7 +193,7 @@ fn label(scene: &Scene, rect: Rect, text: &str, font: &FontArc) -> Option<Sprite
     if max_text < f64::from(style.size) {
         return None;
     }
-    let text = style.fit(text, max_text);
+    let text = style.fit(&text, max_text);
     if text.is_empty() {
         return None;
     }

@@ -103,14 +103,22 @@ impl TextStyle<'_> {
         if self.width(text) <= max_width {
             return text.to_owned();
         }
-        let mut cut: String = text.to_owned();
-        while !cut.is_empty() && self.width(&format!("{cut}…")) > max_width {
-            cut.pop();
+        // The longest prefix that fits with an ellipsis, found by halving (a long text would
+        // otherwise be measured once per character it loses).
+        let ends: Vec<usize> = text.char_indices().map(|(i, _)| i).skip(1).collect();
+        let fits = |end: usize| self.width(&format!("{}…", &text[..end])) <= max_width;
+        let (mut low, mut high) = (0usize, ends.len());
+        while low < high {
+            let middle = (low + high).div_ceil(2);
+            if fits(ends[middle - 1]) {
+                low = middle;
+            } else {
+                high = middle - 1;
+            }
         }
-        if cut.is_empty() {
-            String::new()
-        } else {
-            format!("{}…", cut.trim_end())
+        match low {
+            0 => String::new(),
+            n => format!("{}…", text[..ends[n - 1]].trim_end()),
         }
     }
 

@@ -106,7 +106,7 @@ impl LayoutAssets {
         }
         let mut urls: Vec<String> = Vec::new();
         for mix in mixes {
-            collect_logo_urls(
+            crate::layout::collect_logo_urls(
                 &serde_json::to_value(&mix.layout.options).unwrap_or_default(),
                 &mut urls,
             );
@@ -122,26 +122,6 @@ impl LayoutAssets {
             })
             .collect();
         LayoutAssets { font, logos }
-    }
-}
-
-/// Every `logo.image_url` value in the options, custom actions included.
-fn collect_logo_urls(value: &serde_json::Value, urls: &mut Vec<String>) {
-    match value {
-        serde_json::Value::Object(map) => {
-            for (key, v) in map {
-                match (key.as_str(), v.as_str()) {
-                    ("logo.image_url", Some(url))
-                        if !url.trim().is_empty() && !urls.iter().any(|u| u == url.trim()) =>
-                    {
-                        urls.push(url.trim().to_owned())
-                    }
-                    _ => collect_logo_urls(v, urls),
-                }
-            }
-        }
-        serde_json::Value::Array(items) => items.iter().for_each(|v| collect_logo_urls(v, urls)),
-        _ => {}
     }
 }
 

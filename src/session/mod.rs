@@ -151,6 +151,9 @@ pub fn run(
 ) -> anyhow::Result<()> {
     let job = &validated.job;
     let id = JobIdentity::of(job);
+    let _secrets_kept_out_of_logs = crate::redact::register(&job.secrets());
+    let redacting = crate::events::RedactingSink::new(events, &job.secrets());
+    let events: &dyn EventSink = &redacting;
     // Every log line of the job's own thread names it.
     let _span = tracing::info_span!("job", egress_id = %id.egress_id).entered();
     let emit = |body| events.emit(&Event::new(&job.call_cid, &id.egress_id, body));
@@ -288,14 +291,9 @@ pub fn announce_refusal(text: &str, problems: &[crate::job::Problem], events: &d
     }
 }
 
-/// Removes every stream key and storage secret of the job from a text.
+/// Removes every stream key, storage secret and URL user-info of the job from a text.
 fn redact(job: &Job, text: &str) -> String {
-    let text = job.rtmp.iter().fold(text.to_owned(), |t, r| r.redact(&t));
-    job.storage
-        .secrets()
-        .into_iter()
-        .chain(job.source.secrets())
-        .fold(text, |t, secret| t.replace(secret, "[redacted]"))
+    crate::redact::redact(text, &job.secrets())
 }
 
 /// Whether any output of the job uses the call's sound.
@@ -599,10 +597,12 @@ fn execute(
         for part in late {
             recording.on_part(part, true, uploader, id)?;
         }
-        if recording.started {
-            emit(EventBody::RecordingStopped {
+        match recording.no_media() {
+            Some(reason) if failure.is_none() => failure = Some(anyhow::anyhow!(reason)),
+            _ if failure.is_none() && recording.started => emit(EventBody::RecordingStopped {
                 recording_type: COMPOSITE.into(),
-            });
+            }),
+            _ => {}
         }
     }
     for push in &outputs.rtmp {

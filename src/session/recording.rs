@@ -13,10 +13,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// A closed part whose unused index room (reserved by robust muxing for the longest part) is at
-/// least this share of it is rewritten without it: short recordings would otherwise carry about
-/// 16 MB of padding, and long ones keep at most this much.
-const PADDING_SHARE: f64 = 0.1;
+/// Why a closed part would not play, if it would not: its index, read back.
+fn playable(path: &Path) -> Result<(), String> {
+    let summary = crate::media::inspect_mp4(path)?;
+    summary.unplayable().map_or(Ok(()), Err)
+}
 
 pub struct RecordingOutput {
     prefix: Option<String>,
@@ -24,6 +25,10 @@ pub struct RecordingOutput {
     opened: HashMap<PathBuf, OpenPart>,
     /// Parts closed while the job was ending, announced after `stopped`.
     closing: Vec<PathBuf>,
+    /// Closed parts that hold media (stored or on their way).
+    playable_parts: usize,
+    /// Why each part that was left out would not have played.
+    unplayable: Vec<String>,
     pub started: bool,
 }
 
@@ -60,6 +65,8 @@ impl RecordingOutput {
             prefix: job.storage.path.clone(),
             opened: HashMap::new(),
             closing: Vec::new(),
+            playable_parts: 0,
+            unplayable: Vec::new(),
             started: false,
         })
     }
@@ -80,10 +87,36 @@ impl RecordingOutput {
                 uploader.spool().note_open_part(&path, &open)?;
                 self.opened.insert(path, open);
             }
-            PartEvent::Closed(path) if ending => self.closing.push(path),
-            PartEvent::Closed(path) => self.store(&path, uploader, id)?,
+            PartEvent::Closed(path) => {
+                tracing::info!(file = %path.display(), "recording part closed");
+                if let Err(reason) = playable(&path) {
+                    // Announcing it would hand a user a file that does not open.
+                    tracing::error!(file = %path.display(), %reason, "recording part holds no playable media; left out");
+                    uploader.spool().forget_open_part(&path);
+                    self.opened.remove(&path);
+                    let _ = std::fs::remove_file(&path);
+                    self.unplayable.push(reason);
+                } else if ending {
+                    self.playable_parts += 1;
+                    self.closing.push(path);
+                } else {
+                    self.playable_parts += 1;
+                    self.store(&path, uploader, id)?;
+                }
+            }
         }
         Ok(())
+    }
+
+    /// Why the recording holds nothing to play, when no part of it does.
+    pub fn no_media(&self) -> Option<String> {
+        if self.playable_parts > 0 {
+            return None;
+        }
+        Some(match self.unplayable.first() {
+            Some(reason) => format!("the recording holds no playable media ({reason})"),
+            None => "the call ended before any media was recorded".to_owned(),
+        })
     }
 
     /// Stores the parts that closed as the job ended.
@@ -123,9 +156,8 @@ impl RecordingOutput {
             Some(open) => open,
             None => self.describe(path, uploader, id)?,
         };
-        tracing::info!(file = %path.display(), "recording part closed");
         let ended = now_rfc3339();
-        match crate::media::remove_padding(path, PADDING_SHARE) {
+        match crate::media::remove_padding(path, crate::media::PADDING_WORTH_REMOVING) {
             Ok(0) => {}
             Ok(bytes) => tracing::info!(bytes, "unused index room taken out of the part"),
             Err(e) => tracing::warn!(error = %format!("{e:#}"), "the part keeps its unused index room"),

@@ -5,6 +5,7 @@ use super::Emit;
 use crate::events::EventBody;
 use crate::job::RtmpConfig;
 use crate::media::{Composite, RtmpBranch};
+use gst::prelude::*;
 use gstreamer as gst;
 use std::time::{Duration, Instant};
 
@@ -45,7 +46,10 @@ impl RtmpOutput {
 
     /// Attaches when a retry is due, and notices when the server starts taking data.
     pub fn tick(&mut self, graph: &mut Composite, emit: Emit, warnings: &mut Vec<String>) {
-        if self.failed {
+        // A bin added to (and taken out of) a pipeline still prerolling its files makes the
+        // pipeline lose that state change: it stays PAUSED and every file waits for ever. Pushes
+        // are first attached once the pipeline plays.
+        if self.failed || graph.pipeline().current_state() != gst::State::Playing {
             return;
         }
         if self.branch.is_none() && self.retry_at.is_some_and(|at| Instant::now() >= at) {
@@ -53,7 +57,8 @@ impl RtmpOutput {
             let url = self.config.push_url();
             match RtmpBranch::attach(graph, self.mix, self.config.quality, &url, &self.config.name) {
                 Ok(branch) => {
-                    tracing::info!(name = %self.config.name, url = %self.config.stream_url, "rtmp push connecting");
+                    let shown = crate::redact::url_userinfo(&self.config.stream_url);
+                    tracing::info!(name = %self.config.name, url = %shown, "rtmp push connecting");
                     self.branch = Some(branch);
                 }
                 Err(e) => self.dropped(&format!("{e:#}"), graph, emit),
@@ -128,15 +133,24 @@ impl RtmpOutput {
         {
             branch.detach(graph.pipeline());
         }
-        if !self.started && !self.failed {
-            let reason = match &self.last_error {
-                Some(error) => {
-                    format!("the destination could not be reached before the end of the call: {error}")
-                }
-                None => "the destination did not take the stream before the end of the call".to_owned(),
-            };
-            self.give_up(&reason, graph, emit);
+        if self.failed || self.connected {
+            return;
         }
+        let why = self
+            .last_error
+            .as_deref()
+            .map(|e| format!(": {e}"))
+            .unwrap_or_default();
+        let reason = match self.started {
+            false if self.last_error.is_none() => {
+                "the destination did not take the stream before the end of the call".to_owned()
+            }
+            false => format!("the destination could not be reached before the end of the call{why}"),
+            true => format!(
+                "the destination dropped the stream and was not reached again before the end of the call{why}"
+            ),
+        };
+        self.give_up(&reason, graph, emit);
     }
 
     /// The end of stream did not get through this push in time (a slow or stalled server):

@@ -94,14 +94,18 @@ impl S3Storage {
         Ok(request.uri().to_owned())
     }
 
+    /// Stores a file in one request. The store checks the CRC32 sent with the body and refuses
+    /// a body that does not match it, so nothing needs reading back (which would need
+    /// `s3:GetObject`, a permission a writer should not have to hold).
     async fn put_whole(&self, file: &Path, key: &str) -> anyhow::Result<()> {
         let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+        let checksum = crc32(&bytes);
         let request = self
             .client
             .put_object()
             .bucket(&self.bucket)
             .key(key)
-            .checksum_crc32(crc32(&bytes))
+            .checksum_crc32(checksum.clone())
             .body(ByteStream::from(bytes))
             .customize();
         let request = if self.sign_payload {
@@ -109,7 +113,14 @@ impl S3Storage {
         } else {
             request.disable_payload_signing()
         };
-        request.send().await.map_err(|e| plain(e, &self.bucket))?;
+        let sent = request.send().await.map_err(|e| plain(e, &self.bucket))?;
+        if let Some(stored) = sent.checksum_crc32() {
+            anyhow::ensure!(
+                stored == checksum,
+                "s3://{}/{key} was stored with CRC32 {stored}, expected {checksum}",
+                self.bucket
+            );
+        }
         Ok(())
     }
 
@@ -207,18 +218,6 @@ impl S3Storage {
         done.sort_by_key(|p| p.part_number());
         Ok(done)
     }
-
-    async fn stored_size(&self, key: &str) -> anyhow::Result<i64> {
-        let head = self
-            .client
-            .head_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-            .map_err(|e| plain(e, &self.bucket))?;
-        Ok(head.content_length().unwrap_or(-1))
-    }
 }
 
 impl Storage for S3Storage {
@@ -233,12 +232,6 @@ impl Storage for S3Storage {
                 self.put_whole(file, key).await
             }
         })?;
-        let stored = self.runtime.block_on(self.stored_size(key))?;
-        anyhow::ensure!(
-            stored == size as i64,
-            "s3://{}/{key} holds {stored} bytes, expected {size}",
-            self.bucket
-        );
         Ok(())
     }
 

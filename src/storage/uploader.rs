@@ -370,13 +370,30 @@ pub fn resume(
 
 impl Uploader<'_, '_> {
     /// Stores a recording part a dead worker was writing: the muxer kept it playable up to its
-    /// last index update, and it ends when the file was last written.
+    /// last index update, and its event ends where that index does. A part with nothing
+    /// playable is announced as failed instead.
     fn recover_part(&mut self, part: &Path, open: &super::OpenPart) {
-        let written = std::fs::metadata(part).and_then(|m| m.modified());
-        let end_time = written.map_or_else(
-            |_| crate::events::now_rfc3339(),
-            |t| chrono::DateTime::<chrono::Utc>::from(t).to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-        );
+        let summary = crate::media::inspect_mp4(part).and_then(|s| s.unplayable().map_or(Ok(s), Err));
+        let summary = match summary {
+            Ok(summary) => summary,
+            Err(reason) => {
+                tracing::error!(file = %part.display(), %reason, "the part a stopped worker was writing holds no playable media");
+                let body = Output::Recording.failed(format!(
+                    "the worker stopped before the recording held playable media ({reason})"
+                ));
+                let spool = &self.shared.spool;
+                self.shared
+                    .events
+                    .emit(&Event::new(&spool.call_cid, &spool.egress_id, body));
+                self.spool().forget_open_part(part);
+                let _ = std::fs::remove_file(part);
+                return;
+            }
+        };
+        if let Err(e) = crate::media::remove_padding(part, crate::media::PADDING_WORTH_REMOVING) {
+            tracing::warn!(error = %format!("{e:#}"), "the part keeps its unused index room");
+        }
+        let end_time = end_of(open, summary.duration());
         tracing::info!(file = %part.display(), %end_time, "storing the recording part a stopped worker was writing");
         match self.submit_file(Output::Recording, part, &open.key, Some(open.ended_at(end_time))) {
             Ok(()) => self.spool().forget_open_part(part),
@@ -385,6 +402,21 @@ impl Uploader<'_, '_> {
             }
         }
     }
+}
+
+/// The end time of a part that started at its event's start time and holds `duration`.
+fn end_of(open: &super::OpenPart, duration: Duration) -> String {
+    let start = match &open.ready {
+        EventBody::RecordingReady { call_recording, .. } => {
+            chrono::DateTime::parse_from_rfc3339(&call_recording.start_time).ok()
+        }
+        _ => None,
+    };
+    let end = match (start, chrono::Duration::from_std(duration)) {
+        (Some(start), Ok(duration)) => start.with_timezone(&chrono::Utc) + duration,
+        _ => chrono::Utc::now(),
+    };
+    end.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 #[cfg(test)]

@@ -2,9 +2,15 @@
 //! its files with ffprobe and ffmpeg as a user would.
 #![allow(dead_code)]
 
+mod netns;
+mod rtmp;
 mod speech;
 mod tls;
 
+#[allow(unused_imports)]
+pub use netns::*;
+#[allow(unused_imports)]
+pub use rtmp::*;
 #[allow(unused_imports)]
 pub use speech::*;
 #[allow(unused_imports)]

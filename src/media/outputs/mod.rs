@@ -35,6 +35,34 @@ pub(crate) fn branch(
     Ok(())
 }
 
+/// The entry of an output's bin that can neither fail nor hold up its feed, so that a push that
+/// cannot connect (or a sink shutting down) costs no other output of the shared encoder:
+/// - a `tee` passes a branch's flow error up to the encoder, which would stop every output; the
+///   failing output reports on the bus instead, and its data is dropped until it is taken out;
+/// - serialized queries (the allocation query an encoder sends through the tee when a branch is
+///   linked, a drain) wait in the branch's queue until its sink takes them, which a push still
+///   connecting (seconds, to a host that drops packets) or already failing may never do; they
+///   are answered here, so the encoder's buffers come from the other outputs' proposals.
+pub(crate) fn isolating_ghost_pad(target: &gst::Pad, name: &str) -> anyhow::Result<gst::GhostPad> {
+    let ghost = gst::GhostPad::builder_with_target(target)?
+        .name(name)
+        .query_function(|pad, parent, query| match query.view_mut() {
+            gst::QueryViewMut::Allocation(_) => false,
+            gst::QueryViewMut::Drain(_) => true,
+            _ => gst::Pad::query_default(pad, parent, query),
+        })
+        .chain_function(|pad, parent, buffer| {
+            let _ = gst::ProxyPad::chain_default(pad, parent, buffer);
+            Ok(gst::FlowSuccess::Ok)
+        })
+        .chain_list_function(|pad, parent, list| {
+            let _ = gst::ProxyPad::chain_list_default(pad, parent, list);
+            Ok(gst::FlowSuccess::Ok)
+        })
+        .build();
+    Ok(ghost)
+}
+
 /// A parser of a shared encoder's stream: H.264 gets its parameter sets before every keyframe,
 /// so that an output which starts late (a reconnecting push) can start at any keyframe.
 pub(crate) fn prepare_parser(parse: &gst::Element) {

@@ -55,9 +55,7 @@ impl RtmpBranch {
             if is_video {
                 start_at_keyframe(&entry);
             }
-            let ghost = gst::GhostPad::builder_with_target(&entry)?
-                .name(pad_template)
-                .build();
+            let ghost = super::isolating_ghost_pad(&entry, pad_template)?;
             bin.add_pad(&ghost)?;
             feeds.push((tee.clone(), ghost));
         }
