@@ -787,22 +787,36 @@ fn invalid_jobs_go_to_the_dead_letter_queue_with_a_failed_event() {
     let mut unknown_storage = short_call("eg_nostore", 3.0, "#43a047");
     unknown_storage["storage"] = json!({ "name": "nope" });
     fleet.publish_raw(unknown_storage.to_string().as_bytes());
+    // A worker reads no local file for a job unless its configuration allows it.
+    let mut local_file = short_call("eg_local", 3.0, "#43a047");
+    local_file["source"]["participants"][0]["video"] = json!({ "clip": "/etc/passwd" });
+    fleet.publish_raw(local_file.to_string().as_bytes());
+    // Larger than the 1 MiB a worker takes: refused unread, so it names no call to tell.
+    let mut oversized = short_call("eg_huge", 3.0, "#43a047");
+    oversized["session_id"] = json!("s".repeat(2 * 1024 * 1024));
+    fleet.publish_raw(oversized.to_string().as_bytes());
     fleet.submit(&scratch, &short_call("eg_good", 2.0, "#43a047"));
     let events = fleet.wait_until("the good job done", Duration::from_secs(60), |events| {
         !of_type(events, "call.recording_ready").is_empty()
     });
     let failed = of_type(&events, "call.recording_failed");
-    assert_eq!(failed.len(), 2, "{events:#?}");
+    assert_eq!(failed.len(), 3, "{events:#?}");
     assert_eq!(failed[0]["egress_id"], "eg_bad");
     let error = failed[0]["error"].as_str().unwrap();
     assert!(error.contains("recording.quality"), "names the field: {error}");
     assert_eq!(failed[1]["egress_id"], "eg_nostore");
     let error = failed[1]["error"].as_str().unwrap();
     assert!(error.contains("storage.name"), "names the field: {error}");
+    assert_eq!(failed[2]["egress_id"], "eg_local");
+    let error = failed[2]["error"].as_str().unwrap();
+    assert!(
+        error.contains("source.participants[0].video.clip: expected no local file"),
+        "names the field: {error}"
+    );
     assert_eq!(
         fleet.message_count(&format!("{}.dead", fleet.prefix)),
-        3,
-        "all three in the DLQ"
+        5,
+        "all five in the DLQ"
     );
     assert!(worker.child.try_wait().unwrap().is_none(), "the worker lives on");
     worker.terminate(Duration::from_secs(20));

@@ -278,6 +278,13 @@ fn an_hls_store_that_refuses_costs_the_recording_nothing() {
             { "Effect": "Deny", "Action": ["s3:PutObject"], "Resource": hls }
         ]),
     );
+    let bucket_arn = format!("arn:aws:s3:::{BUCKET}");
+    let (reader, reader_secret) = iam_user(
+        &moto,
+        "auditor",
+        json!([{ "Effect": "Allow", "Action": ["s3:GetObject", "s3:ListBucket"],
+                 "Resource": [bucket_arn, format!("{bucket_arn}/*")] }]),
+    );
     enforce_iam(&moto);
     let mut storage = moto.storage(BUCKET);
     storage["aws_s3"]["s3_api_key"] = json!(key);
@@ -316,12 +323,23 @@ fn an_hls_store_that_refuses_costs_the_recording_nothing() {
         .iter()
         .find(|e| e["type"] == "call.recording_ready")
         .unwrap_or_else(|| panic!("the recording is stored: {types:?}"));
+    // Read back as an auditor would, with credentials: IAM checks are on.
+    let url = ready["call_recording"]["url"].as_str().unwrap();
+    let key_of_file = url
+        .strip_prefix(&moto.read_url(""))
+        .expect("an object of the bucket");
     let stored = scratch.dir.join("stored.mp4");
-    std::fs::write(
-        &stored,
-        moto.fetch(ready["call_recording"]["url"].as_str().unwrap()),
-    )
-    .unwrap();
+    let listing = python(&format!(
+        r#"
+import boto3, json
+s3 = boto3.client("s3", endpoint_url="{endpoint}", region_name="us-east-1",
+                  aws_access_key_id="{reader}", aws_secret_access_key="{reader_secret}")
+s3.download_file("{BUCKET}", "{key_of_file}", "{stored}")
+print(json.dumps([o["Key"] for o in s3.list_objects_v2(Bucket="{BUCKET}").get("Contents", [])]))
+"#,
+        endpoint = moto.endpoint,
+        stored = stored.display(),
+    ));
     let duration = duration_s(&probe(&stored));
     assert!(
         (duration - call_s).abs() <= 0.1,
@@ -331,7 +349,11 @@ fn an_hls_store_that_refuses_costs_the_recording_nothing() {
         types.iter().any(|t| t == "call.frame_recording_stopped"),
         "{types:?}"
     );
-    let keys = moto.keys();
+    let keys: Vec<String> = serde_json::from_str(&listing).unwrap();
+    assert!(
+        keys.iter().any(|k| k.ends_with(".jpg")),
+        "the stills are stored: {keys:?}"
+    );
     assert!(
         !keys.iter().any(|k| k.contains("/hls/")),
         "nothing of HLS stored: {keys:?}"
