@@ -571,11 +571,12 @@ fn whep_stills_come_at_the_interval_from_keyframes_the_worker_asks_for() {
     // The sender's own keyframes come every 4 s (60 frames at 15 fps); stills every 2 s need
     // the worker's key-unit requests to reach it as PLIs.
     let _alone = no_test_beds();
-    let server = WhepServer::start(Publishing::camera("stage", GREEN, 500.0), "t");
+    let token = "stills-token-0417";
+    let server = WhepServer::start(Publishing::camera("stage", GREEN, 500.0), token);
     let scratch = Scratch::new("whep-stills");
     let job = json!({
         "call_cid": "default:whep-stills",
-        "source": {"type": "whep", "url": server.url, "bearer_token": "t"},
+        "source": {"type": "whep", "url": server.url, "bearer_token": token},
         "frame_recording": {"capture_interval_in_seconds": 2, "quality": "360p"},
         "limits": {"max_duration_seconds": 13},
     });

@@ -371,20 +371,7 @@ fn s3_wrong_keys_and_missing_permissions_are_told_in_plain_words() {
     let scratch = Scratch::new("s3-auth");
     let ((writer, writer_secret), (reader, reader_secret)) = iam_users(&moto);
     // From now on moto checks every request's signature and the user's policies.
-    let reset = std::process::Command::new("curl")
-        .args([
-            "-sf",
-            "-X",
-            "POST",
-            "-H",
-            "Content-Type: text/plain",
-            "--data-binary",
-            "0",
-        ])
-        .arg(format!("{}/moto-api/reset-auth", moto.endpoint))
-        .output()
-        .unwrap();
-    assert!(reset.status.success(), "auth switched on");
+    enforce_iam(&moto);
     let check = |key: &str, secret: &str| {
         let mut storage = moto.storage(BUCKET);
         storage["aws_s3"]["s3_api_key"] = json!(key);

@@ -558,3 +558,17 @@ fn mutated_jobs_are_answered_with_paths_and_never_a_panic() {
         assert_answered_with_paths(&format!("case {case}: {job}"), code, &stderr);
     }
 }
+
+#[test]
+fn seed_values_once_refused_are_taken() {
+    let scratch = Scratch::new("seed-values");
+    for language in ["bg", "et", "sl", "sk"] {
+        let mut job = valid_job();
+        job["transcription"] = json!({ "language": language });
+        job["recording"]["layout"] = json!({ "name": "single_participant" });
+        job["limits"] = json!({ "max_duration_seconds": 0 });
+        let path = scratch.write_job(&job);
+        let (code, stderr) = validate(&path);
+        assert_eq!(code, Some(0), "{language}: {stderr}");
+    }
+}

@@ -424,8 +424,10 @@ pub enum LayoutName {
     #[default]
     Grid,
     Spotlight,
-    #[serde(alias = "single_participant")]
     SingleParticipant,
+    /// The spelling of the seed's prose; the same layout.
+    #[serde(rename = "single_participant")]
+    SingleParticipantUnderscored,
     Mobile,
     DominantSpeaker,
 }
@@ -435,7 +437,7 @@ impl LayoutName {
         match self {
             LayoutName::Grid => "grid",
             LayoutName::Spotlight => "spotlight",
-            LayoutName::SingleParticipant => "single-participant",
+            LayoutName::SingleParticipant | LayoutName::SingleParticipantUnderscored => "single-participant",
             LayoutName::Mobile => "mobile",
             LayoutName::DominantSpeaker => "dominant-speaker",
         }
@@ -654,16 +656,17 @@ fn default_silence_duration_ms() -> u32 {
 }
 
 /// The transcription languages of the seed, by code.
-pub const TRANSCRIPTION_LANGUAGES: [&str; 32] = [
+pub const TRANSCRIPTION_LANGUAGES: [&str; 36] = [
     "en", "fr", "es", "de", "it", "nl", "pt", "pl", "ca", "cs", "da", "el", "fi", "id", "ja", "ru", "sv",
-    "ta", "th", "tr", "hu", "ro", "zh", "ar", "tl", "he", "hi", "hr", "ko", "ms", "no", "uk",
+    "ta", "th", "tr", "hu", "ro", "zh", "ar", "tl", "he", "hi", "hr", "ko", "ms", "no", "uk", "bg", "et",
+    "sl", "sk",
 ];
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Limits {
-    /// The job stops by itself after this many seconds.
+    /// The job stops by itself after this many seconds; 0 (as in the seed) means no limit.
     #[serde(default)]
-    #[schemars(range(min = 1, max = 86400))]
+    #[schemars(range(min = 0, max = 86400))]
     pub max_duration_seconds: Option<u32>,
 }

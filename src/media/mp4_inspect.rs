@@ -172,14 +172,8 @@ fn track(trak: &[u8]) -> Result<TrackSummary, String> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::mp4_padding::tests::boxed;
     use super::*;
-
-    fn boxed(kind: &[u8; 4], body: &[u8]) -> Vec<u8> {
-        let mut out = ((body.len() + 8) as u32).to_be_bytes().to_vec();
-        out.extend_from_slice(kind);
-        out.extend_from_slice(body);
-        out
-    }
 
     fn trak(handler: &[u8; 4], timescale: u32, duration: u32, samples: u32) -> Vec<u8> {
         let mut hdlr = vec![0u8; 8];

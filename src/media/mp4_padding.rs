@@ -168,10 +168,11 @@ fn entries(table: &mut [u8], width: usize) -> anyhow::Result<std::slice::ChunksE
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn boxed(kind: &[u8; 4], body: &[u8]) -> Vec<u8> {
+    /// An MP4 box of `kind` around `body`.
+    pub(in crate::media) fn boxed(kind: &[u8; 4], body: &[u8]) -> Vec<u8> {
         let mut out = ((body.len() + 8) as u32).to_be_bytes().to_vec();
         out.extend_from_slice(kind);
         out.extend_from_slice(body);

@@ -410,7 +410,10 @@ fn execute(
     });
     source.start(clock.clone(), tx, source_stop.clone())?;
 
-    let max_duration = Duration::from_secs(job.limits.max_duration_seconds.map_or(u64::MAX / 4, u64::from));
+    let max_duration = match job.limits.max_duration_seconds {
+        None | Some(0) => Duration::from_secs(u64::MAX / 4),
+        Some(seconds) => Duration::from_secs(u64::from(seconds)),
+    };
     let mut finishing: Option<Instant> = None;
     let mut failure: Option<anyhow::Error> = None;
     let mut media_flowing = false;
