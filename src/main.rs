@@ -455,8 +455,16 @@ fn conclude<T>(what: &str, outcome: anyhow::Result<T>, secrets: &[&str], show: i
 
 fn report(path: &Path, problems: &[Problem]) {
     eprintln!("invalid job {}:", path.display());
+    let readable =
+        std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.len() <= job::LARGEST_JOB_BYTES as u64);
+    let text = if readable {
+        std::fs::read_to_string(path).unwrap_or_default()
+    } else {
+        String::new()
+    };
+    let secrets = session::secrets_of_refused(&text);
     for p in problems {
-        eprintln!("  {p}");
+        eprintln!("  {}", egress::redact::redact(&p.to_string(), &secrets));
     }
 }
 

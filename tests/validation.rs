@@ -572,3 +572,48 @@ fn seed_values_once_refused_are_taken() {
         assert_eq!(code, Some(0), "{language}: {stderr}");
     }
 }
+
+#[test]
+fn an_invalid_job_is_announced_by_the_failed_event_of_each_output_it_asked_for() {
+    let job = json!({
+        "call_cid": "default:x",
+        "source": { "type": "synthetic", "duration_s": -1, "participants": [{ "user_id": "a" }] },
+        "rtmp": [{ "name": "yt", "stream_url": "rtmp://127.0.0.1/live", "stream_key": "sk-long-enough",
+                   "quality": "sk-long-enough" }],
+        "transcription": { "closed_captions": true }
+    });
+    let (stderr, events) = refuse("refusal-events", &job.to_string());
+    assert!(stderr.contains("rtmp[0].quality: expected one of"), "{stderr}");
+    assert!(
+        !stderr.contains("sk-long-enough"),
+        "no stream key in the report: {stderr}"
+    );
+    let announced: Vec<(String, String)> = events
+        .iter()
+        .map(|e| {
+            (
+                e["type"].as_str().unwrap().to_owned(),
+                e["name"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        announced,
+        [
+            ("call.rtmp_broadcast_failed".to_owned(), "yt".to_owned()),
+            ("call.transcription_failed".to_owned(), String::new()),
+            ("call.closed_captions_failed".to_owned(), String::new()),
+        ],
+        "no recording was asked for: {events:#?}"
+    );
+    for event in &events {
+        assert!(
+            event["error"].as_str().unwrap().contains("source.duration_s"),
+            "{event}"
+        );
+        assert!(
+            !event.to_string().contains("sk-long-enough"),
+            "no stream key in {event}"
+        );
+    }
+}

@@ -326,7 +326,13 @@ impl Worker {
         let validated = match parsed {
             Ok(validated) => validated,
             Err(problems) => {
-                tracing::error!(problems = %problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "), "invalid job sent to the dead-letter queue");
+                let listed = problems
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                let listed = crate::redact::redact(&listed, &session::secrets_of_refused(&text));
+                tracing::error!(problems = %listed, "invalid job sent to the dead-letter queue");
                 session::announce_refusal(&text, &problems, self.events.as_ref());
                 self.status().refused += 1;
                 delivery

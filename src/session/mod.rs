@@ -268,7 +268,8 @@ pub fn announce_refusal(text: &str, problems: &[crate::job::Problem], events: &d
     };
     let egress_id = value.get("egress_id").and_then(|v| v.as_str()).unwrap_or("");
     let listed: Vec<String> = problems.iter().map(ToString::to_string).collect();
-    let error = format!("invalid job: {}", listed.join("; "));
+    let secrets = secrets_of_refused(text);
+    let error = crate::redact::redact(&format!("invalid job: {}", listed.join("; ")), &secrets);
     let asked = |key: &str| value.get(key).is_some_and(|v| !v.is_null());
     let mut bodies = Vec::new();
     if asked("hls") {
@@ -276,6 +277,36 @@ pub fn announce_refusal(text: &str, problems: &[crate::job::Problem], events: &d
     }
     if asked("frame_recording") {
         bodies.push(EventBody::FrameRecordingFailed { error: error.clone() });
+    }
+    for (i, push) in value
+        .get("rtmp")
+        .and_then(|r| r.as_array())
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        let name = push
+            .get("name")
+            .and_then(|n| n.as_str())
+            .map_or_else(|| format!("rtmp[{i}]"), str::to_owned);
+        bodies.push(EventBody::RtmpFailed {
+            name,
+            error: error.clone(),
+        });
+    }
+    if let Some(transcription) = value.get("transcription").filter(|t| t.is_object()) {
+        let flag = |key: &str, default: bool| {
+            transcription
+                .get(key)
+                .and_then(|v| v.as_bool())
+                .unwrap_or(default)
+        };
+        if flag("transcript", true) {
+            bodies.push(EventBody::TranscriptionFailed { error: error.clone() });
+        }
+        if flag("closed_captions", false) {
+            bodies.push(EventBody::ClosedCaptionsFailed { error: error.clone() });
+        }
     }
     if asked("recording") || bodies.is_empty() {
         bodies.insert(
@@ -288,6 +319,47 @@ pub fn announce_refusal(text: &str, problems: &[crate::job::Problem], events: &d
     }
     for body in bodies {
         events.emit(&Event::new(call_cid, egress_id, body));
+    }
+}
+
+/// Fields of the job contract that hold secrets.
+const SECRET_FIELDS: [&str; 8] = [
+    "stream_key",
+    "s3_api_key",
+    "s3_secret",
+    "abs_client_secret",
+    "abs_account_key",
+    "abs_connection_string",
+    "pin",
+    "bearer_token",
+];
+
+/// The secrets of a job that did not parse into its types, found by their field names, so that
+/// what is said of its problems leaves them out.
+pub fn secrets_of_refused(text: &str) -> Vec<String> {
+    let mut secrets = Vec::new();
+    if let Ok(value) = serde_json::from_str::<serde_json::Value>(text) {
+        secret_fields(&value, &mut secrets);
+    }
+    secrets
+}
+
+/// The text values of the secret fields anywhere in a job's JSON.
+fn secret_fields(value: &serde_json::Value, out: &mut Vec<String>) {
+    match value {
+        serde_json::Value::Object(fields) => {
+            for (key, v) in fields {
+                match (
+                    SECRET_FIELDS.contains(&key.as_str()) || key == "gcs_credentials",
+                    v.as_str(),
+                ) {
+                    (true, Some(text)) if !text.is_empty() => out.push(text.to_owned()),
+                    _ => secret_fields(v, out),
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|v| secret_fields(v, out)),
+        _ => {}
     }
 }
 
