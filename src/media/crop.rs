@@ -53,6 +53,10 @@ fn centred_cut(len: u32, keep: u32) -> (u32, u32) {
 struct State {
     tile: Option<(u32, u32)>,
     input: Option<(u32, u32)>,
+    /// The margins the tile and input call for, set on the element by its streaming thread.
+    wanted: Margins,
+    /// The margins the element has.
+    applied: Margins,
 }
 
 /// A `videocrop` kept at the tile's aspect.
@@ -80,8 +84,17 @@ impl FillCrop {
                 let size = s.and_then(|s| Some((s.get::<i32>("width").ok()?, s.get::<i32>("height").ok()?)));
                 if let Some((w, h)) = size {
                     on_caps.update(|state| state.input = Some((w as u32, h as u32)));
+                    on_caps.apply();
                 }
             }
+            gst::PadProbeReturn::Ok
+        });
+        // videocrop reads its margins while it copies a frame; changed from another thread
+        // mid-copy (a relayout while the call streams) it copies past the frame and crashes.
+        // The margins are set here, on the streaming thread, between frames.
+        let on_buffer = crop.clone();
+        sink.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+            on_buffer.apply();
             gst::PadProbeReturn::Ok
         });
         Ok(crop)
@@ -97,11 +110,22 @@ impl FillCrop {
     }
 
     fn update(&self, change: impl FnOnce(&mut State)) {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        change(&mut state);
+        if let Some((w, h)) = state.input {
+            state.wanted = margins_for(w, h, state.tile);
+        }
+    }
+
+    /// Sets the wanted margins on the element; called on its streaming thread only.
+    fn apply(&self) {
         let margins = {
             let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-            change(&mut state);
-            let Some((w, h)) = state.input else { return };
-            margins_for(w, h, state.tile)
+            if state.applied == state.wanted {
+                return;
+            }
+            state.applied = state.wanted;
+            state.wanted
         };
         for (side, value) in [
             ("top", margins.top),
