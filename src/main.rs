@@ -430,10 +430,14 @@ fn check_storage(path: &Path, out: &Path) -> ExitCode {
     let secrets = config.secrets();
     let outcome = storage::check_key(config.path.as_deref()).and_then(|key| {
         let backend = storage::open(&config, out)?;
-        backend.check(&key)
+        let url = backend.check(&key)?;
+        Ok((url, backend.permission_caveats()))
     });
-    conclude("storage check", outcome, &secrets, |url| {
-        println!("storage check passed: wrote {url}")
+    conclude("storage check", outcome, &secrets, |(url, caveats)| {
+        println!("storage check passed: wrote {url}");
+        for caveat in caveats {
+            println!("note: {caveat}");
+        }
     })
 }
 

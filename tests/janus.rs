@@ -140,6 +140,49 @@ fn a_janus_call_is_recorded_with_its_tiles_reflow_screen_share_and_sound() {
 }
 
 #[test]
+fn the_participant_who_speaks_takes_the_single_participant_layout() {
+    let bed = JanusBed::start();
+    bed.create_room(1004, None);
+    let scratch = Scratch::new("janus-speaker");
+    let wav = speak(
+        &scratch,
+        "alice",
+        "I will take the question about the quarterly figures now.",
+    );
+    // Bob is in first and says nothing; alice joins silent and speaks two seconds later. Her
+    // sound arrives as Opus over RTP, as every real call's does.
+    let quiet = Publishing {
+        tone_hz: None,
+        ..Publishing::camera("bob", GREEN, 0.0)
+    };
+    let bob = Publisher::join(&bed.url, 1004, quiet);
+    bob.wait_published(Duration::from_secs(10));
+    let mut job = janus_job(&bed.url, 1004, 16);
+    job["recording"]["layout"] = json!({
+        "name": "single-participant",
+        "options": { "participant.video_border_width": false, "participant.label_display": false }
+    });
+    let mut running = Running::spawn(&scratch, &job, &[]);
+    running.wait_for("call.recording_started", Duration::from_secs(10));
+    let alice = Publisher::join(&bed.url, 1004, Publishing::speaking("alice", RED, &wav, 2.0));
+    let events = running.finish(Duration::from_secs(40));
+    drop((alice, bob));
+    let file = ready_file(&events);
+    let duration = duration_s(&probe(&file));
+    let centre = |at: f64| Frame::at(&file, at, 1280, 720).colour_at(640, 360);
+    let before = centre(1.0);
+    assert!(
+        close(before, rgb(GREEN)),
+        "bob is shown before anyone speaks: {before:?}"
+    );
+    let after = centre(duration - 1.0);
+    assert!(
+        close(after, rgb(RED)),
+        "alice, who spoke, is shown at the end: {after:?}"
+    );
+}
+
+#[test]
 fn the_recording_survives_a_janus_restart() {
     let bed = JanusBed::start();
     // Room 1234 is in the test configuration, so it is there again after the restart.

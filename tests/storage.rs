@@ -278,13 +278,7 @@ fn an_hls_store_that_refuses_costs_the_recording_nothing() {
             { "Effect": "Deny", "Action": ["s3:PutObject"], "Resource": hls }
         ]),
     );
-    let bucket_arn = format!("arn:aws:s3:::{BUCKET}");
-    let (reader, reader_secret) = iam_user(
-        &moto,
-        "auditor",
-        json!([{ "Effect": "Allow", "Action": ["s3:GetObject", "s3:ListBucket"],
-                 "Resource": [bucket_arn, format!("{bucket_arn}/*")] }]),
-    );
+    let auditor = auditor(&moto);
     enforce_iam(&moto);
     let mut storage = moto.storage(BUCKET);
     storage["aws_s3"]["s3_api_key"] = json!(key);
@@ -325,21 +319,8 @@ fn an_hls_store_that_refuses_costs_the_recording_nothing() {
         .unwrap_or_else(|| panic!("the recording is stored: {types:?}"));
     // Read back as an auditor would, with credentials: IAM checks are on.
     let url = ready["call_recording"]["url"].as_str().unwrap();
-    let key_of_file = url
-        .strip_prefix(&moto.read_url(""))
-        .expect("an object of the bucket");
     let stored = scratch.dir.join("stored.mp4");
-    let listing = python(&format!(
-        r#"
-import boto3, json
-s3 = boto3.client("s3", endpoint_url="{endpoint}", region_name="us-east-1",
-                  aws_access_key_id="{reader}", aws_secret_access_key="{reader_secret}")
-s3.download_file("{BUCKET}", "{key_of_file}", "{stored}")
-print(json.dumps([o["Key"] for o in s3.list_objects_v2(Bucket="{BUCKET}").get("Contents", [])]))
-"#,
-        endpoint = moto.endpoint,
-        stored = stored.display(),
-    ));
+    let keys = audit(&moto, &auditor, url, &stored);
     let duration = duration_s(&probe(&stored));
     assert!(
         (duration - call_s).abs() <= 0.1,
@@ -349,7 +330,6 @@ print(json.dumps([o["Key"] for o in s3.list_objects_v2(Bucket="{BUCKET}").get("C
         types.iter().any(|t| t == "call.frame_recording_stopped"),
         "{types:?}"
     );
-    let keys: Vec<String> = serde_json::from_str(&listing).unwrap();
     assert!(
         keys.iter().any(|k| k.ends_with(".jpg")),
         "the stills are stored: {keys:?}"
@@ -362,6 +342,128 @@ print(json.dumps([o["Key"] for o in s3.list_objects_v2(Bucket="{BUCKET}").get("C
     assert!(
         kept.iter().any(|f| f.extension().is_some_and(|e| e == "ts")),
         "the segments are kept: {kept:?}"
+    );
+}
+
+/// Reads back, as an auditor with its own credentials, the object behind `url` into `to`; returns
+/// every key of the bucket.
+fn audit(moto: &Moto, auditor: &(String, String), url: &str, to: &std::path::Path) -> Vec<String> {
+    let key_of_file = url
+        .strip_prefix(&moto.read_url(""))
+        .expect("an object of the bucket");
+    let listing = python(&format!(
+        r#"
+import boto3, json
+s3 = boto3.client("s3", endpoint_url="{endpoint}", region_name="us-east-1",
+                  aws_access_key_id="{reader}", aws_secret_access_key="{reader_secret}")
+s3.download_file("{BUCKET}", "{key_of_file}", "{stored}")
+print(json.dumps([o["Key"] for o in s3.list_objects_v2(Bucket="{BUCKET}").get("Contents", [])]))
+"#,
+        endpoint = moto.endpoint,
+        reader = auditor.0,
+        reader_secret = auditor.1,
+        stored = to.display(),
+    ));
+    serde_json::from_str(&listing).unwrap()
+}
+
+fn auditor(moto: &Moto) -> (String, String) {
+    let bucket_arn = format!("arn:aws:s3:::{BUCKET}");
+    iam_user(
+        moto,
+        "auditor",
+        json!([{ "Effect": "Allow", "Action": ["s3:GetObject", "s3:ListBucket"],
+                 "Resource": [bucket_arn, format!("{bucket_arn}/*")] }]),
+    )
+}
+
+#[test]
+fn s3_put_object_alone_is_enough_for_every_output_and_the_check() {
+    let moto = Moto::start();
+    let scratch = Scratch::new("s3-put-only");
+    let objects = format!("arn:aws:s3:::{BUCKET}/{PREFIX}/*");
+    let writer = iam_user(
+        &moto,
+        "put-only",
+        json!([{ "Effect": "Allow", "Action": ["s3:PutObject"], "Resource": objects }]),
+    );
+    let auditor = auditor(&moto);
+    enforce_iam(&moto);
+    let mut storage = moto.storage(BUCKET);
+    storage["aws_s3"]["s3_api_key"] = json!(writer.0);
+    storage["aws_s3"]["s3_secret"] = json!(writer.1);
+
+    let (code, text) = storage_check(&scratch, &storage, &writer.1);
+    assert_eq!(code, Some(0), "the check passes with PutObject alone: {text}");
+
+    let call_s = 8.0;
+    let job = json!({
+        "egress_id": "eg_put_only",
+        "call_cid": "default:put-only",
+        "source": { "type": "synthetic", "duration_s": call_s, "participants": [
+            { "user_id": "alice", "video": { "color": "#e53935" }, "audio": "sine" }
+        ]},
+        "recording": { "quality": "360p" },
+        "hls": { "quality_tracks": ["360p"] },
+        "frame_recording": { "capture_interval_in_seconds": 2, "quality": "360p" },
+        "storage": storage
+    });
+    let running = Running::spawn(&scratch, &job, &["--upload-deadline", "5"]);
+    let (status, events) = running.end(Duration::from_secs(120));
+    let types = event_types(&events);
+    assert_eq!(status.code(), Some(0), "{events:#?}");
+    assert!(
+        !types.iter().any(|t| t.ends_with("_failed")),
+        "no output fails: {types:?}"
+    );
+    let ready = events
+        .iter()
+        .find(|e| e["type"] == "call.recording_ready")
+        .unwrap_or_else(|| panic!("the recording is stored: {types:?}"));
+    let stored = scratch.dir.join("stored.mp4");
+    let url = ready["call_recording"]["url"].as_str().unwrap();
+    let keys = audit(&moto, &auditor, url, &stored);
+    let duration = duration_s(&probe(&stored));
+    assert!(
+        (duration - call_s).abs() <= 0.1,
+        "the stored recording is whole: {duration} s"
+    );
+    assert!(
+        keys.iter().any(|k| k.ends_with(".jpg")),
+        "the stills are stored: {keys:?}"
+    );
+    let playlists = keys
+        .iter()
+        .filter(|k| k.contains("/hls/") && k.ends_with(".m3u8"));
+    assert!(playlists.count() >= 2, "master and rendition playlists: {keys:?}");
+    assert!(
+        keys.iter().any(|k| k.contains("/hls/") && k.ends_with(".ts")),
+        "the segments are stored: {keys:?}"
+    );
+    // The rendition playlist, replaced in place as it grew, ends the stream.
+    let rendition = keys
+        .iter()
+        .find(|k| k.contains("/hls/") && k.ends_with(".m3u8") && !k.ends_with("master.m3u8"))
+        .unwrap_or_else(|| panic!("a rendition playlist: {keys:?}"));
+    let playlist = scratch.dir.join("rendition.m3u8");
+    audit(&moto, &auditor, &moto.read_url(rendition), &playlist);
+    let text = std::fs::read_to_string(&playlist).unwrap();
+    assert!(text.contains("#EXT-X-ENDLIST"), "the final playlist: {text}");
+
+    // A file large enough to go up in parts needs nothing more.
+    let file = scratch.dir.join("part.bin");
+    std::fs::write(&file, vec![7u8; 40 * 1024 * 1024]).unwrap();
+    let out = egress()
+        .args(["storage", "upload"])
+        .arg(scratch.dir.join("storage.json"))
+        .arg(&file)
+        .arg("part.bin")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "multipart upload with PutObject alone: {}",
+        String::from_utf8_lossy(&out.stderr)
     );
 }
 
@@ -503,6 +605,10 @@ fn gcs_problems_are_told_in_plain_words() {
 
     let (code, text) = check(&gcs.storage(BUCKET));
     assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains("storage.objects.delete"),
+        "the check says what HLS needs beyond creating objects: {text}"
+    );
     assert_eq!(
         gcs.get(&format!("{PREFIX}/egress-storage-check.txt")),
         b"egress storage check\n"

@@ -12,6 +12,7 @@
 //! title), which change only when the scene does.
 
 use super::crop::FillCrop;
+use super::timeline::{self, RunningNs, SharedTimeline};
 use super::{make, presets};
 use crate::job::Quality;
 use crate::layout::{Rect, ScaleMode};
@@ -21,14 +22,13 @@ use gst::prelude::*;
 use gstreamer as gst;
 use gstreamer_video as gst_video;
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 const FIRST_FRAME: &str = "egress-first-encoded-frame";
 /// How often audio inputs report their level, for speaking detection.
 const LEVEL_INTERVAL: Duration = Duration::from_millis(100);
-const NO_COLOUR: u64 = u64::MAX;
 
 /// One picture made from the inputs, at the size of its largest output.
 pub struct MixSpec {
@@ -56,14 +56,32 @@ impl GraphNotice {
     }
 }
 
+/// What one mix shows: where each input goes (hidden when `None`), the canvas colour when it
+/// changes, and the sprites drawn over the picture.
+#[derive(Default)]
+pub struct MixScene {
+    pub placements: Vec<(String, Option<TilePlacement>)>,
+    pub background: Option<u32>,
+    pub sprites: Vec<Sprite>,
+}
+
+/// Where an input's tile goes, how the input fills it, and its z-order.
+pub type TilePlacement = (Rect, ScaleMode, u32);
+
+/// Where a tile goes and its z-order, once the crop has been set.
+type Placement = Option<(Rect, u32)>;
+
+/// Each part of a scene is applied by the thread that draws it, as the scene's first frame
+/// passes: tiles by the compositor, the canvas colour by the background source, the sprites by
+/// the overlay. Applied from the session's thread they would tear a frame in the making.
 struct Mix {
     size: (u32, u32),
     compositor: gst::Element,
     /// After the overlay: where the encoders of this mix take the picture.
     tee: gst::Element,
-    /// A canvas colour waiting to be applied by the background's own streaming thread.
-    pending_background: Arc<AtomicU64>,
-    overlay: Arc<Mutex<Option<gst_video::VideoOverlayComposition>>>,
+    placements: SharedTimeline<Vec<(gst::Pad, Placement)>>,
+    background: SharedTimeline<u32>,
+    overlay: SharedTimeline<Option<gst_video::VideoOverlayComposition>>,
 }
 
 /// One track's way into one aggregator.
@@ -98,6 +116,10 @@ pub struct Composite {
     /// Running time (ns) from which mixed output is dropped; set when the stream ends, so the
     /// files end exactly there whatever the sources still push while EOS travels.
     cut_at: Arc<AtomicU64>,
+    /// Inputs removed as of a call time not yet mixed, with that time: they still feed it.
+    departing: Vec<(RunningNs, Input)>,
+    /// The running time each aggregator has mixed up to.
+    mixed: Vec<Arc<AtomicU64>>,
 }
 
 impl Composite {
@@ -107,14 +129,17 @@ impl Composite {
         let cut_at = Arc::new(AtomicU64::new(u64::MAX));
         let mut live_sources = Vec::new();
         let mut built = Vec::new();
+        let mut mixed = Vec::new();
         for spec in mixes {
             let (mix, background) = build_mix(&pipeline, spec)?;
             drop_after_cut(&mix.compositor, cut_at.clone())?;
+            mixed.push(track_position(&mix.compositor)?);
             live_sources.push(background);
             built.push(mix);
         }
         let (mixer, silence, audio_tee) = build_audio(&pipeline)?;
         drop_after_cut(&mixer, cut_at.clone())?;
+        mixed.push(track_position(&mixer)?);
         live_sources.push(silence);
         let composite = Composite {
             pipeline,
@@ -128,6 +153,8 @@ impl Composite {
             speech: None,
             first_frame_seen: Arc::new(AtomicBool::new(false)),
             cut_at,
+            departing: Vec::new(),
+            mixed,
         };
         if composite.mixes.is_empty() {
             let encoder = composite
@@ -372,43 +399,38 @@ impl Composite {
         Ok(())
     }
 
-    /// Shows a video input in `mix` at `rect` (cropped or padded to it per `scale`) at `zorder`,
-    /// or hides it.
-    pub fn place(&self, mix: usize, id: &str, placement: Option<(Rect, ScaleMode, u32)>) {
-        let Some(branch) = self.inputs.get(id).and_then(|i| i.branches.get(mix)) else {
-            return;
-        };
-        let Some(crop) = &branch.crop else { return };
-        match placement {
-            Some((r, scale, zorder)) => {
-                crop.set_tile(match scale {
-                    ScaleMode::Fill => Some((r.w, r.h)),
-                    ScaleMode::Fit => None,
-                });
-                branch.pad.set_property("xpos", r.x);
-                branch.pad.set_property("ypos", r.y);
-                branch.pad.set_property("width", r.w as i32);
-                branch.pad.set_property("height", r.h as i32);
-                branch.pad.set_property("zorder", zorder + 1);
-                branch.pad.set_property("alpha", 1.0f64);
-            }
-            None => branch.pad.set_property("alpha", 0.0f64),
-        }
-    }
-
-    /// Replaces the canvas colour of `mix` from its next frame on.
-    pub fn set_background(&self, mix: usize, rgb: u32) {
-        if let Some(m) = self.mixes.get(mix) {
-            m.pending_background.store(u64::from(rgb), Ordering::Relaxed);
-        }
-    }
-
-    /// Replaces the sprites blended over `mix` from the next frame on.
-    pub fn set_overlay(&self, mix: usize, sprites: &[Sprite]) -> anyhow::Result<()> {
+    /// Shows `scene` in `mix` from the frame at call time `from` on (the next frame when
+    /// `None`), and never before a scene shown earlier.
+    pub fn show(&self, mix: usize, scene: MixScene, from: Option<Duration>) -> anyhow::Result<()> {
         let Some(m) = self.mixes.get(mix) else {
             return Ok(());
         };
-        let rectangles = sprites
+        let requested = from.map_or(0, |at| at.as_nanos() as RunningNs);
+        let from = timeline::with(&m.placements, |t| t.last_scheduled())
+            .map_or(requested, |last| last.max(requested));
+        let mut placements = Vec::new();
+        for (id, placement) in scene.placements {
+            let Some(branch) = self.inputs.get(&id).and_then(|i| i.branches.get(mix)) else {
+                continue;
+            };
+            let Some(crop) = &branch.crop else { continue };
+            if let Some((r, scale, _)) = placement {
+                crop.set_tile(
+                    match scale {
+                        ScaleMode::Fill => Some((r.w, r.h)),
+                        ScaleMode::Fit => None,
+                    },
+                    from,
+                );
+            }
+            placements.push((branch.pad.clone(), placement.map(|(r, _, z)| (r, z))));
+        }
+        timeline::with(&m.placements, |t| t.schedule(from, placements));
+        if let Some(rgb) = scene.background {
+            timeline::with(&m.background, |t| t.schedule(from, rgb));
+        }
+        let rectangles = scene
+            .sprites
             .iter()
             .map(overlay_rectangle)
             .collect::<anyhow::Result<Vec<_>>>()?;
@@ -417,7 +439,7 @@ impl Composite {
         } else {
             Some(gst_video::VideoOverlayComposition::new(rectangles.iter())?)
         };
-        *m.overlay.lock().unwrap_or_else(|e| e.into_inner()) = composition;
+        timeline::with(&m.overlay, |t| t.schedule(from, composition));
         Ok(())
     }
 
@@ -444,11 +466,42 @@ impl Composite {
         Some((id.as_str(), loudest))
     }
 
-    /// Takes an input out of the mix and out of the pipeline, without disturbing the output.
-    pub fn remove_input(&mut self, id: &str) {
+    /// Takes an input out of the mix and out of the pipeline, without disturbing the output, once
+    /// the mix has reached call time `at` (now when `None`): what it sent before that is mixed.
+    pub fn remove_input(&mut self, id: &str, at: Option<Duration>) {
         let Some(input) = self.inputs.remove(id) else {
             return;
         };
+        let after = at.map_or(0, |at| at.as_nanos() as RunningNs);
+        if after > self.mixed_until() {
+            self.departing.push((after, input));
+        } else {
+            self.tear_down(input);
+        }
+    }
+
+    /// Tears down the inputs removed at a call time the mix has now passed.
+    pub fn reap_departed(&mut self) {
+        let mixed = self.mixed_until();
+        let (done, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.departing)
+            .into_iter()
+            .partition(|(after, _)| *after <= mixed);
+        self.departing = waiting;
+        for (_, input) in done {
+            self.tear_down(input);
+        }
+    }
+
+    /// How far every aggregator has mixed, in running time.
+    fn mixed_until(&self) -> RunningNs {
+        self.mixed
+            .iter()
+            .map(|position| position.load(Ordering::Relaxed))
+            .min()
+            .unwrap_or(0)
+    }
+
+    fn tear_down(&self, input: Input) {
         for branch in &input.branches {
             if branch.pad.has_property("alpha") {
                 branch.pad.set_property("alpha", 0.0f64);
@@ -497,10 +550,15 @@ impl Composite {
         let cut = at.map_or(now, |at| (at.as_nanos() as u64).min(now));
         self.cut_at.store(cut, Ordering::Relaxed);
         let mut targets: Vec<gst::Object> = Vec::new();
-        for branch in self.inputs.values().flat_map(|i| i.branches.iter()) {
+        let inputs: Vec<&Input> = self
+            .inputs
+            .values()
+            .chain(self.departing.iter().map(|(_, input)| input))
+            .collect();
+        for branch in inputs.iter().flat_map(|i| i.branches.iter()) {
             targets.push(branch.pad.clone().upcast());
         }
-        let captures = self.inputs.values().filter_map(|i| i.capture.as_ref());
+        let captures = inputs.iter().filter_map(|i| i.capture.as_ref());
         targets.extend(captures.filter_map(|c| c.static_pad("sink")).map(|p| p.upcast()));
         targets.extend(self.live_sources.iter().map(|s| s.clone().upcast()));
         // Not joined: a stuck stream must not stall the session, which times the end out itself.
@@ -542,10 +600,18 @@ fn build_mix(pipeline: &gst::Pipeline, spec: &MixSpec) -> anyhow::Result<(Mix, g
     let compositor = make("compositor")?;
     let out_caps = capsfilter(&raw)?;
     let overlay = make("overlaycomposition")?;
-    let composition: Arc<Mutex<Option<gst_video::VideoOverlayComposition>>> = Arc::default();
+    let composition = timeline::shared(None::<gst_video::VideoOverlayComposition>);
     let current = composition.clone();
-    overlay.connect("draw", false, move |_| {
-        let now = current.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    overlay.connect("draw", false, move |args| {
+        let pts = args
+            .get(1)
+            .and_then(|v| v.get::<gst::Sample>().ok())
+            .and_then(|sample| sample.buffer().and_then(|b| b.pts()))
+            .map_or(0, |pts| pts.nseconds());
+        let now = timeline::with(&current, |t| {
+            t.advance(pts);
+            t.current().clone()
+        });
         Some(now.to_value())
     });
     let tee = make("tee")?;
@@ -568,13 +634,16 @@ fn build_mix(pipeline: &gst::Pipeline, spec: &MixSpec) -> anyhow::Result<(Mix, g
         .context("capsfilter without src")?
         .link(&base)?;
     gst::Element::link_many([&compositor, &out_caps, &overlay, &tee])?;
-    let pending_background = Arc::new(AtomicU64::new(NO_COLOUR));
-    recolour_between_frames(&background, pending_background.clone())?;
+    let colour = timeline::shared(spec.background_rgb);
+    recolour_between_frames(&background, colour.clone())?;
+    let placements = timeline::shared(Vec::new());
+    place_between_frames(&compositor, placements.clone());
     let mix = Mix {
         size: spec.size,
         compositor,
         tee,
-        pending_background,
+        placements,
+        background: colour,
         overlay: composition,
     };
     Ok((mix, background))
@@ -681,23 +750,46 @@ fn overlay_rectangle(sprite: &Sprite) -> anyhow::Result<gst_video::VideoOverlayR
     ))
 }
 
-/// Applies a pending colour to the background source from its own streaming thread, between
-/// two frames: videotestsrc does not lock its colour against the thread painting with it.
-fn recolour_between_frames(background: &gst::Element, pending: Arc<AtomicU64>) -> anyhow::Result<()> {
+/// Applies the canvas colour from the background source's own streaming thread, between two
+/// frames: videotestsrc does not lock its colour against the thread painting with it.
+fn recolour_between_frames(background: &gst::Element, colour: SharedTimeline<u32>) -> anyhow::Result<()> {
     let pad = background
         .static_pad("src")
         .context("background without src pad")?;
     let element = background.downgrade();
-    pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
-        let rgb = pending.swap(NO_COLOUR, Ordering::Relaxed);
-        if rgb != NO_COLOUR
-            && let Some(element) = element.upgrade()
-        {
-            element.set_property("foreground-color", 0xff00_0000 | rgb as u32);
+    pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+        let pts = info.buffer().and_then(|b| b.pts()).map_or(0, |t| t.nseconds());
+        let changed = timeline::with(&colour, |t| t.advance(pts).then(|| *t.current()));
+        if let (Some(rgb), Some(element)) = (changed, element.upgrade()) {
+            element.set_property("foreground-color", 0xff00_0000 | rgb);
         }
         gst::PadProbeReturn::Ok
     });
     Ok(())
+}
+
+/// Moves the tiles when the compositor has picked the inputs of a frame and not yet drawn it,
+/// so a scene starts on its own frame and all its tiles move together.
+fn place_between_frames(compositor: &gst::Element, placements: SharedTimeline<Vec<(gst::Pad, Placement)>>) {
+    compositor.set_property("emit-signals", true);
+    compositor.connect("samples-selected", false, move |args| {
+        let pts = args.get(2).and_then(|v| v.get::<u64>().ok()).unwrap_or(0);
+        let due = timeline::with(&placements, |t| t.advance(pts).then(|| t.current().clone()));
+        for (pad, placement) in due.into_iter().flatten() {
+            match placement {
+                Some((r, zorder)) => {
+                    pad.set_property("xpos", r.x);
+                    pad.set_property("ypos", r.y);
+                    pad.set_property("width", r.w as i32);
+                    pad.set_property("height", r.h as i32);
+                    pad.set_property("zorder", zorder + 1);
+                    pad.set_property("alpha", 1.0f64);
+                }
+                None => pad.set_property("alpha", 0.0f64),
+            }
+        }
+        None
+    });
 }
 
 /// Drops the aggregator's output buffers that start at or after `cut_at` (running time).
@@ -715,6 +807,23 @@ fn drop_after_cut(aggregator: &gst::Element, cut_at: Arc<AtomicU64>) -> anyhow::
         }
     });
     Ok(())
+}
+
+/// The end (running time) of the last buffer the aggregator put out.
+fn track_position(aggregator: &gst::Element) -> anyhow::Result<Arc<AtomicU64>> {
+    let position = Arc::new(AtomicU64::new(0));
+    let pad = aggregator.static_pad("src").context("mixer without src pad")?;
+    let written = position.clone();
+    pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+        if let Some(buffer) = info.buffer()
+            && let Some(pts) = buffer.pts()
+        {
+            let end = pts + buffer.duration().unwrap_or(gst::ClockTime::ZERO);
+            written.fetch_max(end.nseconds(), Ordering::Relaxed);
+        }
+        gst::PadProbeReturn::Ok
+    });
+    Ok(position)
 }
 
 /// Posts a message on the bus when an encoder emits the first buffer of the job.

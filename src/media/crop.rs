@@ -2,6 +2,7 @@
 //! tile and the input's own size as either changes.
 
 use super::make;
+use super::timeline::{RunningNs, Timeline};
 use anyhow::Context;
 use gst::prelude::*;
 use gstreamer as gst;
@@ -49,10 +50,12 @@ fn centred_cut(len: u32, keep: u32) -> (u32, u32) {
     (before, cut - before)
 }
 
-#[derive(Default)]
 struct State {
-    tile: Option<(u32, u32)>,
+    /// The tile, changing when the frame of its new scene passes.
+    tile: Timeline<Option<(u32, u32)>>,
     input: Option<(u32, u32)>,
+    /// Where the input's timestamps sit on the call's running time.
+    segment: Option<gst::FormattedSegment<gst::ClockTime>>,
     /// The margins the tile and input call for, set on the element by its streaming thread.
     wanted: Margins,
     /// The margins the element has.
@@ -71,7 +74,13 @@ impl FillCrop {
         let element = make("videocrop")?;
         let crop = FillCrop {
             element,
-            state: Arc::default(),
+            state: Arc::new(Mutex::new(State {
+                tile: Timeline::new(None),
+                input: None,
+                segment: None,
+                wanted: Margins::default(),
+                applied: Margins::default(),
+            })),
         };
         let sink = crop
             .element
@@ -79,13 +88,21 @@ impl FillCrop {
             .context("videocrop without sink pad")?;
         let on_caps = crop.clone();
         sink.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, move |_, info| {
-            if let Some(gst::EventView::Caps(caps)) = info.event().map(|e| e.view()) {
-                let s = caps.caps().structure(0);
-                let size = s.and_then(|s| Some((s.get::<i32>("width").ok()?, s.get::<i32>("height").ok()?)));
-                if let Some((w, h)) = size {
-                    on_caps.update(|state| state.input = Some((w as u32, h as u32)));
-                    on_caps.apply();
+            match info.event().map(|e| e.view()) {
+                Some(gst::EventView::Caps(caps)) => {
+                    let s = caps.caps().structure(0);
+                    let size =
+                        s.and_then(|s| Some((s.get::<i32>("width").ok()?, s.get::<i32>("height").ok()?)));
+                    if let Some((w, h)) = size {
+                        on_caps.update(|state| state.input = Some((w as u32, h as u32)));
+                        on_caps.apply();
+                    }
                 }
+                Some(gst::EventView::Segment(segment)) => {
+                    let segment = segment.segment().downcast_ref::<gst::ClockTime>().cloned();
+                    on_caps.update(|state| state.segment = segment);
+                }
+                _ => {}
             }
             gst::PadProbeReturn::Ok
         });
@@ -93,7 +110,17 @@ impl FillCrop {
         // mid-copy (a relayout while the call streams) it copies past the frame and crashes.
         // The margins are set here, on the streaming thread, between frames.
         let on_buffer = crop.clone();
-        sink.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+        sink.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+            let pts = info.buffer().and_then(|b| b.pts());
+            on_buffer.update(|state| {
+                let running = state
+                    .segment
+                    .as_ref()
+                    .zip(pts)
+                    .and_then(|(segment, pts)| segment.to_running_time(pts))
+                    .map_or(0, |t| t.nseconds());
+                state.tile.advance(running);
+            });
             on_buffer.apply();
             gst::PadProbeReturn::Ok
         });
@@ -104,16 +131,17 @@ impl FillCrop {
         &self.element
     }
 
-    /// Crops to a `w` x `h` tile, or not at all with `None` (the `fit` mode).
-    pub fn set_tile(&self, tile: Option<(u32, u32)>) {
-        self.update(|state| state.tile = tile);
+    /// Crops to a `w` x `h` tile, or not at all with `None` (the `fit` mode), from the frame
+    /// at running time `from` on.
+    pub fn set_tile(&self, tile: Option<(u32, u32)>, from: RunningNs) {
+        self.update(|state| state.tile.schedule(from, tile));
     }
 
     fn update(&self, change: impl FnOnce(&mut State)) {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         change(&mut state);
         if let Some((w, h)) = state.input {
-            state.wanted = margins_for(w, h, state.tile);
+            state.wanted = margins_for(w, h, *state.tile.current());
         }
     }
 

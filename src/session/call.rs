@@ -2,7 +2,7 @@
 
 use crate::job::{Job, LayoutConfig, Quality};
 use crate::layout::{self, LayoutPlan, Scene, TileContent};
-use crate::media::{Composite, MixSpec};
+use crate::media::{Composite, MixScene, MixSpec};
 use crate::participants::{Roster, input_id};
 use crate::render;
 use crate::source::SourceEvent;
@@ -153,7 +153,7 @@ impl LiveCall {
         }
         self.roster.update(update);
         self.updates.push(update.clone());
-        self.relayout(graph)
+        self.relayout(graph, None)
     }
 
     /// Lays every mix out anew with `layout`; an update whose options do not check out is left
@@ -181,6 +181,7 @@ impl LiveCall {
 
     /// Applies one source event to the call and the graph; `Ok(false)` when the call has ended.
     pub fn apply(&mut self, event: SourceEvent, graph: &mut Composite) -> anyhow::Result<bool> {
+        let mut from = None;
         match event {
             SourceEvent::Joined(info) => {
                 tracing::info!(user_id = %info.user_id, "participant joined");
@@ -190,8 +191,9 @@ impl LiveCall {
                     self.roster.update_one(&user_id, update);
                 }
             }
-            SourceEvent::Left { user_id } => {
-                tracing::info!(%user_id, "participant left");
+            SourceEvent::Left { user_id, at } => {
+                tracing::info!(%user_id, ?at, "participant left");
+                from = at;
                 let prefix = format!("{user_id}/");
                 let ids: Vec<String> = graph
                     .input_ids()
@@ -199,7 +201,7 @@ impl LiveCall {
                     .map(str::to_owned)
                     .collect();
                 for input in ids {
-                    graph.remove_input(&input);
+                    graph.remove_input(&input, at);
                 }
                 self.roster.leave(&user_id);
                 self.speaking.remove(&user_id);
@@ -218,15 +220,17 @@ impl LiveCall {
                 tracing::info!(%user_id, track = kind.label(), encoded, ?starts_at, "track added");
                 graph.add_input(&id, media, kind.is_video(), encoded, starts_at)?;
                 self.roster.add_track(&user_id, kind);
+                from = starts_at;
             }
-            SourceEvent::TrackRemoved { user_id, kind } => {
-                graph.remove_input(&input_id(&user_id, kind));
+            SourceEvent::TrackRemoved { user_id, kind, at } => {
+                graph.remove_input(&input_id(&user_id, kind), at);
                 self.roster.remove_track(&user_id, kind);
+                from = at;
             }
             SourceEvent::Ended { .. } => return Ok(false),
             SourceEvent::Failed(message) => anyhow::bail!("source failed: {message}"),
         }
-        self.relayout(graph)?;
+        self.relayout(graph, from)?;
         Ok(true)
     }
 
@@ -239,13 +243,14 @@ impl LiveCall {
         graph: &Composite,
     ) -> anyhow::Result<()> {
         if self.speaking.update(user_id, level_db, at) {
-            self.relayout(graph)?;
+            self.relayout(graph, None)?;
         }
         Ok(())
     }
 
-    /// Computes each mix's scene for the call as it is and applies those that changed.
-    pub fn relayout(&mut self, graph: &Composite) -> anyhow::Result<()> {
+    /// Computes each mix's scene for the call as it is and shows those that changed, from the
+    /// frame at call time `from` on (the next frame when `None`).
+    pub fn relayout(&mut self, graph: &Composite, from: Option<std::time::Duration>) -> anyhow::Result<()> {
         if !graph.has_video() {
             return Ok(());
         }
@@ -258,26 +263,32 @@ impl LiveCall {
             if mix.scene.as_ref() == Some(&scene) {
                 continue;
             }
-            for input in &inputs {
-                let placement = scene.tile_of(input).map(|t| match &t.content {
-                    TileContent::Video { scale, .. } => (t.rect, *scale, t.z),
-                    TileContent::Placeholder { .. } => (t.rect, layout::ScaleMode::Fill, t.z),
-                });
-                graph.place(index, input, placement);
-            }
-            if mix
+            let placements = inputs
+                .iter()
+                .map(|input| {
+                    let placement = scene.tile_of(input).map(|t| match &t.content {
+                        TileContent::Video { scale, .. } => (t.rect, *scale, t.z),
+                        TileContent::Placeholder { .. } => (t.rect, layout::ScaleMode::Fill, t.z),
+                    });
+                    (input.clone(), placement)
+                })
+                .collect();
+            let background = mix
                 .scene
                 .as_ref()
                 .is_none_or(|old| old.background != scene.background)
-            {
-                graph.set_background(index, scene.background.rgb());
-            }
+                .then(|| scene.background.rgb());
             let logo = scene.logo.as_ref().and_then(|l| self.assets.logos.get(&l.url));
             let assets = render::Assets {
                 font: self.assets.font.as_ref(),
                 logo,
             };
-            graph.set_overlay(index, &render::sprites(&scene, &assets))?;
+            let shown = MixScene {
+                placements,
+                background,
+                sprites: render::sprites(&scene, &assets),
+            };
+            graph.show(index, shown, from)?;
             tracing::debug!(mix = index, layout = ?scene.layout, tiles = scene.tiles.len(), "scene applied");
             mix.scene = Some(scene);
         }

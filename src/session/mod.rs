@@ -457,7 +457,7 @@ fn execute(
         warnings,
     };
     let mut call = LiveCall::new(mixes, assets);
-    call.relayout(&graph)?;
+    call.relayout(&graph, None)?;
 
     let pipeline = graph.pipeline().clone();
     let bus = pipeline.bus().context("pipeline without bus")?;
@@ -524,6 +524,7 @@ fn execute(
             Err(mpsc::RecvTimeoutError::Timeout) => {}
         }
         events.extend(rx.try_iter());
+        graph.reap_departed();
         for event in events {
             if finishing.is_some() {
                 break;

@@ -53,8 +53,11 @@ pub struct ParticipantInfo {
 #[derive(Debug)]
 pub enum SourceEvent {
     Joined(ParticipantInfo),
+    /// `at`, on every event that has it: the call time the change happened, when the source
+    /// knows it exactly; `None` means now.
     Left {
         user_id: String,
+        at: Option<std::time::Duration>,
     },
     /// Media for one track: a bin with one `src` pad of raw media or, when `encoded`, of an
     /// encoded stream (VP8, VP9, H.264, Opus…) that the session decodes as it needs.
@@ -70,6 +73,7 @@ pub enum SourceEvent {
     TrackRemoved {
         user_id: String,
         kind: TrackKind,
+        at: Option<std::time::Duration>,
     },
     /// The call is over; no more events follow. `at` is the call time of the end when the
     /// source knows it exactly, so that the outputs end on that frame.

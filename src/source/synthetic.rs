@@ -104,7 +104,7 @@ impl SyntheticSource {
             }
             let result = match cue {
                 Cue::Join(i) => self.join(i, due, &events),
-                Cue::Leave(i) => self.leave(i, &events),
+                Cue::Leave(i) => self.leave(i, due, &events),
                 Cue::End => {
                     let _ = events.send(SourceEvent::Ended { at: Some(due) });
                     return;
@@ -155,7 +155,7 @@ impl SyntheticSource {
         Ok(())
     }
 
-    fn leave(&self, index: usize, events: &Sender<SourceEvent>) -> anyhow::Result<()> {
+    fn leave(&self, index: usize, at: Duration, events: &Sender<SourceEvent>) -> anyhow::Result<()> {
         let p = &self.participants[index];
         for (kind, present) in [
             (TrackKind::Camera, p.video.is_some()),
@@ -166,11 +166,13 @@ impl SyntheticSource {
                 let _ = events.send(SourceEvent::TrackRemoved {
                     user_id: p.user_id.clone(),
                     kind,
+                    at: Some(at),
                 });
             }
         }
         let _ = events.send(SourceEvent::Left {
             user_id: p.user_id.clone(),
+            at: Some(at),
         });
         Ok(())
     }

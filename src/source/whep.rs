@@ -44,6 +44,7 @@ impl Source for WhepSource {
             let outcome = follow(&self.config, &clock, events, &stop);
             let _ = events.send(SourceEvent::Left {
                 user_id: identity(&self.config).user_id,
+                at: None,
             });
             outcome
         })
@@ -116,6 +117,7 @@ fn follow(
             let _ = events.send(SourceEvent::TrackRemoved {
                 user_id: person.user_id.clone(),
                 kind,
+                at: None,
             });
         }
         close(&agent, config, session);

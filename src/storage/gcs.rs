@@ -187,6 +187,13 @@ impl Storage for GcsStorage {
         Ok(())
     }
 
+    fn permission_caveats(&self) -> &'static [&'static str] {
+        &[
+            "live HLS replaces its playlists in place, which GCS allows only with storage.objects.delete \
+             (roles/storage.objectUser); recordings, stills and transcripts need storage.objects.create alone",
+        ]
+    }
+
     fn check(&self, key: &str) -> anyhow::Result<String> {
         self.runtime
             .block_on(async { tokio::time::timeout(BASE_TIMEOUT, self.write_check_file(key)).await })

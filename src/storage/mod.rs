@@ -62,6 +62,11 @@ pub trait Storage: Send + Sync {
     /// The URL a user fetches `key` from.
     fn url(&self, key: &str) -> String;
 
+    /// What the check cannot prove but a user must know about this store's permissions.
+    fn permission_caveats(&self) -> &'static [&'static str] {
+        &[]
+    }
+
     /// Writes a small check file under `key`, as a job's files would be written: an error says
     /// in plain words what is wrong (key, bucket, permission, endpoint).
     fn check(&self, key: &str) -> anyhow::Result<String> {

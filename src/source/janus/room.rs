@@ -597,6 +597,7 @@ impl<'a> Room<'a> {
             let _ = self.events.send(SourceEvent::TrackRemoved {
                 user_id: user_id.to_owned(),
                 kind,
+                at: None,
             });
         }
     }
@@ -633,6 +634,7 @@ impl<'a> Room<'a> {
                     self.people.remove(user_id);
                     let _ = self.events.send(SourceEvent::Left {
                         user_id: user_id.to_owned(),
+                        at: None,
                     });
                 }
             }
@@ -652,7 +654,7 @@ impl<'a> Room<'a> {
         for user_id in expired {
             tracing::info!(%user_id, "participant did not come back");
             self.people.remove(&user_id);
-            let _ = self.events.send(SourceEvent::Left { user_id });
+            let _ = self.events.send(SourceEvent::Left { user_id, at: None });
         }
     }
 
@@ -676,7 +678,7 @@ impl<'a> Room<'a> {
         }
         for user_id in self.people.keys().cloned().collect::<Vec<_>>() {
             self.people.remove(&user_id);
-            let _ = self.events.send(SourceEvent::Left { user_id });
+            let _ = self.events.send(SourceEvent::Left { user_id, at: None });
         }
     }
 }
