@@ -292,6 +292,67 @@ fn hls_ladder_plays_live_in_a_browser_and_ends_with_endlist() {
     }
 }
 
+/// Runs an HLS-only job of `call_s` seconds; returns the stored master playlist's path.
+fn broadcast(scratch: &Scratch, tracks: Value, call_s: f64) -> PathBuf {
+    let job = json!({
+        "egress_id": "eg_hls_sound",
+        "call_cid": "default:hls-sound",
+        "source": { "type": "synthetic", "duration_s": call_s, "participants": participants() },
+        "hls": { "quality_tracks": tracks, "segment_duration_s": 2 },
+        "storage": { "storage_type": "local", "path": "broadcasts" }
+    });
+    let events = Running::spawn(scratch, &job, &[]).finish(Duration::from_secs(60));
+    assert_eq!(
+        event_types(&events),
+        ["call.hls_broadcasting_started", "call.hls_broadcasting_stopped"]
+    );
+    path_of(events[0]["hls_playlist_url"].as_str().expect("hls_playlist_url"))
+}
+
+#[test]
+fn an_audio_only_rendition_is_aac_alone_and_listed_last_with_its_codec() {
+    let call_s = 8.0;
+    for (name, tracks) in [
+        ("hls-ladder-and-sound", json!(["360p", "audio-only"])),
+        ("hls-sound-only", json!(["audio-only"])),
+    ] {
+        let scratch = Scratch::new(name);
+        let master_path = broadcast(&scratch, tracks.clone(), call_s);
+        let master = std::fs::read_to_string(&master_path).unwrap();
+        let variants = variants(&master);
+        assert_eq!(variants.len(), tracks.as_array().unwrap().len(), "{master}");
+        let (attributes, uri) = variants.last().unwrap();
+        assert_eq!(attributes["CODECS"], "mp4a.40.2", "{master}");
+        assert!(!attributes.contains_key("RESOLUTION"), "{master}");
+        assert_eq!(uri, "audio-only/index.m3u8", "{master}");
+        let playlist = master_path.parent().unwrap().join(uri);
+        let text = std::fs::read_to_string(&playlist).unwrap();
+        assert!(text.trim_end().ends_with("#EXT-X-ENDLIST"), "{text}");
+        let list = segments(&text);
+        let total: f64 = list.iter().map(|(_, d)| d).sum();
+        assert!(
+            (total - call_s).abs() <= 0.5,
+            "{name}: the sound lasts the call: {total} s: {text}"
+        );
+        let info = probe(&playlist);
+        assert!(streams_of(&info, "video").is_empty(), "{name}: no video: {info}");
+        assert_eq!(streams_of(&info, "audio")[0]["codec_name"], "aac", "{name}");
+        assert_eq!(decode_errors(&playlist), "", "{name} decodes cleanly");
+        let level = mean_volume_db(&playlist, 1.0, call_s - 1.0);
+        assert!(level > -40.0, "{name}: the call is heard: {level} dB");
+        let bandwidth: f64 = attributes["BANDWIDTH"].parse().unwrap();
+        let dir = playlist.parent().unwrap();
+        for (segment, duration) in &list[..list.len() - 1] {
+            let bits = std::fs::metadata(dir.join(segment)).unwrap().len() as f64 * 8.0;
+            assert!(
+                bits / duration <= bandwidth,
+                "{name} {segment}: {} bit/s over BANDWIDTH {bandwidth}",
+                bits / duration
+            );
+        }
+    }
+}
+
 #[test]
 fn rtmp_pushes_resume_after_a_server_restart_with_one_encoder_per_size() {
     let _alone = alone();

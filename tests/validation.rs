@@ -217,6 +217,19 @@ fn hls_segments_that_cannot_close_on_a_keyframe_are_a_warning() {
     job["hls"] = json!({ "quality_tracks": ["720p", "720p"] });
     let (stderr, _) = refuse("segment-tracks", &job.to_string());
     assert!(stderr.contains("hls.quality_tracks"), "{stderr}");
+    job["hls"] = json!({ "quality_tracks": ["720p", "audio-only", "audio-only"] });
+    let (stderr, _) = refuse("segment-sound-twice", &job.to_string());
+    assert!(
+        stderr.contains("hls.quality_tracks[2]: expected distinct qualities; audio-only is listed twice"),
+        "{stderr}"
+    );
+    job["hls"] = json!({ "quality_tracks": ["900p"] });
+    let (stderr, _) = refuse("segment-no-such-track", &job.to_string());
+    assert!(
+        stderr.contains("hls.quality_tracks[0]: expected one of 360p, ")
+            && stderr.contains("portrait-1440x2560, audio-only; got \"900p\""),
+        "every accepted name, audio-only too: {stderr}"
+    );
 }
 
 #[test]

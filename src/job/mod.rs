@@ -10,7 +10,7 @@ mod strict_json;
 mod validate;
 
 pub use media_access::{LocalMedia, MediaAccessError};
-pub use quality::Quality;
+pub use quality::{HlsTrack, Quality, SoundOnly};
 pub use validate::{
     Intake, LARGEST_JOB_BYTES, Problem, ValidatedJob, parse_and_validate, schema_json, storage_problems,
     too_large,
@@ -339,9 +339,9 @@ fn default_max_file_duration() -> u32 {
 #[serde(deny_unknown_fields)]
 /// A live HLS broadcast: one rendition per quality, segments uploaded as they close.
 pub struct HlsConfig {
-    /// Renditions, e.g. `["720p", "360p"]`.
+    /// Renditions, e.g. `["720p", "360p", "audio-only"]`; `audio-only` is the sound alone (AAC).
     #[schemars(length(min = 1, max = 3))]
-    pub quality_tracks: Vec<Quality>,
+    pub quality_tracks: Vec<HlsTrack>,
     /// Layout of the broadcast; the recording's layout when absent.
     #[serde(default)]
     pub layout: Option<LayoutConfig>,

@@ -65,9 +65,54 @@ impl Quality {
     }
 }
 
+/// One rendition of an HLS broadcast: a video quality with its sound, or the sound alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum HlsTrack {
+    Video(Quality),
+    Audio(SoundOnly),
+}
+
+/// The rendition without video (AAC only), which app stores ask HLS apps to offer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+pub enum SoundOnly {
+    #[serde(rename = "audio-only")]
+    AudioOnly,
+}
+
+impl HlsTrack {
+    pub const AUDIO_ONLY: HlsTrack = HlsTrack::Audio(SoundOnly::AudioOnly);
+
+    /// The name as it appears in jobs, and as the rendition's folder.
+    pub fn name(self) -> String {
+        match self {
+            HlsTrack::Video(q) => q.name(),
+            HlsTrack::Audio(_) => "audio-only".to_owned(),
+        }
+    }
+
+    pub fn video(self) -> Option<Quality> {
+        match self {
+            HlsTrack::Video(q) => Some(q),
+            HlsTrack::Audio(_) => None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hls_tracks_are_qualities_or_audio_only() {
+        let tracks: Vec<HlsTrack> = serde_json::from_str(r#"["720p", "audio-only"]"#).unwrap();
+        assert_eq!(tracks, [HlsTrack::Video(Quality::P720), HlsTrack::AUDIO_ONLY]);
+        assert_eq!(tracks[1].name(), "audio-only");
+        assert_eq!(
+            serde_json::to_string(&tracks).unwrap(),
+            r#"["720p","audio-only"]"#
+        );
+    }
 
     #[test]
     fn portrait_presets_swap_the_landscape_size() {

@@ -300,6 +300,30 @@ fn describe_alternatives(
         }
         return;
     }
+    // Names from several lists (a quality or `audio-only`): one list of every accepted name.
+    let names: Option<Vec<Value>> = candidates
+        .iter()
+        .map(|b| match b.as_slice() {
+            [e] if here(e) => match e.kind() {
+                ValidationErrorKind::Enum { options } => options.as_array().cloned(),
+                ValidationErrorKind::Constant { expected_value } => Some(vec![(**expected_value).clone()]),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect::<Option<Vec<Vec<Value>>>>()
+        .map(|lists| lists.concat());
+    if let Some(names) = names {
+        out.push(Problem::new(
+            path,
+            format!(
+                "expected one of {}; got {}",
+                list(&Value::Array(names)),
+                got(instance)
+            ),
+        ));
+        return;
+    }
     let best = candidates.iter().min_by_key(|b| b.len()).expect("not empty");
     for e in best.iter() {
         describe(e, out);

@@ -27,7 +27,13 @@ pub fn estimate(job: &Job, model: &CostModel) -> f64 {
         }
     }
     if let Some(hls) = &job.hls {
-        sizes.extend(hls.quality_tracks.iter().map(|q: &Quality| q.size()));
+        sizes.extend(
+            hls.quality_tracks
+                .iter()
+                .filter_map(|t| t.video())
+                .map(Quality::size),
+        );
+        audio_only |= hls.quality_tracks.contains(&crate::job::HlsTrack::AUDIO_ONLY);
     }
     sizes.extend(job.rtmp.iter().map(|r| r.quality.size()));
     let encoding: f64 = sizes

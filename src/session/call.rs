@@ -67,7 +67,7 @@ pub fn plan_mixes(job: &Job) -> anyhow::Result<(Vec<MixPlan>, MixAssignment)> {
     let mut hls = None;
     if let Some(h) = &job.hls {
         let layout = h.layout.as_ref().unwrap_or(&default_layout);
-        for &q in &h.quality_tracks {
+        for q in h.quality_tracks.iter().filter_map(|t| t.video()) {
             hls = Some(assign(layout, q)?);
         }
     }

@@ -26,7 +26,7 @@ impl HlsOutput {
         job: &Job,
         egress_id: &str,
         config: &HlsConfig,
-        mix: usize,
+        mix: Option<usize>,
         spool: &Path,
     ) -> anyhow::Result<HlsOutput> {
         let root = spool.join("hls");

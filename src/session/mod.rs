@@ -419,16 +419,16 @@ fn execute(
             )?),
             None => None,
         },
-        hls: match (&job.hls, assignment.hls) {
-            (Some(config), Some(mix)) => Some(HlsOutput::attach(
+        hls: match &job.hls {
+            Some(config) => Some(HlsOutput::attach(
                 &mut graph,
                 job,
                 &id.egress_id,
                 config,
-                mix,
+                assignment.hls,
                 &spool,
             )?),
-            _ => None,
+            None => None,
         },
         rtmp: job
             .rtmp
