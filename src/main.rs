@@ -53,8 +53,11 @@ enum Command {
         #[command(subcommand)]
         action: StorageAction,
     },
-    /// Prints the JSON Schema of the job contract.
-    Schema,
+    /// Prints the JSON Schema of the job contract, or with --events that of every event.
+    Schema {
+        #[arg(long)]
+        events: bool,
+    },
     /// Takes jobs from RabbitMQ and runs them (events to the events exchange).
     Worker {
         /// Worker configuration (TOML); every value can be overridden from the environment.
@@ -139,11 +142,12 @@ fn main() -> ExitCode {
     unsafe { libc::umask(0o077) };
     init_logs();
     match Cli::parse().command {
-        Command::Schema => {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&job::schema_json()).unwrap_or_default()
-            );
+        Command::Schema { events } => {
+            let schema = match events {
+                true => egress::events::schema_json(),
+                false => job::schema_json(),
+            };
+            println!("{}", serde_json::to_string_pretty(&schema).unwrap_or_default());
             ExitCode::SUCCESS
         }
         Command::Storage {

@@ -306,6 +306,11 @@ fn broadcast(scratch: &Scratch, tracks: Value, call_s: f64) -> PathBuf {
         event_types(&events),
         ["call.hls_broadcasting_started", "call.hls_broadcasting_stopped"]
     );
+    assert_eq!(
+        events[0]["call"],
+        json!({ "cid": "default:hls-sound", "type": "default", "id": "hls-sound" }),
+        "the started event names its call"
+    );
     path_of(events[0]["hls_playlist_url"].as_str().expect("hls_playlist_url"))
 }
 

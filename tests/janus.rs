@@ -24,6 +24,7 @@ const RED: u32 = 0xd03030;
 const GREEN: u32 = 0x30a040;
 const BLUE: u32 = 0x3050d0;
 const YELLOW: u32 = 0xe0c020;
+const PLACEHOLDER: u32 = 0x6a4c88;
 
 fn rgb(colour: u32) -> [u8; 3] {
     [(colour >> 16) as u8, (colour >> 8) as u8, colour as u8]
@@ -184,6 +185,84 @@ fn the_participant_who_speaks_takes_the_single_participant_layout() {
     );
 }
 
+fn epoch_s() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+#[test]
+fn a_camera_whose_frames_stop_shows_its_placeholder_and_comes_back_by_itself() {
+    let bed = JanusBed::start();
+    bed.create_room(1005, None);
+    let alice = Publisher::join(&bed.url, 1005, Publishing::camera("alice", RED, 400.0));
+    let bob = Publisher::join(&bed.url, 1005, Publishing::camera("bob", GREEN, 700.0));
+    let scratch = Scratch::new("janus-stall");
+    let mut job = janus_job(&bed.url, 1005, 16);
+    job["recording"]["layout"]["options"] =
+        json!({ "participant.placeholder_background_color": format!("#{PLACEHOLDER:06x}") });
+    job["frame_recording"] = json!({"capture_interval_in_seconds": 2, "quality": "360p"});
+    let mut running = Running::spawn(&scratch, &job, &[]);
+    running.wait_for("call.recording_started", Duration::from_secs(10));
+    let start = Instant::now();
+    sleep_until(start, 4.0);
+    // Alice's camera stops sending; her signalling and sound go on.
+    let held_at = epoch_s();
+    alice.hold_video(true);
+    sleep_until(start, 9.0);
+    let resumed_at = epoch_s();
+    alice.hold_video(false);
+    let events = running.finish(Duration::from_secs(40));
+    drop((alice, bob));
+    let file = ready_file(&events);
+
+    assert_tiles(&Frame::at(&file, 3.0, 1280, 720), &[RED, GREEN], "both cameras");
+    let stalled = Frame::at(&file, 7.5, 1280, 720);
+    let red = share_of(&stalled, rgb(RED));
+    assert!(red < 0.005, "alice's last frame is not kept: {red}");
+    assert!(share_of(&stalled, rgb(GREEN)) > 0.1, "bob's tile goes on");
+    // The grid keeps alice's tile, now her placeholder.
+    let scene = expected_scene("grid", &json!({}), &["alice", "bob"], 1280, 720);
+    let others: Vec<[u8; 3]> = scene
+        .tiles
+        .iter()
+        .map(|t| {
+            let (x, y) = t.rect.center();
+            // Below the initials in the middle of the tile.
+            stalled.colour_at(x, y + t.rect.h as i32 / 4)
+        })
+        .filter(|c| !close(*c, rgb(GREEN)))
+        .collect();
+    assert!(
+        matches!(others.as_slice(), [c] if close(*c, rgb(PLACEHOLDER))),
+        "alice's tile shows her placeholder: {others:?}"
+    );
+    assert_tiles(
+        &Frame::at(&file, 13.5, 1280, 720),
+        &[RED, GREEN],
+        "alice's frames are back",
+    );
+
+    let alice_stills: Vec<f64> = events
+        .iter()
+        .filter(|e| e["type"] == "call.frame_recording_ready" && e["users"].get("alice").is_some())
+        .map(captured_s)
+        .collect();
+    let during: Vec<&f64> = alice_stills
+        .iter()
+        .filter(|&&at| at > held_at + 1.0 && at < resumed_at)
+        .collect();
+    assert!(
+        during.is_empty(),
+        "no stills of a camera sending nothing: {during:?}"
+    );
+    assert!(
+        alice_stills.iter().any(|&at| at > resumed_at),
+        "stills again once frames return: {alice_stills:?}"
+    );
+}
+
 #[test]
 fn the_recording_survives_a_janus_restart() {
     let bed = JanusBed::start();
@@ -317,12 +396,6 @@ fn a_janus_call_gets_stills_of_every_publisher_and_captions_of_what_they_say() {
     sleep_until(start, 6.0);
     let screen = Publisher::join(&bed.url, 3003, Publishing::screen("alice", YELLOW));
     sleep_until(start, 9.0);
-    let epoch_s = || {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs_f64()
-    };
     let joining = epoch_s();
     let late = Publisher::join(&bed.url, 3003, Publishing::camera("erin", BLUE, 1000.0));
     let joined = epoch_s();

@@ -29,7 +29,7 @@ fn transcribe(audio: &Path, model: &Path) -> (Option<i32>, Vec<Value>, String) {
         .arg(model)
         .output()
         .unwrap();
-    let lines = parse_events(&out.stdout);
+    let lines = parse_json_lines(&out.stdout);
     (
         out.status.code(),
         lines,
@@ -171,6 +171,8 @@ fn a_call_gets_live_captions_per_speaker_and_a_transcript() {
             assert_eq!(cc["language"], "en");
             assert_eq!(cc["translated"], false);
             assert_eq!(cc["user"]["id"], *speaker);
+            assert_eq!(cc["user"]["role"], "user", "the same user object as in stills");
+            assert_eq!(cc["service"], "whisper");
             assert!(cc["id"].as_str().is_some_and(|id| !id.is_empty()));
             let length = millis_between(
                 cc["start_time"].as_str().unwrap(),
@@ -241,7 +243,7 @@ fn a_monologue_is_cut_at_the_longest_caption() {
         "source": { "type": "synthetic", "duration_s": 30, "participants": [
             { "user_id": "alice", "video": null, "audio": { "file": "monologue.wav" } }
         ]},
-        "transcription": { "closed_captions": true, "transcript": false,
+        "transcription": { "closed_captions": true, "transcript": false, "language": "auto",
             "speech_segment_config": { "max_speech_caption_ms": 5000, "silence_duration_ms": 2000 } }
     });
     let events = run_successfully(&scratch, &job);
@@ -257,6 +259,7 @@ fn a_monologue_is_cut_at_the_longest_caption() {
             cc["end_time"].as_str().unwrap(),
         );
         assert!(length <= 5000, "{length} ms: {cc}");
+        assert_eq!(cc["language"], "en", "the language heard, not the setting: {cc}");
     }
     let heard: Vec<&str> = captions
         .iter()

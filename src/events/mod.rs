@@ -6,24 +6,102 @@ mod webhook;
 pub use sink::{EventSink, JsonLinesSink, MemorySink, RedactingSink};
 pub use webhook::{FanOut, WebhookConfig, WebhookSink, signature};
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// Every event carries these fields plus its type-specific body.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct Event {
     pub call_cid: String,
     pub created_at: String,
     pub egress_id: String,
+    /// The call, on the events whose seed model requires it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call: Option<CallSummary>,
     #[serde(flatten)]
     pub body: EventBody,
 }
 
+/// What a worker knows of the seed's `CallResponse`: the call's identity. The rest of that
+/// model (settings, members, ingress) belongs to the platform, not to the egress.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct CallSummary {
+    /// `TYPE:ID`.
+    pub cid: String,
+    #[serde(rename = "type")]
+    pub call_type: String,
+    pub id: String,
+}
+
+impl CallSummary {
+    pub fn of(call_cid: &str) -> CallSummary {
+        let (call_type, id) = call_cid.split_once(':').unwrap_or(("default", call_cid));
+        CallSummary {
+            cid: call_cid.to_owned(),
+            call_type: call_type.to_owned(),
+            id: id.to_owned(),
+        }
+    }
+}
+
+/// A participant as events name them, the same in every event: the seed's `UserResponse` as
+/// far as the call tells it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct UserObject {
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The first of `roles`, `user` when there is none.
+    pub role: String,
+    pub roles: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    pub custom: serde_json::Map<String, serde_json::Value>,
+}
+
+impl UserObject {
+    pub fn of(participant: &crate::source::ParticipantInfo) -> UserObject {
+        UserObject {
+            id: participant.user_id.clone(),
+            name: Some(participant.name.clone()),
+            role: participant
+                .roles
+                .first()
+                .cloned()
+                .unwrap_or_else(|| "user".to_owned()),
+            roles: participant.roles.clone(),
+            image: None,
+            custom: serde_json::Map::new(),
+        }
+    }
+
+    /// Someone the call has no details of.
+    pub fn unknown(user_id: &str) -> UserObject {
+        UserObject {
+            id: user_id.to_owned(),
+            name: None,
+            role: "user".to_owned(),
+            roles: Vec::new(),
+            image: None,
+            custom: serde_json::Map::new(),
+        }
+    }
+}
+
+/// The JSON Schema every event is valid against.
+pub fn schema_json() -> serde_json::Value {
+    serde_json::to_value(schemars::schema_for!(Event)).expect("a generated schema is valid JSON")
+}
+
 impl Event {
     pub fn new(call_cid: &str, egress_id: &str, body: EventBody) -> Self {
+        let call = body.carries_call().then(|| CallSummary::of(call_cid));
         Event {
             call_cid: call_cid.to_owned(),
             created_at: now_rfc3339(),
             egress_id: egress_id.to_owned(),
+            call,
             body,
         }
     }
@@ -43,7 +121,7 @@ pub fn now_rfc3339() -> String {
 /// Only `composite` recordings are produced by this worker.
 pub const COMPOSITE: &str = "composite";
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type")]
 pub enum EventBody {
     #[serde(rename = "call.recording_started")]
@@ -100,7 +178,7 @@ pub enum EventBody {
         track_type: String,
         url: String,
         /// The participant in the frame, by user id.
-        users: serde_json::Map<String, serde_json::Value>,
+        users: BTreeMap<String, UserObject>,
     },
     #[serde(rename = "call.frame_recording_stopped")]
     FrameRecordingStopped {},
@@ -124,8 +202,21 @@ pub enum EventBody {
     ClosedCaption { closed_caption: CallClosedCaption },
 }
 
+impl EventBody {
+    /// Whether the seed's model of this event requires the `call` object.
+    fn carries_call(&self) -> bool {
+        matches!(
+            self,
+            EventBody::HlsStarted { .. }
+                | EventBody::FrameRecordingStarted { .. }
+                | EventBody::FrameRecordingStopped {}
+                | EventBody::FrameRecordingFailed { .. }
+        )
+    }
+}
+
 /// The `CallTranscription` object of the seed's event model.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct CallTranscription {
     pub filename: String,
     pub url: String,
@@ -135,7 +226,7 @@ pub struct CallTranscription {
 }
 
 /// The `CallClosedCaption` object of the seed's event model.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct CallClosedCaption {
     pub id: String,
     pub start_time: String,
@@ -144,12 +235,13 @@ pub struct CallClosedCaption {
     pub text: String,
     pub language: String,
     pub translated: bool,
-    /// The speaker, as a user object (`id`, `name` when known).
-    pub user: serde_json::Value,
+    pub user: UserObject,
+    /// What made the caption: the speech model.
+    pub service: String,
 }
 
 /// The `CallRecording` object of the seed's event model.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct CallRecording {
     pub filename: String,
     pub url: String,
@@ -157,4 +249,78 @@ pub struct CallRecording {
     pub end_time: String,
     pub session_id: String,
     pub recording_type: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn valid(event: &Event) -> Vec<String> {
+        let validator = jsonschema::validator_for(&schema_json()).expect("the event schema compiles");
+        let value = serde_json::to_value(event).unwrap();
+        validator.iter_errors(&value).map(|e| e.to_string()).collect()
+    }
+
+    #[test]
+    fn the_events_whose_seed_model_requires_the_call_carry_it() {
+        let started = Event::new(
+            "livestream:town-hall",
+            "eg_1",
+            EventBody::HlsStarted {
+                hls_playlist_url: "https://cdn/master.m3u8".into(),
+                warnings: vec![],
+            },
+        );
+        let call = started.call.clone().expect("call on hls_broadcasting_started");
+        assert_eq!(
+            (call.cid.as_str(), call.call_type.as_str(), call.id.as_str()),
+            ("livestream:town-hall", "livestream", "town-hall")
+        );
+        assert_eq!(valid(&started), Vec::<String>::new());
+        let stopped = Event::new("default:c", "eg_1", EventBody::FrameRecordingStopped {});
+        assert!(stopped.call.is_some());
+        let recording = Event::new(
+            "default:c",
+            "eg_1",
+            EventBody::RecordingStopped {
+                recording_type: COMPOSITE.into(),
+            },
+        );
+        assert!(
+            recording.call.is_none(),
+            "the recording events' model has no call"
+        );
+    }
+
+    #[test]
+    fn the_schema_refuses_an_event_missing_a_required_field() {
+        let caption = Event::new(
+            "default:c",
+            "eg_1",
+            EventBody::ClosedCaption {
+                closed_caption: CallClosedCaption {
+                    id: "cc_1".into(),
+                    start_time: now_rfc3339(),
+                    end_time: now_rfc3339(),
+                    speaker_id: "alice".into(),
+                    text: "hello".into(),
+                    language: "en".into(),
+                    translated: false,
+                    user: UserObject::unknown("alice"),
+                    service: "whisper".into(),
+                },
+            },
+        );
+        assert_eq!(valid(&caption), Vec::<String>::new());
+        let validator = jsonschema::validator_for(&schema_json()).unwrap();
+        let mut value = serde_json::to_value(&caption).unwrap();
+        value["closed_caption"]["user"]
+            .as_object_mut()
+            .unwrap()
+            .remove("role");
+        assert!(!validator.is_valid(&value), "a user without role is refused");
+        let mut value = serde_json::to_value(&caption).unwrap();
+        value["type"] = "call.no_such_event".into();
+        assert!(!validator.is_valid(&value), "an unknown type is refused");
+    }
 }

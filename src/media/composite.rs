@@ -98,6 +98,8 @@ struct Input {
     branches: Vec<Branch>,
     /// The still-frame branch of a video track, or the speech branch of an audio track.
     capture: Option<gst::Bin>,
+    /// When the last decoded frame of a video track arrived (`monotonic_ns`).
+    last_frame: Option<Arc<AtomicU64>>,
 }
 
 pub struct Composite {
@@ -385,6 +387,10 @@ impl Composite {
         };
         front.sync_state_with_parent()?;
         media.sync_state_with_parent()?;
+        let last_frame = match is_video {
+            true => Some(note_arrivals(&front)?),
+            false => None,
+        };
         self.inputs.insert(
             id.to_owned(),
             Input {
@@ -394,9 +400,22 @@ impl Composite {
                     .collect(),
                 branches,
                 capture,
+                last_frame,
             },
         );
         Ok(())
+    }
+
+    /// The video inputs whose last frame came more than `quiet` ago (or that have had none for
+    /// that long since they were added): a publisher whose media stopped while it stays in the
+    /// call.
+    pub fn silent_video_inputs(&self, quiet: Duration) -> impl Iterator<Item = &str> {
+        let now = monotonic_ns();
+        let quiet = quiet.as_nanos() as u64;
+        self.inputs.iter().filter_map(move |(id, input)| {
+            let last = input.last_frame.as_ref()?.load(Ordering::Relaxed);
+            (now.saturating_sub(last) > quiet).then_some(id.as_str())
+        })
     }
 
     /// Shows `scene` in `mix` from the frame at call time `from` on (the next frame when
@@ -807,6 +826,26 @@ fn drop_after_cut(aggregator: &gst::Element, cut_at: Arc<AtomicU64>) -> anyhow::
         }
     });
     Ok(())
+}
+
+/// Nanoseconds on the monotonic clock since the first call.
+fn monotonic_ns() -> u64 {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    START.get_or_init(std::time::Instant::now).elapsed().as_nanos() as u64
+}
+
+/// Keeps the arrival time of each buffer into `element`, starting from now.
+fn note_arrivals(element: &gst::Element) -> anyhow::Result<Arc<AtomicU64>> {
+    let last = Arc::new(AtomicU64::new(monotonic_ns()));
+    let written = last.clone();
+    element
+        .static_pad("sink")
+        .context("an input without sink pad")?
+        .add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+            written.store(monotonic_ns(), Ordering::Relaxed);
+            gst::PadProbeReturn::Ok
+        });
+    Ok(last)
 }
 
 /// The end (running time) of the last buffer the aggregator put out.

@@ -5,11 +5,15 @@ use crate::layout::{self, LayoutPlan, Scene, TileContent};
 use crate::media::{Composite, MixScene, MixSpec};
 use crate::participants::{Roster, input_id};
 use crate::render;
-use crate::source::SourceEvent;
+use crate::source::{SourceEvent, TrackKind};
 use crate::speaking::SpeakingDetector;
 use image::RgbaImage;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
+use std::time::Duration;
+
+/// A camera with no frame for this long shows the layout's placeholder until frames return.
+pub const MEDIA_STALL: Duration = Duration::from_secs(2);
 
 /// One picture of the call: a layout at one orientation, drawn at its largest output size.
 pub struct MixPlan {
@@ -133,6 +137,8 @@ pub struct LiveCall {
     assets: LayoutAssets,
     /// Updates received so far, applied to participants who join later too.
     updates: Vec<super::JobUpdate>,
+    /// Cameras whose media stopped while their publisher stays: shown as placeholders.
+    stalled: HashSet<String>,
 }
 
 impl LiveCall {
@@ -143,7 +149,32 @@ impl LiveCall {
             mixes,
             assets,
             updates: Vec::new(),
+            stalled: HashSet::new(),
         }
+    }
+
+    /// Shows the placeholder of each camera whose frames stopped, and the camera again when
+    /// they return.
+    pub fn watch_media(&mut self, graph: &Composite) -> anyhow::Result<()> {
+        if !graph.has_video() {
+            return Ok(());
+        }
+        let silent: HashSet<String> = graph
+            .silent_video_inputs(MEDIA_STALL)
+            .filter(|id| id.ends_with(&input_id("", TrackKind::Camera)))
+            .map(str::to_owned)
+            .collect();
+        if silent == self.stalled {
+            return Ok(());
+        }
+        for id in silent.difference(&self.stalled) {
+            tracing::info!(input = %id, "no frames for {MEDIA_STALL:?}; showing the placeholder");
+        }
+        for id in self.stalled.difference(&silent) {
+            tracing::info!(input = %id, "frames are back");
+        }
+        self.stalled = silent;
+        self.relayout(graph, None)
     }
 
     /// Applies a coordinator's update (pins, names, roles) and re-lays out.
@@ -254,9 +285,14 @@ impl LiveCall {
         if !graph.has_video() {
             return Ok(());
         }
-        let views = self
+        let mut views = self
             .roster
             .views(|id| self.speaking.is_speaking(id), self.speaking.dominant());
+        for view in &mut views {
+            if view.camera.as_ref().is_some_and(|id| self.stalled.contains(id)) {
+                view.camera = None;
+            }
+        }
         let inputs: Vec<String> = graph.input_ids().map(str::to_owned).collect();
         for (index, mix) in self.mixes.iter_mut().enumerate() {
             let scene = mix.plan.scene(&views, mix.size.0, mix.size.1);

@@ -4,13 +4,12 @@
 
 use super::call::LiveCall;
 use super::{Emit, JobIdentity};
-use crate::events::EventBody;
+use crate::events::{EventBody, UserObject};
 use crate::job::{FrameRecordingConfig, Job};
 use crate::media::{Composite, FrameTap, StillFrame};
 use crate::storage::{self, Output, Uploader};
 use anyhow::Context;
 use chrono::{DateTime, Utc};
-use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
@@ -146,17 +145,10 @@ impl FrameOutput {
             let stamp = captured_at.format("%Y%m%dT%H%M%S%.3fZ");
             let key = format!("{}/{}/{track}/{stamp}.jpg", self.prefix, safe_segment(user_id));
             self.start(emit, warnings);
-            let user = match call.participant(user_id) {
-                Some(p) => json!({
-                    "id": p.user_id,
-                    "name": p.name,
-                    "role": p.roles.first().map_or("user", String::as_str),
-                    "roles": p.roles,
-                }),
-                None => json!({ "id": user_id }),
-            };
-            let mut users = serde_json::Map::new();
-            users.insert(user_id.to_owned(), user);
+            let user = call
+                .participant(user_id)
+                .map_or_else(|| UserObject::unknown(user_id), UserObject::of);
+            let users = std::collections::BTreeMap::from([(user_id.to_owned(), user)]);
             let ready = EventBody::FrameRecordingReady {
                 captured_at: captured_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
                 session_id: id.session_id.clone(),

@@ -41,6 +41,8 @@ const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
 const SOURCE_GOODBYE: Duration = Duration::from_secs(3);
 /// How often the session loop looks at the source, the bus and the stop flag.
 const POLL: Duration = Duration::from_millis(5);
+/// How often the cameras are checked for frames that stopped.
+const MEDIA_CHECK: Duration = Duration::from_millis(250);
 /// How often new HLS segments are looked for.
 const PUBLISH_EVERY: Duration = Duration::from_millis(250);
 
@@ -465,6 +467,7 @@ fn execute(
         .set_state(gst::State::Playing)
         .context("the media pipeline did not start")?;
     let playing_since = Instant::now();
+    let mut media_checked = playing_since;
     if let Some(frames) = &mut outputs.frames {
         frames.call_start = chrono::Utc::now();
     }
@@ -525,6 +528,10 @@ fn execute(
         }
         events.extend(rx.try_iter());
         graph.reap_departed();
+        if finishing.is_none() && media_checked.elapsed() >= MEDIA_CHECK {
+            media_checked = Instant::now();
+            call.watch_media(&graph)?;
+        }
         for event in events {
             if finishing.is_some() {
                 break;

@@ -5,7 +5,7 @@
 
 use super::call::LiveCall;
 use super::{Emit, JobIdentity};
-use crate::events::{CallClosedCaption, CallTranscription, EventBody};
+use crate::events::{CallClosedCaption, CallTranscription, EventBody, UserObject};
 use crate::job::{Job, TranscriptionConfig};
 use crate::media::{Composite, SpeechTap};
 use crate::storage::{self, Output, Uploader};
@@ -21,6 +21,9 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+/// The `service` of every caption: the speech model, run by the worker itself.
+const CAPTION_SERVICE: &str = "whisper";
 
 type Feed = SyncSender<(String, Utterance, Instant)>;
 
@@ -170,10 +173,9 @@ impl TranscriptionOutput {
             "caption"
         );
         if self.config.closed_captions {
-            let user = match call.participant(&speaker) {
-                Some(p) => json!({ "id": p.user_id, "name": p.name, "roles": p.roles }),
-                None => json!({ "id": speaker }),
-            };
+            let user = call
+                .participant(&speaker)
+                .map_or_else(|| UserObject::unknown(&speaker), UserObject::of);
             emit(EventBody::ClosedCaption {
                 closed_caption: CallClosedCaption {
                     id: format!("cc_{}", uuid::Uuid::new_v4().simple()),
@@ -181,9 +183,10 @@ impl TranscriptionOutput {
                     end_time: rfc3339(spoken_end),
                     speaker_id: speaker,
                     text: line.text.clone(),
-                    language: self.config.language.clone(),
+                    language: heard.language.clone(),
                     translated: false,
                     user,
+                    service: CAPTION_SERVICE.to_owned(),
                 },
             });
         }

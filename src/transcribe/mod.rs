@@ -40,16 +40,15 @@ pub fn transcribe_utterances(
     utterances.extend(segmenter.finish());
     let mut out = Vec::new();
     for utterance in utterances {
-        let text: Vec<String> = model
-            .transcribe(&utterance.samples, language)?
-            .into_iter()
-            .map(|piece| piece.text)
-            .collect();
-        if !text.is_empty() {
+        let pieces = model.transcribe(&utterance.samples, language)?;
+        if let Some(first) = pieces.first() {
+            let language = first.language.clone();
+            let text: Vec<String> = pieces.into_iter().map(|piece| piece.text).collect();
             out.push(Transcribed {
                 start_ms: utterance.start.as_millis() as u64,
                 end_ms: utterance.end.as_millis() as u64,
                 text: text.join(" "),
+                language,
             });
         }
     }

@@ -19,6 +19,8 @@ pub struct Transcribed {
     pub start_ms: u64,
     pub end_ms: u64,
     pub text: String,
+    /// The language heard (ISO 639-1): the one asked for, or the one detected under `auto`.
+    pub language: String,
 }
 
 impl SpeechModel {
@@ -76,6 +78,14 @@ impl SpeechModel {
         state
             .full(params, samples)
             .map_err(|e| anyhow::anyhow!("transcription failed: {e}"))?;
+        let language = match language.filter(|l| *l != "auto") {
+            Some(asked) => asked.to_owned(),
+            None if self.is_multilingual() => whisper_rs::get_lang_str(state.full_lang_id_from_state())
+                .unwrap_or("en")
+                .to_owned(),
+            // An English-only model hears English.
+            None => "en".to_owned(),
+        };
         let mut out = Vec::new();
         for segment in state.as_iter() {
             let text = segment.to_str_lossy().map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -89,6 +99,7 @@ impl SpeechModel {
                 start_ms: u64::try_from(segment.start_timestamp()).unwrap_or(0) * 10,
                 end_ms: u64::try_from(segment.end_timestamp()).unwrap_or(0) * 10,
                 text: text.to_owned(),
+                language: language.clone(),
             });
         }
         Ok(out)

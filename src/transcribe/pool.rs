@@ -15,6 +15,8 @@ pub struct Heard {
     pub utterance_start: std::time::Duration,
     pub utterance_end: std::time::Duration,
     pub text: String,
+    /// The language heard; empty when nothing was.
+    pub language: String,
     /// When the utterance was handed over (for the caption latency figure).
     pub queued_at: Instant,
 }
@@ -96,6 +98,7 @@ fn work(
                     utterance_start: utterance.start,
                     utterance_end: utterance.end,
                     text: text.trim().to_owned(),
+                    language: pieces.first().map(|p| p.language.clone()).unwrap_or_default(),
                     queued_at,
                 })
             }

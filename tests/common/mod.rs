@@ -84,11 +84,39 @@ pub fn run_successfully(scratch: &Scratch, job: &Value) -> Vec<Value> {
 }
 
 pub fn parse_events(stdout: &[u8]) -> Vec<Value> {
+    let events = parse_json_lines(stdout);
+    assert_events_follow_the_schema(&events);
+    events
+}
+
+/// One JSON value per non-empty line.
+pub fn parse_json_lines(stdout: &[u8]) -> Vec<Value> {
     String::from_utf8_lossy(stdout)
         .lines()
         .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("event line is not JSON ({e}): {l}")))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("line is not JSON ({e}): {l}")))
         .collect()
+}
+
+/// Every event is valid against the schema the worker publishes (`egress schema --events`).
+pub fn assert_events_follow_the_schema(events: &[Value]) {
+    static VALIDATOR: std::sync::OnceLock<jsonschema::Validator> = std::sync::OnceLock::new();
+    let validator = VALIDATOR.get_or_init(|| {
+        let out = egress().args(["schema", "--events"]).output().unwrap();
+        assert!(out.status.success(), "egress schema --events");
+        let schema: Value = serde_json::from_slice(&out.stdout).unwrap();
+        jsonschema::validator_for(&schema).expect("the event schema compiles")
+    });
+    for event in events {
+        let problems: Vec<String> = validator
+            .iter_errors(event)
+            .map(|e| format!("{}: {e}", e.instance_path()))
+            .collect();
+        assert!(
+            problems.is_empty(),
+            "an event does not follow the published schema: {problems:?}\n{event:#}"
+        );
+    }
 }
 
 pub fn event_types(events: &[Value]) -> Vec<String> {
@@ -492,6 +520,7 @@ impl Running {
             reader.join().unwrap();
         }
         self.seen.extend(self.events.try_iter());
+        assert_events_follow_the_schema(&self.seen);
         (status, std::mem::take(&mut self.seen))
     }
 }

@@ -68,6 +68,8 @@ impl Publishing {
 pub struct Publisher {
     stop: Arc<AtomicBool>,
     published: Arc<AtomicBool>,
+    /// While set, no video leaves the publisher; its signalling and sound go on.
+    video_held: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -77,11 +79,13 @@ impl Publisher {
         gst::init().unwrap();
         let stop = Arc::new(AtomicBool::new(false));
         let published = Arc::new(AtomicBool::new(false));
+        let video_held = Arc::new(AtomicBool::new(false));
         let (flag, done, url) = (stop.clone(), published.clone(), url.to_owned());
+        let held = video_held.clone();
         let thread = std::thread::spawn(move || {
             // Publish; after a lost connection, publish again, as a real client does.
             while !flag.load(Ordering::Relaxed) {
-                if let Err(e) = publish(&url, room, &what, &flag, &done) {
+                if let Err(e) = publish(&url, room, &what, &flag, &done, &held) {
                     eprintln!("publisher {}: {e}; again shortly", what.display);
                 }
                 done.store(false, Ordering::Relaxed);
@@ -91,6 +95,7 @@ impl Publisher {
         let publisher = Publisher {
             stop,
             published,
+            video_held,
             thread: Some(thread),
         };
         publisher.wait_published(Duration::from_secs(10));
@@ -106,6 +111,11 @@ impl Publisher {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// Stops sending video (`true`) or sends it again, staying in the room.
+    pub fn hold_video(&self, held: bool) {
+        self.video_held.store(held, Ordering::Relaxed);
     }
 
     /// Leaves the room (unpublishes and hangs up).
@@ -132,6 +142,7 @@ fn publish(
     what: &Publishing,
     stop: &AtomicBool,
     published: &AtomicBool,
+    video_held: &AtomicBool,
 ) -> Result<(), String> {
     let timeout = Duration::from_secs(3);
     let mut client = JanusClient::connect(url, timeout).map_err(|e| e.to_string())?;
@@ -175,7 +186,12 @@ fn publish(
     webrtc.emit_by_name::<()>("set-remote-description", &[&answer, &promise]);
     promise.wait();
     published.store(true, Ordering::Relaxed);
+    let valve = pipeline.by_name("hold").ok_or("no valve")?;
     let outcome = loop {
+        let held = video_held.load(Ordering::Relaxed);
+        if valve.property::<bool>("drop") != held {
+            valve.set_property("drop", held);
+        }
         if stop.load(Ordering::Relaxed) {
             let _ = client.message(handle, json!({"request": "leave"}), None, timeout);
             break Ok(());
@@ -208,7 +224,7 @@ pub fn sending_pipeline(what: &Publishing) -> Result<(gst::Pipeline, gst::Elemen
     let (w, h, fps) = what.video;
     let mut description = format!(
         "webrtcbin name=webrtc bundle-policy=max-bundle \
-         {video} ! video/x-raw,width={w},height={h},framerate={fps}/1 ! videoconvert ! \
+         {video} ! video/x-raw,width={w},height={h},framerate={fps}/1 ! valve name=hold ! videoconvert ! \
          vp8enc deadline=1 cpu-used=8 target-bitrate={bitrate} keyframe-max-dist=60 ! \
          rtpvp8pay pt=96 ssrc={video_ssrc} ! \
          application/x-rtp,media=video,encoding-name=VP8,payload=96,clock-rate=90000,ssrc=(uint){video_ssrc} ! webrtc. "
