@@ -13,4 +13,5 @@ pub mod session;
 pub mod source;
 pub mod speaking;
 pub mod storage;
+pub mod tls;
 pub mod transcribe;

@@ -161,6 +161,7 @@ fn main() -> ExitCode {
                     return ExitCode::from(EXIT_INVALID);
                 }
             };
+            egress::tls::set_ca_file(config.worker.tls_ca_file.clone());
             let shutdown = Arc::new(AtomicBool::new(false));
             for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
                 let _ = signal_hook::flag::register_conditional_shutdown(signal, 130, shutdown.clone());

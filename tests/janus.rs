@@ -264,6 +264,41 @@ fn a_camera_whose_frames_stop_shows_its_placeholder_and_comes_back_by_itself() {
 }
 
 #[test]
+fn janus_behind_tls_is_joined_with_the_operators_ca_and_an_untrusted_one_fails_clearly() {
+    let bed = JanusBed::start();
+    bed.create_room(1006, None);
+    let alice = Publisher::join(&bed.url, 1006, Publishing::camera("alice", RED, 400.0));
+    let scratch = Scratch::new("janus-wss");
+    let certificates = TestCertificates::create(&scratch.dir.join("pki"));
+    let janus = url::Url::parse(&bed.url).unwrap();
+    let backend = format!("{}:{}", janus.host_str().unwrap(), janus.port().unwrap());
+    let front = TlsFront::start_to(&scratch.dir.join("tls-front"), &certificates, &backend);
+    let job = janus_job(&format!("wss://127.0.0.1:{}", front.port), 1006, 5);
+
+    // A certificate from a CA the worker was not told of.
+    let (status, events) = Running::spawn(&scratch, &job, &[]).end(Duration::from_secs(40));
+    assert_eq!(status.code(), Some(1), "{events:#?}");
+    let failed = events
+        .iter()
+        .find(|e| e["type"] == "call.recording_failed")
+        .unwrap_or_else(|| panic!("a failed event: {events:#?}"));
+    let error = failed["error"].as_str().unwrap();
+    assert!(
+        error.contains("TLS") && error.contains("certificate"),
+        "the error says the certificate is not trusted: {error}"
+    );
+
+    // The operator's CA, worker-wide.
+    let trusted = Scratch::new("janus-wss-trusted");
+    let mut command = egress();
+    command.env("EGRESS_TLS_CA_FILE", &certificates.ca);
+    let events = Running::spawn_with(command, &trusted, &job, &[]).finish(Duration::from_secs(40));
+    drop(alice);
+    let file = ready_file(&events);
+    assert_tiles(&Frame::at(&file, 3.0, 1280, 720), &[RED], "alice over wss://");
+}
+
+#[test]
 fn the_recording_survives_a_janus_restart() {
     let bed = JanusBed::start();
     // Room 1234 is in the test configuration, so it is there again after the restart.
@@ -479,6 +514,44 @@ fn a_janus_call_gets_stills_of_every_publisher_and_captions_of_what_they_say() {
             .iter()
             .any(|t| t == "call.transcription_ready"),
         "the transcript is stored"
+    );
+}
+
+#[test]
+fn a_whep_endpoint_over_https_is_trusted_through_the_operators_ca() {
+    let token = "viewer-token-6612";
+    let _alone = no_test_beds();
+    let server = WhepServer::start(Publishing::camera("stage", BLUE, 700.0), token);
+    let scratch = Scratch::new("whep-https");
+    let certificates = TestCertificates::create(&scratch.dir.join("pki"));
+    let plain = url::Url::parse(&server.url).unwrap();
+    let front = TlsFront::start(
+        &scratch.dir.join("tls-front"),
+        &certificates,
+        plain.port().unwrap(),
+    );
+    let job = json!({
+        "call_cid": "default:whep-https",
+        "source": {
+            "type": "whep", "url": format!("https://127.0.0.1:{}{}", front.port, plain.path()),
+            "bearer_token": token, "participant": {"user_id": "stage"},
+        },
+        "recording": {"quality": "720p", "layout": {"name": "grid"}},
+        "limits": {"max_duration_seconds": 6},
+    });
+    let mut command = egress();
+    command.env("EGRESS_TLS_CA_FILE", &certificates.ca);
+    let events = Running::spawn_with(command, &scratch, &job, &[]).finish(Duration::from_secs(40));
+    let file = ready_file(&events);
+    assert_tiles(
+        &Frame::at(&file, 4.0, 1280, 720),
+        &[BLUE],
+        "the WHEP stream over https",
+    );
+    assert_eq!(
+        server.seen().first().map(String::as_str),
+        Some("POST /whep/call"),
+        "the offer went through TLS"
     );
 }
 

@@ -695,14 +695,13 @@ fn check_semantics(job: &Job, media: &LocalMedia, out: &mut Vec<Problem>) {
         }
         SourceConfig::Janus(source) => {
             match url::Url::parse(&source.url) {
-                Ok(url) if url.scheme() == "ws" && url.host_str().is_some() => {}
-                Ok(url) if url.scheme() == "wss" => out.push(Problem::new(
-                    "source.url",
-                    "expected a ws:// URL; wss:// is not supported yet (put TLS in front of the worker's network, not between it and Janus)",
-                )),
+                Ok(url) if matches!(url.scheme(), "ws" | "wss") && url.host_str().is_some() => {}
                 _ => out.push(Problem::new(
                     "source.url",
-                    format!("expected the WebSocket URL of the Janus API, like ws://host:8188; got \"{}\"", source.url),
+                    format!(
+                        "expected the WebSocket URL of the Janus API, like ws://host:8188 or wss://host; got \"{}\"",
+                        source.url
+                    ),
                 )),
             }
             let mut seen = std::collections::HashSet::new();

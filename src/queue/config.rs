@@ -87,6 +87,9 @@ pub struct WorkerSection {
     pub ops_address: Option<String>,
     /// The Whisper model (ggml) for transcription (default: the setup's converted tiny.en).
     pub whisper_model: Option<PathBuf>,
+    /// A CA file (PEM) trusted beside the system's by the worker's own TLS clients (Janus
+    /// `wss://`, WHEP `https://`); `EGRESS_TLS_CA_FILE` sets it too.
+    pub tls_ca_file: Option<PathBuf>,
 }
 
 impl Default for WorkerSection {
@@ -104,6 +107,7 @@ impl Default for WorkerSection {
             events_stdout: false,
             ops_address: None,
             whisper_model: None,
+            tls_ca_file: None,
         }
     }
 }
@@ -255,6 +259,9 @@ impl WorkerConfig {
         }
         if let Some(value) = var("EGRESS_OUT_DIR") {
             self.worker.out_dir = value.into();
+        }
+        if let Some(value) = var("EGRESS_TLS_CA_FILE") {
+            self.worker.tls_ca_file = Some(value.into());
         }
         Ok(())
     }

@@ -75,9 +75,11 @@ fn follow(
     events: &Sender<SourceEvent>,
     stop: &AtomicBool,
 ) -> anyhow::Result<()> {
+    let roots = crate::tls::ureq_roots()?;
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_global(Some(HTTP_TIMEOUT))
         .http_status_as_error(false)
+        .tls_config(ureq::tls::TlsConfig::builder().root_certs(roots).build())
         .build()
         .into();
     let person = identity(config);

@@ -108,6 +108,11 @@ pub struct TlsFront {
 
 impl TlsFront {
     pub fn start(dir: &Path, certificates: &TestCertificates, backend: u16) -> TlsFront {
+        TlsFront::start_to(dir, certificates, &format!("127.0.0.1:{backend}"))
+    }
+
+    /// In front of `backend` (`HOST:PORT`), which may be in a network namespace of the tests.
+    pub fn start_to(dir: &Path, certificates: &TestCertificates, backend: &str) -> TlsFront {
         std::fs::create_dir_all(dir).unwrap();
         let port = free_port();
         let config = format!(
@@ -116,7 +121,7 @@ impl TlsFront {
              events {{ worker_connections 64; }}\n\
              stream {{ server {{ listen 127.0.0.1:{port} ssl;\n\
                ssl_certificate {cert}; ssl_certificate_key {key};\n\
-               proxy_pass 127.0.0.1:{backend}; }} }}\n",
+               proxy_pass {backend}; }} }}\n",
             dir = dir.display(),
             cert = certificates.server_cert.display(),
             key = certificates.server_key.display(),

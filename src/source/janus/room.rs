@@ -95,6 +95,9 @@ pub fn follow(
                     config.room
                 ));
             }
+            Err(e @ JanusError::Tls(_)) => {
+                return Err(anyhow!("cannot join Janus room {}: {e}", config.room));
+            }
             Err(e) if started.elapsed() >= FIRST_JOIN_WITHIN || stop.load(Ordering::Relaxed) => {
                 return Err(anyhow!("cannot join Janus room {}: {e}", config.room));
             }

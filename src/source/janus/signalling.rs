@@ -23,6 +23,10 @@ pub enum JanusError {
     Refused { code: i64, reason: String },
     #[error("no answer from Janus to {0} in time")]
     Timeout(String),
+    /// The TLS handshake was refused (an untrusted or wrong certificate): trying again will
+    /// not help.
+    #[error("{0}")]
+    Tls(String),
 }
 
 pub type Result<T> = std::result::Result<T, JanusError>;
@@ -34,8 +38,70 @@ pub struct PluginReply {
     pub jsep: Option<Value>,
 }
 
+/// The connection under the WebSocket: plain for `ws://`, TLS for `wss://`.
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
+}
+
+impl Stream {
+    fn tcp(&self) -> &TcpStream {
+        match self {
+            Stream::Plain(tcp) => tcp,
+            Stream::Tls(tls) => tls.get_ref(),
+        }
+    }
+}
+
+impl std::io::Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Plain(tcp) => tcp.read(buf),
+            Stream::Tls(tls) => tls.read(buf),
+        }
+    }
+}
+
+impl std::io::Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Plain(tcp) => tcp.write(buf),
+            Stream::Tls(tls) => tls.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Stream::Plain(tcp) => tcp.flush(),
+            Stream::Tls(tls) => tls.flush(),
+        }
+    }
+}
+
+/// Opens TLS to `host` over `tcp` and completes the handshake, so that a certificate the
+/// worker does not trust is told as such rather than as a failed WebSocket upgrade.
+fn tls_over(tcp: TcpStream, host: &str) -> Result<Stream> {
+    let config = crate::tls::client_config().map_err(|e| JanusError::Connection(e.to_string()))?;
+    let name = rustls_pki_types::ServerName::try_from(host.to_owned())
+        .map_err(|e| JanusError::Connection(format!("bad TLS server name {host}: {e}")))?;
+    let connection = rustls::ClientConnection::new(config, name)
+        .map_err(|e| JanusError::Connection(format!("cannot start TLS with {host}: {e}")))?;
+    let mut tls = rustls::StreamOwned::new(connection, tcp);
+    while tls.conn.is_handshaking() {
+        tls.conn.complete_io(&mut tls.sock).map_err(|e| {
+            let refused = e.get_ref().is_some_and(|inner| inner.is::<rustls::Error>());
+            let message = format!("TLS with Janus at {host} failed: {e}");
+            match refused {
+                true => JanusError::Tls(message),
+                false => JanusError::Connection(message),
+            }
+        })?;
+    }
+    Ok(Stream::Tls(Box::new(tls)))
+}
+
 pub struct JanusClient {
-    ws: WebSocket<TcpStream>,
+    ws: WebSocket<Stream>,
     session: Option<u64>,
     next_transaction: u64,
     /// Asynchronous messages read while waiting for an answer, in arrival order.
@@ -47,14 +113,18 @@ impl JanusClient {
     /// Opens the WebSocket (subprotocol `janus-protocol`) and creates a Janus session.
     pub fn connect(url: &str, timeout: Duration) -> Result<Self> {
         let parsed = url::Url::parse(url).map_err(|e| JanusError::Connection(format!("bad URL: {e}")))?;
-        if parsed.scheme() != "ws" {
-            return Err(JanusError::Connection(format!(
-                "{}:// is not supported; use ws://",
-                parsed.scheme()
-            )));
-        }
+        let secure = match parsed.scheme() {
+            "ws" => false,
+            "wss" => true,
+            other => {
+                return Err(JanusError::Connection(format!(
+                    "{other}:// is not supported; use ws:// or wss://"
+                )));
+            }
+        };
         let host = parsed.host_str().unwrap_or_default();
-        let port = parsed.port().unwrap_or(80);
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let port = parsed.port().unwrap_or(if secure { 443 } else { 80 });
         let address = (host, port)
             .to_socket_addrs()
             .map_err(|e| JanusError::Connection(format!("cannot resolve {host}: {e}")))?
@@ -64,6 +134,10 @@ impl JanusClient {
             .map_err(|e| JanusError::Connection(format!("cannot reach Janus at {host}:{port}: {e}")))?;
         stream.set_read_timeout(Some(timeout)).ok();
         stream.set_nodelay(true).ok();
+        let stream = match secure {
+            true => tls_over(stream, host)?,
+            false => Stream::Plain(stream),
+        };
         let mut request = url
             .into_client_request()
             .map_err(|e| JanusError::Connection(format!("bad URL: {e}")))?;
@@ -73,7 +147,7 @@ impl JanusClient {
         );
         let (ws, _) = tungstenite::client::client(request, stream)
             .map_err(|e| JanusError::Connection(format!("WebSocket handshake with Janus failed: {e}")))?;
-        ws.get_ref().set_read_timeout(Some(READ_SLICE)).ok();
+        ws.get_ref().tcp().set_read_timeout(Some(READ_SLICE)).ok();
         let mut client = JanusClient {
             ws,
             session: None,
