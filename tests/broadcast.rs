@@ -109,26 +109,6 @@ fn http_server(root: &Path) -> (Service, u16) {
     (service, port)
 }
 
-/// Plays a master playlist in headless Chromium with hls.js; returns the player's report.
-fn play_in_browser(master_url: &str) -> Value {
-    let npm = cache_dir().join("npm/node_modules");
-    let out = Command::new("node")
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/play_hls.js"))
-        .arg(master_url)
-        .arg(npm.join("hls.js/dist/hls.min.js"))
-        .arg("/usr/bin/chromium")
-        .env("NODE_PATH", &npm)
-        .output()
-        .expect("node runs (scripts/test-deps.sh installs it)");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    serde_json::from_str(stdout.lines().last().unwrap_or("")).unwrap_or_else(|e| {
-        panic!(
-            "player report unreadable ({e}): {stdout}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })
-}
-
 /// The live tests run one at a time: a 720p+360p ladder played in Chromium next to another
 /// real-time encode overloads two cores, and a live pipeline starved of CPU drops media, which
 /// is not what these tests are about.

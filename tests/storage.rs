@@ -467,6 +467,76 @@ fn s3_put_object_alone_is_enough_for_every_output_and_the_check() {
     );
 }
 
+/// The URIs of a playlist, in order.
+fn uris(playlist: &str) -> Vec<String> {
+    playlist
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn abs_private_hls_plays_in_a_browser_from_the_signed_master_url_alone() {
+    let azurite = Azurite::start();
+    azurite.create_container("private", false);
+    let scratch = Scratch::new("abs-private-hls");
+    let mut storage = azurite.storage("private");
+    storage["url_expiry_s"] = json!(900);
+    let job = json!({
+        "egress_id": "eg_private_hls",
+        "call_cid": "default:private-hls",
+        "source": { "type": "synthetic", "duration_s": 10, "participants": [
+            { "user_id": "alice", "video": { "pattern": "ball" }, "audio": "sine" }
+        ]},
+        "hls": { "quality_tracks": ["360p"] },
+        "storage": storage
+    });
+    let events = Running::spawn(&scratch, &job, &[]).finish(Duration::from_secs(120));
+    let started = events
+        .iter()
+        .find(|e| e["type"] == "call.hls_broadcasting_started")
+        .unwrap();
+    let master_url = started["hls_playlist_url"].as_str().unwrap();
+    let signed = |url: &str| url.contains("sp=r") && url.contains("sig=");
+    assert!(signed(master_url), "{master_url}");
+    let master = String::from_utf8(curl(master_url).expect("the master by its URL")).unwrap();
+    let renditions = uris(&master);
+    assert_eq!(renditions.len(), 1, "{master}");
+    assert!(signed(&renditions[0]), "the rendition URI is signed: {master}");
+    let playlist = String::from_utf8(curl(&renditions[0]).expect("the rendition")).unwrap();
+    assert!(playlist.contains("#EXT-X-ENDLIST"), "{playlist}");
+    let segments = uris(&playlist);
+    assert!(segments.len() >= 4, "{playlist}");
+    assert!(
+        segments.iter().all(|u| signed(u)),
+        "every segment URI is signed: {playlist}"
+    );
+    let first = curl(&segments[0]).expect("a segment by its signed URI");
+    assert!(first.len() > 10_000, "a whole segment: {} bytes", first.len());
+    let unsigned = segments[0].split('?').next().unwrap();
+    assert!(
+        curl(unsigned).is_none(),
+        "the container is private: {unsigned} was served"
+    );
+
+    let report = play_in_browser(master_url);
+    assert_eq!(report["supported"], true, "{report}");
+    assert_eq!(report["errors"], json!([]), "{report}");
+    assert_eq!(report["hlsErrors"], json!([]), "{report}");
+    let times: Vec<f64> = report["times"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_f64().unwrap())
+        .collect();
+    assert!(
+        times.last().unwrap() - times[0] >= 3.0,
+        "a viewer with only the master URL plays the call: {times:?}"
+    );
+}
+
 #[test]
 fn s3_wrong_keys_and_missing_permissions_are_told_in_plain_words() {
     let moto = Moto::start();

@@ -17,6 +17,9 @@ pub struct HlsOutput {
     published: HashSet<PathBuf>,
     /// The last text of each media playlist published.
     playlists: HashMap<PathBuf, String>,
+    /// With signed URLs (a private bucket), every URI a player follows is one, valid as long as
+    /// the URL of the master: relative URIs would carry no signature.
+    signed: bool,
     pub started: bool,
 }
 
@@ -46,6 +49,7 @@ impl HlsOutput {
             prefix,
             published: HashSet::new(),
             playlists: HashMap::new(),
+            signed: job.storage.url_expiry_s.is_some(),
             started: false,
         })
     }
@@ -70,7 +74,13 @@ impl HlsOutput {
             if self.playlists.get(&rendition.playlist) != Some(&text) {
                 // The sink rewrites its playlist; publish the text read and leave the file alone.
                 let key = self.key(&rendition.playlist);
-                uploader.submit_bytes(Output::Hls, text.as_bytes(), &key, None)?;
+                let stored = match self.signed {
+                    true => with_signed_segments(&text, |segment| {
+                        uploader.url(&self.key(&rendition.dir.join(segment)))
+                    }),
+                    false => text.clone(),
+                };
+                uploader.submit_bytes(Output::Hls, stored.as_bytes(), &key, None)?;
                 self.playlists.insert(rendition.playlist.clone(), text);
             }
         }
@@ -81,7 +91,13 @@ impl HlsOutput {
                 hls_playlist_url: uploader.url(&key),
                 warnings: std::mem::take(warnings),
             };
-            let master = master_playlist(&self.renditions, &self.root);
+            let master = master_playlist(&self.renditions, |r| match self.signed {
+                true => uploader.url(&self.key(&r.playlist)),
+                false => {
+                    let relative = r.playlist.strip_prefix(&self.root).unwrap_or(&r.playlist);
+                    relative.to_string_lossy().into_owned()
+                }
+            });
             uploader.submit_bytes(Output::Hls, master.as_bytes(), &key, Some(started))?;
             self.started = true;
         }
@@ -93,6 +109,23 @@ impl HlsOutput {
         let relative = path.strip_prefix(&self.root).unwrap_or(path);
         format!("{}/{}", self.prefix, relative.to_string_lossy())
     }
+}
+
+/// The playlist with each segment's URI replaced by `url_of` it.
+fn with_signed_segments(text: &str, url_of: impl Fn(&str) -> String) -> String {
+    let mut out = String::with_capacity(text.len() * 2);
+    for line in text.split_inclusive('\n') {
+        let uri = line.trim();
+        if uri.is_empty() || uri.starts_with('#') {
+            out.push_str(line);
+        } else {
+            out.push_str(&url_of(uri));
+            if line.ends_with('\n') {
+                out.push('\n');
+            }
+        }
+    }
+    out
 }
 
 /// A media playlist's text and the segments it lists, or `None` before it is written.
@@ -111,4 +144,17 @@ fn read_playlist(path: &Path) -> Option<(String, Vec<String>)> {
         .map(str::to_owned)
         .collect();
     Some((text, segments))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn only_segment_lines_are_replaced_and_the_end_tag_stays_last() {
+        let text = "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2.0,\nsegment00001.ts\n#EXTINF:1.0,\nsegment00002.ts\n#EXT-X-ENDLIST";
+        let signed = super::with_signed_segments(text, |s| format!("https://b/{s}?sig=1"));
+        assert_eq!(
+            signed,
+            "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2.0,\nhttps://b/segment00001.ts?sig=1\n#EXTINF:1.0,\nhttps://b/segment00002.ts?sig=1\n#EXT-X-ENDLIST"
+        );
+    }
 }

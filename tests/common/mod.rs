@@ -588,3 +588,24 @@ pub fn cache_dir() -> PathBuf {
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/egress"))
 }
+
+/// Plays a master playlist in headless Chromium with hls.js; returns the player's report
+/// (`tests/browser/play_hls.js`).
+pub fn play_in_browser(master_url: &str) -> Value {
+    let npm = cache_dir().join("npm/node_modules");
+    let out = Command::new("node")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/play_hls.js"))
+        .arg(master_url)
+        .arg(npm.join("hls.js/dist/hls.min.js"))
+        .arg("/usr/bin/chromium")
+        .env("NODE_PATH", &npm)
+        .output()
+        .expect("node runs (scripts/test-deps.sh installs it)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(stdout.lines().last().unwrap_or("")).unwrap_or_else(|e| {
+        panic!(
+            "player report unreadable ({e}): {stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}

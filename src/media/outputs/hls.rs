@@ -8,7 +8,7 @@ use crate::media::Composite;
 use anyhow::Context;
 use gst::prelude::*;
 use gstreamer as gst;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 pub struct HlsSpec {
     /// The mix the video renditions show; `None` when there is only sound.
@@ -88,15 +88,14 @@ fn audio_bandwidth() -> u64 {
     u64::from(presets().audio.aac_bitrate_kbps) * 1000 * 175 / 100
 }
 
-/// The master playlist, highest rendition first and the sound alone last, with paths relative
-/// to `root`.
-pub fn master_playlist(renditions: &[HlsRendition], root: &Path) -> String {
+/// The master playlist, highest rendition first and the sound alone last; `uri_of` gives the
+/// URI of a rendition's playlist (a path relative to the master, or a signed URL).
+pub fn master_playlist(renditions: &[HlsRendition], uri_of: impl Fn(&HlsRendition) -> String) -> String {
     let p = presets();
     let mut sorted: Vec<&HlsRendition> = renditions.iter().collect();
     sorted.sort_by_key(|r| std::cmp::Reverse(r.track.video().map_or(0, |q| q.size().0 * q.size().1)));
     let mut text = String::from("#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-INDEPENDENT-SEGMENTS\n");
     for r in sorted {
-        let relative = r.playlist.strip_prefix(root).unwrap_or(&r.playlist);
         let stream = match r.track.video() {
             Some(quality) => {
                 let (w, h) = quality.size();
@@ -110,10 +109,7 @@ pub fn master_playlist(renditions: &[HlsRendition], root: &Path) -> String {
             }
             None => format!("BANDWIDTH={},CODECS=\"mp4a.40.2\"", audio_bandwidth()),
         };
-        text.push_str(&format!(
-            "#EXT-X-STREAM-INF:{stream}\n{}\n",
-            relative.to_string_lossy()
-        ));
+        text.push_str(&format!("#EXT-X-STREAM-INF:{stream}\n{}\n", uri_of(r)));
     }
     text
 }
@@ -121,6 +117,7 @@ pub fn master_playlist(renditions: &[HlsRendition], root: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     #[test]
     fn master_lists_renditions_highest_first_with_codecs_and_sizes() {
@@ -137,7 +134,13 @@ mod tests {
             playlist: root.join(t.name()).join("index.m3u8"),
         })
         .collect();
-        let text = master_playlist(&renditions, root);
+        let text = master_playlist(&renditions, |r| {
+            r.playlist
+                .strip_prefix(root)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned()
+        });
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[0], "#EXTM3U");
         assert!(lines[3].contains("RESOLUTION=1280x720") && lines[3].contains("avc1.64001f,mp4a.40.2"));
