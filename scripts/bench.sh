@@ -3,7 +3,7 @@
 # for a recording and for a broadcast (recording + HLS ladder + RTMP push to a local nginx-rtmp).
 # Then a frames-only job of 20 participants (bench/frames.py) and the upload throughput to the
 # S3, GCS and Azure emulators against curl (bench/storage_upload.py), and the transcription
-# figures: real-time factor, caption latency, word error rate (bench/transcription.py), and the
+# figures: real-time factor, caption latency, word error rate (bench/transcription.py), tiny.en against the multilingual base (bench/models.py), and the
 # join latency of a real Janus call with the CPU of the ingest path per participant (an ignored
 # test of tests/janus.rs, which owns the Janus test bed and its WebRTC publishers).
 # BENCH_RUNS (default 3), BENCH_SECONDS (default 60) and BENCH_SCENARIOS tune it.
@@ -19,6 +19,7 @@ echo "== frames =="
 python3 bench/frames.py "$EGRESS_BIN" "$media"
 echo "== transcription =="
 python3 bench/transcription.py "$EGRESS_BIN"
+python3 bench/models.py "$EGRESS_BIN" "$EGRESS_CACHE/models"
 echo "== storage upload =="
 "$EGRESS_CACHE/venv/bin/python" bench/storage_upload.py "$EGRESS_BIN" "$EGRESS_CACHE"
 echo "== Janus join latency and ingest CPU =="

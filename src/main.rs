@@ -141,7 +141,7 @@ fn main() -> ExitCode {
     // SAFETY: umask only changes the process's file mode mask; it cannot fail.
     unsafe { libc::umask(0o077) };
     init_logs();
-    match Cli::parse().command {
+    let code = (|| match Cli::parse().command {
         Command::Schema { events } => {
             let schema = match events {
                 true => egress::events::schema_json(),
@@ -324,7 +324,10 @@ fn main() -> ExitCode {
                 Err(_) => ExitCode::from(EXIT_FAILED),
             }
         }
-    }
+    })();
+    // Threads still at work when the process exits may find their libraries torn down.
+    egress::source::webrtc::finish_warm_up();
+    code
 }
 
 /// Logs on stderr: text, or one JSON object per line with `EGRESS_LOG_FORMAT=json` (for log

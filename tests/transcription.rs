@@ -306,3 +306,75 @@ fn a_job_whose_model_is_missing_fails_with_a_clear_event() {
         assert!(error.contains("no-such-model.bin is missing"), "{error}");
     }
 }
+
+#[test]
+fn a_multilingual_model_captions_the_language_heard_and_translates_it_into_english() {
+    let scratch = Scratch::new("translation");
+    speak_in(
+        &scratch,
+        "hans",
+        "de",
+        "Guten Morgen. Das Wetter ist heute sehr schön, und wir gehen in den Park.",
+    );
+    let job = serde_json::json!({
+        "egress_id": "eg_translation",
+        "call_cid": "default:translation",
+        "source": { "type": "synthetic", "duration_s": 10, "participants": [
+            { "user_id": "hans", "name": "Hans", "video": null, "audio": { "file": "hans.wav" } }
+        ]},
+        "transcription": { "language": "auto", "closed_captions": true, "transcript": false,
+            "translation": { "enabled": true, "languages": ["en"] } }
+    });
+    let path = scratch.write_job(&job);
+    let model = base_model_path();
+    let output = egress()
+        .arg("run")
+        .arg(&path)
+        .arg("--out")
+        .arg(scratch.out())
+        .args(["--whisper-model", model.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let events = parse_events(&output.stdout);
+    let captions = caption_events(&events);
+    let (translated, heard): (Vec<&Value>, Vec<&Value>) = captions
+        .iter()
+        .map(|c| &c["closed_caption"])
+        .partition(|c| c["translated"] == true);
+    assert!(!heard.is_empty() && !translated.is_empty(), "{captions:#?}");
+    for c in &heard {
+        assert_eq!(c["language"], "de", "the language heard: {c}");
+    }
+    for c in &translated {
+        assert_eq!(c["language"], "en", "{c}");
+        assert_eq!(c["user"]["name"], "Hans");
+    }
+    assert_eq!(heard.len(), translated.len(), "one translation per caption");
+    let original = heard
+        .iter()
+        .map(|c| c["text"].as_str().unwrap())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let english = translated
+        .iter()
+        .map(|c| c["text"].as_str().unwrap())
+        .collect::<Vec<_>>()
+        .join(" ");
+    println!("heard: {original}\ntranslated: {english}");
+    assert!(
+        original.to_lowercase().contains("morgen"),
+        "German heard: {original}"
+    );
+    let english_words = words(&english);
+    assert!(
+        ["morning", "weather", "park"]
+            .iter()
+            .any(|w| english_words.iter().any(|e| e == w)),
+        "English words in the translation: {english}"
+    );
+}

@@ -239,6 +239,19 @@ fn hls_segments_that_cannot_close_on_a_keyframe_are_a_warning() {
 }
 
 #[test]
+fn a_translation_target_without_a_model_is_refused_by_name() {
+    let mut job = valid_job();
+    job["transcription"] = json!({ "language": "auto", "closed_captions": true,
+        "translation": { "enabled": true, "languages": ["en", "fr"] } });
+    let (stderr, _) = refuse("translation-fr", &job.to_string());
+    assert!(
+        stderr.contains("transcription.translation.languages[1]: no translation model for \"fr\""),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("languages[0]"), "en is translated: {stderr}");
+}
+
+#[test]
 fn frame_recording_settings_are_checked() {
     let mut job = valid_job();
     job.as_object_mut().unwrap().remove("recording");

@@ -617,6 +617,25 @@ pub struct TranscriptionConfig {
     pub closed_captions: bool,
     #[serde(default)]
     pub speech_segment_config: SpeechSegmentConfig,
+    /// A second caption per utterance, translated (the seed's `TranslationSettings`).
+    #[serde(default)]
+    pub translation: Option<TranslationSettings>,
+}
+
+/// Captions translated by the speech model's own translate task, which writes English.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TranslationSettings {
+    pub enabled: bool,
+    /// Target languages; the model translates into `en` only.
+    pub languages: Vec<String>,
+}
+
+impl TranscriptionConfig {
+    /// Whether each caption also comes translated into English.
+    pub fn translates(&self) -> bool {
+        self.translation.as_ref().is_some_and(|t| t.enabled)
+    }
 }
 
 /// How speech is cut into captions.

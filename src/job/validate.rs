@@ -590,6 +590,30 @@ fn check_semantics(job: &Job, media: &LocalMedia, out: &mut Vec<Problem>) {
                 ),
             ));
         }
+        if let Some(translation) = t.translation.as_ref().filter(|t| t.enabled) {
+            if translation.languages.is_empty() {
+                out.push(Problem::new(
+                    "transcription.translation.languages",
+                    "expected at least one target language (en)",
+                ));
+            }
+            for (i, language) in translation.languages.iter().enumerate() {
+                if language != "en" {
+                    out.push(Problem::new(
+                        format!("transcription.translation.languages[{i}]"),
+                        format!(
+                            "no translation model for {language:?}: the speech model translates into en only"
+                        ),
+                    ));
+                }
+            }
+            if !t.closed_captions {
+                out.push(Problem::new(
+                    "transcription.translation",
+                    "translations come as captions; expected closed_captions true",
+                ));
+            }
+        }
         if !t.transcript && !t.closed_captions {
             out.push(Problem::new(
                 "transcription",

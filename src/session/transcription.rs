@@ -75,8 +75,20 @@ impl TranscriptionOutput {
                 model_path.display()
             );
         }
+        if config.translates() && !model.is_multilingual() {
+            anyhow::bail!(
+                "transcription.translation: the model {} knows English only; translating needs a multilingual model",
+                model_path.display()
+            );
+        }
         let (results_tx, results) = mpsc::channel();
-        let pool = TranscriberPool::start(Arc::new(model), language, workers, results_tx)?;
+        let pool = TranscriberPool::start(
+            Arc::new(model),
+            language,
+            config.translates(),
+            workers,
+            results_tx,
+        )?;
         let feed = pool.sender().context("the transcription pool has no queue")?;
         let dir = spool.join("transcripts");
         std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
@@ -176,19 +188,25 @@ impl TranscriptionOutput {
             let user = call
                 .participant(&speaker)
                 .map_or_else(|| UserObject::unknown(&speaker), UserObject::of);
+            let caption = |text: &str, language: &str, translated: bool| CallClosedCaption {
+                id: format!("cc_{}", uuid::Uuid::new_v4().simple()),
+                start_time: rfc3339(self.wall_clock(line.start)),
+                end_time: rfc3339(spoken_end),
+                speaker_id: speaker.clone(),
+                text: text.to_owned(),
+                language: language.to_owned(),
+                translated,
+                user: user.clone(),
+                service: CAPTION_SERVICE.to_owned(),
+            };
             emit(EventBody::ClosedCaption {
-                closed_caption: CallClosedCaption {
-                    id: format!("cc_{}", uuid::Uuid::new_v4().simple()),
-                    start_time: rfc3339(self.wall_clock(line.start)),
-                    end_time: rfc3339(spoken_end),
-                    speaker_id: speaker,
-                    text: line.text.clone(),
-                    language: heard.language.clone(),
-                    translated: false,
-                    user,
-                    service: CAPTION_SERVICE.to_owned(),
-                },
+                closed_caption: caption(&line.text, &heard.language, false),
             });
+            if let Some(english) = &heard.translation {
+                emit(EventBody::ClosedCaption {
+                    closed_caption: caption(english, "en", true),
+                });
+            }
         }
         let text = self.jsonl(&line);
         if let Some(journal) = &mut self.journal {

@@ -59,10 +59,23 @@ pub fn warm_up() {
                     tracing::debug!(error = %format!("{e:#}"), "WebRTC warm-up failed");
                 }
             });
-        if let Err(e) = spawned {
-            tracing::debug!(error = %e, "no WebRTC warm-up");
+        match spawned {
+            Ok(handle) => *WARM_UP.lock().unwrap_or_else(|e| e.into_inner()) = Some(handle),
+            Err(e) => tracing::debug!(error = %e, "no WebRTC warm-up"),
         }
     });
+}
+
+static WARM_UP: std::sync::Mutex<Option<std::thread::JoinHandle<()>>> = std::sync::Mutex::new(None);
+
+/// Waits for the warm-up to end. Called before the process exits: a job that fails at once
+/// (an untrusted certificate) would otherwise exit while the warm-up still makes its DTLS
+/// certificate, with OpenSSL torn down under it by the exit handlers (a crash).
+pub fn finish_warm_up() {
+    let handle = WARM_UP.lock().unwrap_or_else(|e| e.into_inner()).take();
+    if let Some(handle) = handle {
+        let _ = handle.join();
+    }
 }
 
 /// A track the peer started receiving.

@@ -56,6 +56,21 @@ impl SpeechModel {
     /// Transcribes 16 kHz mono samples in `language` (`None` or `"auto"` detects it, with a
     /// multilingual model).
     pub fn transcribe(&self, samples: &[f32], language: Option<&str>) -> anyhow::Result<Vec<Transcribed>> {
+        self.run(samples, language, false)
+    }
+
+    /// Translates 16 kHz mono samples spoken in `language` (detected when `None` or `"auto"`)
+    /// into English, with the model's own translate task (a multilingual model only).
+    pub fn translate(&self, samples: &[f32], language: Option<&str>) -> anyhow::Result<Vec<Transcribed>> {
+        self.run(samples, language, true)
+    }
+
+    fn run(
+        &self,
+        samples: &[f32],
+        language: Option<&str>,
+        translate: bool,
+    ) -> anyhow::Result<Vec<Transcribed>> {
         let mut state = self
             .context
             .create_state()
@@ -63,6 +78,7 @@ impl SpeechModel {
         let mut params = FullParams::new(SamplingStrategy::Greedy { best_of: 1 });
         params.set_n_threads(self.threads);
         params.set_language(Some(language.unwrap_or("auto")));
+        params.set_translate(translate);
         params.set_print_special(false);
         params.set_print_progress(false);
         params.set_print_realtime(false);

@@ -17,6 +17,8 @@ pub struct Heard {
     pub text: String,
     /// The language heard; empty when nothing was.
     pub language: String,
+    /// The utterance in English, when translations are asked for and it was not English.
+    pub translation: Option<String>,
     /// When the utterance was handed over (for the caption latency figure).
     pub queued_at: Instant,
 }
@@ -38,6 +40,7 @@ impl TranscriberPool {
     pub fn start(
         model: Arc<SpeechModel>,
         language: Option<String>,
+        translate: bool,
         workers: usize,
         results: mpsc::Sender<Outcome>,
     ) -> anyhow::Result<TranscriberPool> {
@@ -52,7 +55,7 @@ impl TranscriberPool {
             handles.push(
                 std::thread::Builder::new()
                     .name(format!("transcribe-{n}"))
-                    .spawn(move || work(&model, language.as_deref(), &rx, &results))?,
+                    .spawn(move || work(&model, language.as_deref(), translate, &rx, &results))?,
             );
         }
         Ok(TranscriberPool {
@@ -78,6 +81,7 @@ impl TranscriberPool {
 fn work(
     model: &SpeechModel,
     language: Option<&str>,
+    translate: bool,
     jobs: &Mutex<Receiver<(String, Utterance, Instant)>>,
     results: &mpsc::Sender<Outcome>,
 ) {
@@ -88,17 +92,25 @@ fn work(
         };
         let outcome = match model.transcribe(&utterance.samples, language) {
             Ok(pieces) => {
-                let text = pieces
-                    .iter()
-                    .map(|p| p.text.as_str())
-                    .collect::<Vec<_>>()
-                    .join(" ");
+                let heard_language = pieces.first().map(|p| p.language.clone()).unwrap_or_default();
+                let translation = match translate && !heard_language.is_empty() && heard_language != "en" {
+                    true => match model.translate(&utterance.samples, Some(&heard_language)) {
+                        Ok(english) => Some(joined(&english)),
+                        Err(e) => {
+                            tracing::warn!(error = %format!("{e:#}"), "an utterance was not translated");
+                            None
+                        }
+                    },
+                    false => None,
+                };
+                let text = joined(&pieces);
                 Ok(Heard {
                     speaker,
                     utterance_start: utterance.start,
                     utterance_end: utterance.end,
-                    text: text.trim().to_owned(),
-                    language: pieces.first().map(|p| p.language.clone()).unwrap_or_default(),
+                    text,
+                    language: heard_language,
+                    translation: translation.filter(|t| !t.is_empty()),
                     queued_at,
                 })
             }
@@ -111,4 +123,15 @@ fn work(
             return;
         }
     }
+}
+
+/// The text of an utterance's pieces, in order.
+fn joined(pieces: &[super::model::Transcribed]) -> String {
+    pieces
+        .iter()
+        .map(|p| p.text.as_str())
+        .collect::<Vec<_>>()
+        .join(" ")
+        .trim()
+        .to_owned()
 }

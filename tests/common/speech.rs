@@ -14,11 +14,27 @@ pub fn model_path() -> PathBuf {
     path
 }
 
+/// The multilingual Whisper base model the setup converts.
+pub fn base_model_path() -> PathBuf {
+    let path = cache_dir().join("models/ggml-base.bin");
+    assert!(
+        path.exists(),
+        "{} is missing: run scripts/setup.sh",
+        path.display()
+    );
+    path
+}
+
 /// `text` spoken by espeak-ng into a WAV file in the scratch folder.
 pub fn speak(scratch: &Scratch, name: &str, text: &str) -> PathBuf {
+    speak_in(scratch, name, "en-us", text)
+}
+
+/// `text` spoken by espeak-ng with `voice` (`de`, `fr`…) into a WAV file in the scratch folder.
+pub fn speak_in(scratch: &Scratch, name: &str, voice: &str, text: &str) -> PathBuf {
     let wav = scratch.dir.join(format!("{name}.wav"));
     let status = std::process::Command::new("espeak-ng")
-        .args(["-v", "en-us", "-s", "150", "-w"])
+        .args(["-v", voice, "-s", "150", "-w"])
         .arg(&wav)
         .arg(text)
         .status()
