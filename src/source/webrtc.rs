@@ -68,13 +68,23 @@ pub fn warm_up() {
 
 static WARM_UP: std::sync::Mutex<Option<std::thread::JoinHandle<()>>> = std::sync::Mutex::new(None);
 
-/// Waits for the warm-up to end. Called before the process exits: a job that fails at once
-/// (an untrusted certificate) would otherwise exit while the warm-up still makes its DTLS
-/// certificate, with OpenSSL torn down under it by the exit handlers (a crash).
+/// Longest wait for the warm-up at exit: a stuck one must not keep the process alive.
+const WARM_UP_AT_EXIT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Waits (a few seconds at most) for the warm-up to end. Called before the process exits: a job
+/// that fails at once (an untrusted certificate) would otherwise exit while the warm-up still
+/// makes its DTLS certificate, with OpenSSL torn down under it by the exit handlers (a crash).
 pub fn finish_warm_up() {
     let handle = WARM_UP.lock().unwrap_or_else(|e| e.into_inner()).take();
-    if let Some(handle) = handle {
+    let Some(handle) = handle else { return };
+    let deadline = std::time::Instant::now() + WARM_UP_AT_EXIT;
+    while !handle.is_finished() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    if handle.is_finished() {
         let _ = handle.join();
+    } else {
+        tracing::warn!("the WebRTC warm-up did not end; exiting without it");
     }
 }
 
