@@ -264,6 +264,21 @@ fn enforce_iam(moto: &Moto) {
     assert!(reset.status.success(), "auth switched on");
 }
 
+/// A synthetic call of `call_s` seconds recorded, broadcast over HLS and captured in stills.
+fn recording_hls_and_stills(egress_id: &str, call_s: f64, storage: Value) -> Value {
+    json!({
+        "egress_id": egress_id,
+        "call_cid": format!("default:{egress_id}"),
+        "source": { "type": "synthetic", "duration_s": call_s, "participants": [
+            { "user_id": "alice", "video": { "color": "#e53935" }, "audio": "sine" }
+        ]},
+        "recording": { "quality": "360p" },
+        "hls": { "quality_tracks": ["360p"] },
+        "frame_recording": { "capture_interval_in_seconds": 2, "quality": "360p" },
+        "storage": storage
+    })
+}
+
 #[test]
 fn an_hls_store_that_refuses_costs_the_recording_nothing() {
     let moto = Moto::start();
@@ -284,17 +299,7 @@ fn an_hls_store_that_refuses_costs_the_recording_nothing() {
     storage["aws_s3"]["s3_api_key"] = json!(key);
     storage["aws_s3"]["s3_secret"] = json!(secret);
     let call_s = 8.0;
-    let job = json!({
-        "egress_id": "eg_hls_refused",
-        "call_cid": "default:hls-refused",
-        "source": { "type": "synthetic", "duration_s": call_s, "participants": [
-            { "user_id": "alice", "video": { "color": "#e53935" }, "audio": "sine" }
-        ]},
-        "recording": { "quality": "360p" },
-        "hls": { "quality_tracks": ["360p"] },
-        "frame_recording": { "capture_interval_in_seconds": 2, "quality": "360p" },
-        "storage": storage
-    });
+    let job = recording_hls_and_stills("eg_hls_refused", call_s, storage);
     let running = Running::spawn(&scratch, &job, &["--upload-deadline", "3"]);
     let (status, events) = running.end(Duration::from_secs(120));
     let types = event_types(&events);
@@ -397,17 +402,7 @@ fn s3_put_object_alone_is_enough_for_every_output_and_the_check() {
     assert_eq!(code, Some(0), "the check passes with PutObject alone: {text}");
 
     let call_s = 8.0;
-    let job = json!({
-        "egress_id": "eg_put_only",
-        "call_cid": "default:put-only",
-        "source": { "type": "synthetic", "duration_s": call_s, "participants": [
-            { "user_id": "alice", "video": { "color": "#e53935" }, "audio": "sine" }
-        ]},
-        "recording": { "quality": "360p" },
-        "hls": { "quality_tracks": ["360p"] },
-        "frame_recording": { "capture_interval_in_seconds": 2, "quality": "360p" },
-        "storage": storage
-    });
+    let job = recording_hls_and_stills("eg_put_only", call_s, storage);
     let running = Running::spawn(&scratch, &job, &["--upload-deadline", "5"]);
     let (status, events) = running.end(Duration::from_secs(120));
     let types = event_types(&events);
