@@ -186,12 +186,7 @@ fn hls_ladder_plays_live_in_a_browser_and_ends_with_endlist() {
         [360, 720],
         "hls.js orders renditions by bitrate: {report}"
     );
-    let times: Vec<f64> = report["times"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t.as_f64().unwrap())
-        .collect();
+    let times = playback_times(&report);
     assert!(
         times.last().unwrap() - times[0] >= 3.0,
         "currentTime advances: {times:?}"

@@ -446,15 +446,7 @@ fn s3_put_object_alone_is_enough_for_every_output_and_the_check() {
     assert!(text.contains("#EXT-X-ENDLIST"), "the final playlist: {text}");
 
     // A file large enough to go up in parts needs nothing more.
-    let file = scratch.dir.join("part.bin");
-    std::fs::write(&file, vec![7u8; 40 * 1024 * 1024]).unwrap();
-    let out = egress()
-        .args(["storage", "upload"])
-        .arg(scratch.dir.join("storage.json"))
-        .arg(&file)
-        .arg("part.bin")
-        .output()
-        .unwrap();
+    let out = upload_40_mb(&scratch);
     assert!(
         out.status.success(),
         "multipart upload with PutObject alone: {}",
@@ -520,16 +512,25 @@ fn abs_private_hls_plays_in_a_browser_from_the_signed_master_url_alone() {
     assert_eq!(report["supported"], true, "{report}");
     assert_eq!(report["errors"], json!([]), "{report}");
     assert_eq!(report["hlsErrors"], json!([]), "{report}");
-    let times: Vec<f64> = report["times"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t.as_f64().unwrap())
-        .collect();
+    let times = playback_times(&report);
     assert!(
         times.last().unwrap() - times[0] >= 3.0,
         "a viewer with only the master URL plays the call: {times:?}"
     );
+}
+
+/// Stores 40 MB, enough to go up in parts, with the scratch folder's `storage.json` (written by
+/// the last `storage_check`).
+fn upload_40_mb(scratch: &Scratch) -> std::process::Output {
+    let file = scratch.dir.join("part.bin");
+    std::fs::write(&file, vec![7u8; 40 * 1024 * 1024]).unwrap();
+    egress()
+        .args(["storage", "upload"])
+        .arg(scratch.dir.join("storage.json"))
+        .arg(&file)
+        .arg("part.bin")
+        .output()
+        .unwrap()
 }
 
 #[test]
@@ -564,15 +565,7 @@ fn s3_wrong_keys_and_missing_permissions_are_told_in_plain_words() {
     // The minimal permissions of the README are enough for the check and for a whole upload.
     let (code, text) = check(&writer, &writer_secret);
     assert_eq!(code, Some(0), "{text}");
-    let file = scratch.dir.join("part.bin");
-    std::fs::write(&file, vec![7u8; 40 * 1024 * 1024]).unwrap();
-    let out = egress()
-        .args(["storage", "upload"])
-        .arg(scratch.dir.join("storage.json"))
-        .arg(&file)
-        .arg("part.bin")
-        .output()
-        .unwrap();
+    let out = upload_40_mb(&scratch);
     assert!(
         out.status.success(),
         "multipart upload with the minimal permissions: {}",

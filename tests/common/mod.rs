@@ -609,3 +609,13 @@ pub fn play_in_browser(master_url: &str) -> Value {
         )
     })
 }
+
+/// The `currentTime` readings of a player report, in order.
+pub fn playback_times(report: &Value) -> Vec<f64> {
+    report["times"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_f64().unwrap())
+        .collect()
+}
