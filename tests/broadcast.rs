@@ -544,6 +544,15 @@ fn long_recording_is_cut_into_parts_that_add_up_to_the_call() {
         let count = video["nb_frames"].as_str().unwrap().parse::<u64>().unwrap();
         parts.push((duration, count));
         total += duration;
+        // The sound of each part is the sound of its pictures: it starts with them.
+        let audio = &streams_of(&info, "audio")[0];
+        let audio_start = audio["start_time"].as_str().unwrap().parse::<f64>().unwrap();
+        let audio_duration = audio["duration"].as_str().unwrap().parse::<f64>().unwrap();
+        assert!(
+            audio_start <= 0.05 && (audio_duration - duration).abs() <= 0.1,
+            "{}: audio from {audio_start} s for {audio_duration} s, video {duration} s",
+            file.display()
+        );
         frames += count;
         assert_eq!(
             first_video_packet_flags(file).chars().next(),

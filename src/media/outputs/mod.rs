@@ -1,6 +1,8 @@
 //! The outputs of a job, each fed from the shared encoders: MP4 parts, HLS renditions, RTMP pushes.
 
+mod cutter;
 mod hls;
+mod part_file;
 mod recording;
 mod rtmp;
 

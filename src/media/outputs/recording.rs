@@ -1,15 +1,30 @@
 //! The recording: MP4 (or M4A for audio only) cut into parts of at most `max_part`, at
-//! keyframes, by `splitmuxsink`. Each part is crash-safe (robust muxing) and announced when closed.
+//! keyframes. The encoded streams end in appsinks; each part is written by a pipeline of its
+//! own (`part_file`), so a part gets every sample as soon as it is encoded (nothing gathered a
+//! GOP at a time, as `splitmuxsink` does) and a part that cannot be written stops no other output.
+//! Each part is announced on the call's bus when it opens and when it is closed.
 
-use super::super::make;
 use super::branch;
+use super::cutter::{Cutter, Route, Stream};
+use super::part_file::{PartFile, running_ns};
 use crate::media::Composite;
 use anyhow::Context;
 use gst::prelude::*;
 use gstreamer as gst;
+use gstreamer_app as gst_app;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::Duration;
+
+/// How long a part may take to write its final index.
+const FINISH_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The room a part's index reserves beyond `max_part`: a part ends at the first keyframe past it.
+const PART_OVERRUN: gst::ClockTime = gst::ClockTime::from_seconds(30);
+
+const PART_OPENED: &str = "egress-recording-part-opened";
+const PART_CLOSED: &str = "egress-recording-part-closed";
 
 pub struct RecordingSpec {
     /// The mix and quality of the video; `None` for audio only.
@@ -19,7 +34,7 @@ pub struct RecordingSpec {
     pub part_path: Arc<dyn Fn(u32) -> PathBuf + Send + Sync>,
 }
 
-/// A part opened or closed, from splitmuxsink's bus messages.
+/// A part opened or closed, from the recording's bus messages.
 #[derive(Debug, Clone, PartialEq)]
 pub enum PartEvent {
     Opened(PathBuf),
@@ -34,38 +49,255 @@ impl PartEvent {
         let s = element.structure()?;
         let location = || s.get::<String>("location").ok().map(PathBuf::from);
         match s.name().as_str() {
-            "splitmuxsink-fragment-opened" => location().map(PartEvent::Opened),
-            "splitmuxsink-fragment-closed" => location().map(PartEvent::Closed),
+            PART_OPENED => location().map(PartEvent::Opened),
+            PART_CLOSED => location().map(PartEvent::Closed),
             _ => None,
+        }
+    }
+
+    fn post(kind: &str, path: &std::path::Path, from: &gst::Element) {
+        let structure = gst::Structure::builder(kind)
+            .field("location", path.to_string_lossy().as_ref())
+            .build();
+        let _ = from.post_message(gst::message::Element::builder(structure).src(from).build());
+    }
+}
+
+pub fn attach_recording(composite: &mut Composite, spec: &RecordingSpec) -> anyhow::Result<()> {
+    let pipeline = composite.pipeline().clone();
+    let with_video = spec.video.is_some();
+    let video_sink =
+        with_video.then(|| appsink("recording-video", "video/x-h264,stream-format=avc,alignment=au"));
+    let audio_sink = appsink("recording-audio", "audio/mpeg,mpegversion=4,stream-format=raw");
+    let announcer: gst::Element = audio_sink.clone().upcast();
+    let writer = Arc::new(Mutex::new(Writer {
+        cutter: Cutter::new(clock_time(spec.max_part), with_video),
+        longest: clock_time(spec.max_part) + PART_OVERRUN,
+        with_video,
+        part_path: spec.part_path.clone(),
+        next_index: 0,
+        current: None,
+        previous: None,
+        held: Vec::new(),
+        closing: Vec::new(),
+        ended: [!with_video, false],
+        announcer: announcer.downgrade(),
+    }));
+    if let (Some((mix, quality)), Some(sink)) = (spec.video, &video_sink) {
+        pipeline.add(sink)?;
+        let video = composite.encoded_video(mix, quality)?;
+        feed(sink, Stream::Video, &writer);
+        branch(
+            &pipeline,
+            &video,
+            "h264parse",
+            &sink.static_pad("sink").context("appsink without sink")?,
+        )?;
+        sink.sync_state_with_parent()?;
+    }
+    pipeline.add(&audio_sink)?;
+    feed(&audio_sink, Stream::Audio, &writer);
+    branch(
+        &pipeline,
+        &composite.encoded_audio(),
+        "aacparse",
+        &audio_sink.static_pad("sink").context("appsink without sink")?,
+    )?;
+    audio_sink.sync_state_with_parent()?;
+    Ok(())
+}
+
+fn appsink(name: &str, caps: &str) -> gst_app::AppSink {
+    gst_app::AppSink::builder()
+        .name(name)
+        .caps(&caps.parse::<gst::Caps>().expect("valid caps"))
+        .sync(false)
+        .async_(false)
+        .enable_last_sample(false)
+        .build()
+}
+
+fn clock_time(duration: Duration) -> gst::ClockTime {
+    gst::ClockTime::from_nseconds(duration.as_nanos().min(u128::from(u64::MAX)) as u64)
+}
+
+fn feed(sink: &gst_app::AppSink, stream: Stream, writer: &Arc<Mutex<Writer>>) {
+    let (samples, ends) = (writer.clone(), writer.clone());
+    sink.set_callbacks(
+        gst_app::AppSinkCallbacks::builder()
+            .new_sample(move |sink| {
+                let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                lock(&samples).take(stream, sample);
+                Ok(gst::FlowSuccess::Ok)
+            })
+            // The stream's EOS reaches the pipeline once this returns: the last part is
+            // finished by then, so the end of the pipeline means the recording is whole.
+            .eos(move |_| lock(&ends).end(stream))
+            .build(),
+    );
+}
+
+fn lock(writer: &Mutex<Writer>) -> std::sync::MutexGuard<'_, Writer> {
+    writer.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The parts of one recording and where the samples go.
+struct Writer {
+    cutter: Cutter,
+    longest: gst::ClockTime,
+    with_video: bool,
+    part_path: Arc<dyn Fn(u32) -> PathBuf + Send + Sync>,
+    next_index: u32,
+    current: Option<PartFile>,
+    /// The part before the last cut, while audio may still be due to it.
+    previous: Option<PartFile>,
+    held: Vec<gst::Sample>,
+    /// Parts being finished on threads of their own.
+    closing: Vec<JoinHandle<()>>,
+    /// Whether each stream (video, audio) has ended.
+    ended: [bool; 2],
+    /// The element the part messages come from.
+    announcer: gst::glib::WeakRef<gst::Element>,
+}
+
+impl Writer {
+    fn take(&mut self, stream: Stream, sample: gst::Sample) {
+        let Some(buffer) = sample.buffer() else {
+            return;
+        };
+        let Some(at) = running_time(&sample, buffer.pts()) else {
+            return;
+        };
+        let key = stream == Stream::Audio || !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT);
+        match self.cutter.route(stream, at, key) {
+            Route::Drop => {}
+            Route::Hold => self.held.push(sample),
+            Route::Previous => match &self.previous {
+                Some(part) => part.push(stream, &sample),
+                None => self.push_current(stream, &sample),
+            },
+            Route::Current { close_previous } => {
+                if close_previous {
+                    self.close_previous();
+                }
+                self.push_current(stream, &sample);
+            }
+            Route::Open => {
+                // The first frame is decoded first: its DTS is the part's 0.
+                let at_ns = at.nseconds() as i64;
+                let base = running_ns(&sample, buffer.dts()).map_or(at_ns, |dts| dts.min(at_ns));
+                self.open(base);
+                self.push_current(stream, &sample);
+                self.route_held();
+            }
+        }
+    }
+
+    fn push_current(&self, stream: Stream, sample: &gst::Sample) {
+        if let Some(part) = &self.current {
+            part.push(stream, sample);
+        }
+    }
+
+    /// Held audio now knows its part (a cut was made, or the video ended).
+    fn route_held(&mut self) {
+        self.cutter.release_held();
+        for sample in std::mem::take(&mut self.held) {
+            self.take(Stream::Audio, sample);
+        }
+    }
+
+    fn open(&mut self, base_ns: i64) {
+        self.close_previous();
+        self.previous = self.current.take();
+        if !self.with_video {
+            // Audio alone is in order: nothing more can be due to the part before.
+            self.close_previous();
+        }
+        let path = (self.part_path)(self.next_index);
+        self.next_index += 1;
+        let announcer = self.announcer.clone();
+        let on_error = move |text: &str| {
+            if let Some(element) = announcer.upgrade() {
+                gst::element_error!(
+                    element,
+                    gst::ResourceError::Write,
+                    ("the recording part cannot be written"),
+                    ["{text}"]
+                );
+            }
+        };
+        match PartFile::open(&path, self.with_video, self.longest, base_ns, on_error) {
+            Ok(part) => {
+                if let Some(element) = self.announcer.upgrade() {
+                    PartEvent::post(PART_OPENED, part.path(), &element);
+                }
+                self.current = Some(part);
+            }
+            Err(e) => {
+                if let Some(element) = self.announcer.upgrade() {
+                    gst::element_error!(
+                        element,
+                        gst::ResourceError::OpenWrite,
+                        ("the recording part cannot be opened"),
+                        ["{e:#}"]
+                    );
+                }
+            }
+        }
+    }
+
+    fn close_previous(&mut self) {
+        if let Some(part) = self.previous.take() {
+            self.close(part);
+        }
+    }
+
+    /// Finishes a part away from the streaming thread; it is announced closed when finished.
+    fn close(&mut self, part: PartFile) {
+        let part = Arc::new(part);
+        let (in_thread, announcer) = (part.clone(), self.announcer.clone());
+        let spawned = std::thread::Builder::new()
+            .name("part-finish".into())
+            .spawn(move || finish(&in_thread, &announcer));
+        match spawned {
+            Ok(handle) => self.closing.push(handle),
+            // Without a thread the part is finished here, holding up this stream a moment.
+            Err(_) => finish(&part, &self.announcer),
+        }
+    }
+
+    fn end(&mut self, stream: Stream) {
+        self.ended[stream as usize] = true;
+        if stream == Stream::Video {
+            self.cutter.video_ended();
+            self.route_held();
+        }
+        if self.ended.iter().all(|&ended| ended) {
+            for sample in std::mem::take(&mut self.held) {
+                self.push_current(Stream::Audio, &sample);
+            }
+            self.close_previous();
+            if let Some(part) = self.current.take() {
+                self.close(part);
+            }
+            for handle in self.closing.drain(..) {
+                let _ = handle.join();
+            }
         }
     }
 }
 
-pub fn attach_recording(composite: &mut Composite, spec: &RecordingSpec) -> anyhow::Result<gst::Element> {
-    let sink = make("splitmuxsink")?;
-    let mux = make("mp4mux")?;
-    // Robust muxing: the index is rewritten into space reserved at the head of the file every
-    // second, so a crash leaves a playable part and a clean stop a progressive one.
-    mux.set_property("reserved-moov-update-period", gst::ClockTime::SECOND.nseconds());
-    sink.set_property("muxer", &mux);
-    sink.set_property("use-robust-muxing", true);
-    sink.set_property("max-size-time", spec.max_part.as_nanos() as u64);
-    let part_path = spec.part_path.clone();
-    sink.connect("format-location-full", false, move |args| {
-        let index = args[1].get::<u32>().unwrap_or(0);
-        Some(part_path(index).to_string_lossy().to_string().to_value())
-    });
-    composite.pipeline().add(&sink)?;
-    if let Some((mix, quality)) = spec.video {
-        let video = composite.encoded_video(mix, quality)?;
-        let pad = sink
-            .request_pad_simple("video")
-            .context("splitmuxsink has no video pad")?;
-        branch(composite.pipeline(), &video, "h264parse", &pad)?;
+fn finish(part: &PartFile, announcer: &gst::glib::WeakRef<gst::Element>) {
+    if let Err(reason) = part.finish(FINISH_TIMEOUT) {
+        tracing::warn!(file = %part.path().display(), %reason, "recording part not finished cleanly");
     }
-    let pad = sink
-        .request_pad_simple("audio_%u")
-        .context("splitmuxsink has no audio pad")?;
-    branch(composite.pipeline(), &composite.encoded_audio(), "aacparse", &pad)?;
-    Ok(sink)
+    if let Some(element) = announcer.upgrade() {
+        PartEvent::post(PART_CLOSED, part.path(), &element);
+    }
+}
+
+/// The running time of a sample's PTS (0 for one before the start).
+fn running_time(sample: &gst::Sample, at: Option<gst::ClockTime>) -> Option<gst::ClockTime> {
+    running_ns(sample, at).map(|ns| gst::ClockTime::from_nseconds(ns.max(0) as u64))
 }
