@@ -1,8 +1,9 @@
 //! The recording: MP4 (or M4A for audio only) cut into parts of at most `max_part`, at
 //! keyframes. The encoded streams end in appsinks; each part is written by a pipeline of its
 //! own (`part_file`), so a part gets every sample as soon as it is encoded (nothing gathered a
-//! GOP at a time, as `splitmuxsink` does) and a part that cannot be written stops no other output.
-//! Each part is announced on the call's bus when it opens and when it is closed.
+//! GOP at a time, as `splitmuxsink` does). A part that cannot be written is reported as an error
+//! of the call's pipeline from the recording's appsink. Each part is announced on the call's bus
+//! when it opens and when it is closed.
 
 use super::branch;
 use super::cutter::{Cutter, Route, Stream};
