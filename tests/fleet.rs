@@ -235,8 +235,19 @@ impl Fleet {
         self.broker.take().unwrap()
     }
 
+    /// The events seen so far, each checked against the published schema (`egress schema --events`).
     fn events(&self) -> Vec<Value> {
-        self.events.lock().unwrap().clone()
+        let events = self.events.lock().unwrap().clone();
+        let as_sent: Vec<Value> = events
+            .iter()
+            .cloned()
+            .map(|mut event| {
+                event.as_object_mut().map(|e| e.remove("routing_key"));
+                event
+            })
+            .collect();
+        assert_events_follow_the_schema(&as_sent);
+        events
     }
 
     /// Waits until `pred` holds for the events seen so far.
@@ -998,6 +1009,8 @@ fn webhooks_are_signed_filtered_and_retried_after_a_500() {
         ],
         "every event, in order, delivered on the second attempt: {flaky:#?}"
     );
+    let delivered: Vec<Value> = flaky.iter().map(|h| h.event.clone()).collect();
+    assert_events_follow_the_schema(&delivered);
     for hook in &flaky {
         assert!(hook.signature_ok, "X-SIGNATURE is the HMAC of the body: {hook:?}");
         assert_eq!(hook.api_key, "key-1");
