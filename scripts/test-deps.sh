@@ -4,7 +4,8 @@
 # (RTMP pushes), Chromium with hls.js and playwright-core (HLS playback in a real browser),
 # RabbitMQ (started when it is not running) and the storage emulators: moto (S3) and
 # gcp-storage-emulator (GCS) from PyPI, with the Azure SDK for Python that sets up Azurite's
-# containers in the tests, and Azurite (Azure Blob) from npm.
+# containers in the tests, Azurite (Azure Blob) from npm and s3s-fs (a signature-checking S3) from
+# crates.io.
 # Idempotent; npm packages live in the cache folder, outside the clone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -61,4 +62,13 @@ if [ ! -x "$venv/bin/moto_server" ] || [ ! -x "$venv/bin/gcp-storage-emulator" ]
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check 'moto[server]==5.*' \
     'gcp-storage-emulator==2026.*' 'azure-storage-blob==12.*' >&2
+fi
+
+# s3s-fs from crates.io: an S3 server that checks SigV4 signatures, presigned URLs included, and
+# refuses anonymous requests (the private-bucket HLS test; moto's IAM mode fails on presigned URLs).
+s3s_root="$EGRESS_CACHE/s3s-fs"
+if [ ! -x "$s3s_root/bin/s3s-fs" ]; then
+  echo "test-deps: building s3s-fs" >&2
+  CARGO_TARGET_DIR="$EGRESS_CACHE/s3s-fs-build" cargo install --quiet --locked s3s-fs --version 0.14.1 \
+    --features binary --root "$s3s_root" >&2
 fi

@@ -274,7 +274,10 @@ fn broadcast(scratch: &Scratch, tracks: Value, call_s: f64) -> PathBuf {
         "call_cid": "default:hls-sound",
         "source": { "type": "synthetic", "duration_s": call_s, "participants": participants() },
         "hls": { "quality_tracks": tracks, "segment_duration_s": 2 },
-        "storage": { "storage_type": "local", "path": "broadcasts" }
+        "storage": { "storage_type": "local", "path": "broadcasts" },
+        // What the platform knows of the call, passed on in the events that carry it.
+        "call": { "id": "hls-sound", "backstage": false, "created_by": { "id": "coordinator", "role": "admin" },
+                  "settings": { "broadcasting": { "enabled": true } } }
     });
     let events = Running::spawn(scratch, &job, &[]).finish(Duration::from_secs(60));
     assert_eq!(
@@ -283,8 +286,10 @@ fn broadcast(scratch: &Scratch, tracks: Value, call_s: f64) -> PathBuf {
     );
     assert_eq!(
         events[0]["call"],
-        json!({ "cid": "default:hls-sound", "type": "default", "id": "hls-sound" }),
-        "the started event names its call"
+        json!({ "cid": "default:hls-sound", "type": "default", "id": "hls-sound", "backstage": false,
+                "created_by": { "id": "coordinator", "role": "admin" },
+                "settings": { "broadcasting": { "enabled": true } } }),
+        "the started event names its call, with what the platform said of it"
     );
     path_of(events[0]["hls_playlist_url"].as_str().expect("hls_playlist_url"))
 }

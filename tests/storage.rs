@@ -468,8 +468,24 @@ fn uris(playlist: &str) -> Vec<String> {
 fn abs_private_hls_plays_in_a_browser_from_the_signed_master_url_alone() {
     let azurite = Azurite::start();
     azurite.create_container("private", false);
-    let scratch = Scratch::new("abs-private-hls");
-    let mut storage = azurite.storage("private");
+    private_hls_plays_from_the_master_url_alone("abs-private-hls", azurite.storage("private"), |url| {
+        url.contains("sp=r") && url.contains("sig=")
+    });
+}
+
+#[test]
+fn s3_private_hls_plays_in_a_browser_from_the_signed_master_url_alone() {
+    let s3 = S3sFs::start();
+    private_hls_plays_from_the_master_url_alone("s3-private-hls", s3.storage(BUCKET), |url| {
+        url.contains("X-Amz-Signature=") && url.contains("X-Amz-Expires=900")
+    });
+}
+
+/// An HLS call stored with `url_expiry_s` in a store that serves nothing unsigned: every URI a
+/// player follows from the master is signed, and hls.js in Chromium plays the call from the
+/// master URL alone.
+fn private_hls_plays_from_the_master_url_alone(name: &str, mut storage: Value, signed: fn(&str) -> bool) {
+    let scratch = Scratch::new(name);
     storage["url_expiry_s"] = json!(900);
     let job = json!({
         "egress_id": "eg_private_hls",
@@ -484,9 +500,8 @@ fn abs_private_hls_plays_in_a_browser_from_the_signed_master_url_alone() {
     let started = events
         .iter()
         .find(|e| e["type"] == "call.hls_broadcasting_started")
-        .unwrap();
+        .unwrap_or_else(|| panic!("HLS started: {events:#?}"));
     let master_url = started["hls_playlist_url"].as_str().unwrap();
-    let signed = |url: &str| url.contains("sp=r") && url.contains("sig=");
     assert!(signed(master_url), "{master_url}");
     let master = String::from_utf8(curl(master_url).expect("the master by its URL")).unwrap();
     let renditions = uris(&master);
@@ -505,7 +520,7 @@ fn abs_private_hls_plays_in_a_browser_from_the_signed_master_url_alone() {
     let unsigned = segments[0].split('?').next().unwrap();
     assert!(
         curl(unsigned).is_none(),
-        "the container is private: {unsigned} was served"
+        "the store is private: {unsigned} was served"
     );
 
     let report = play_in_browser(master_url);

@@ -481,6 +481,18 @@ fn secrets_too_short_to_hide_are_refused() {
 }
 
 #[test]
+fn a_call_object_that_names_another_call_is_refused() {
+    let mut job = valid_job();
+    let cid = job["call_cid"].as_str().unwrap().to_owned();
+    job["call"] = json!({ "cid": "default:someone-else", "created_by": { "id": "coordinator" } });
+    let (stderr, _) = refuse("other-call", &job.to_string());
+    assert!(
+        stderr.contains(&format!("call.cid: expected {cid:?} (from call_cid)")),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn a_title_longer_than_the_cap_is_refused() {
     let mut job = valid_job();
     job["recording"]["layout"] = json!({ "name": "grid", "options": { "title.text": "t".repeat(201) } });

@@ -23,8 +23,8 @@ pub struct Event {
     pub body: EventBody,
 }
 
-/// What a worker knows of the seed's `CallResponse`: the call's identity. The rest of that
-/// model (settings, members, ingress) belongs to the platform, not to the egress.
+/// The seed's `CallResponse`: the call's identity, which the worker knows, and whatever else of
+/// that model (settings, members, ingress) the platform gave in the job's `call`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct CallSummary {
     /// `TYPE:ID`.
@@ -32,6 +32,9 @@ pub struct CallSummary {
     #[serde(rename = "type")]
     pub call_type: String,
     pub id: String,
+    /// The job's `call` fields beyond the identity, as given.
+    #[serde(flatten)]
+    pub details: serde_json::Map<String, serde_json::Value>,
 }
 
 impl CallSummary {
@@ -41,6 +44,7 @@ impl CallSummary {
             cid: call_cid.to_owned(),
             call_type: call_type.to_owned(),
             id: id.to_owned(),
+            details: serde_json::Map::new(),
         }
     }
 }
@@ -104,6 +108,18 @@ impl Event {
             call,
             body,
         }
+    }
+
+    /// Adds the platform's description of the call (the job's `call`) where the event has one.
+    pub fn with_call_details(mut self, details: Option<&serde_json::Map<String, serde_json::Value>>) -> Self {
+        if let (Some(call), Some(details)) = (&mut self.call, details) {
+            let beyond_identity = details
+                .iter()
+                .filter(|(field, _)| !matches!(field.as_str(), "cid" | "type" | "id"));
+            call.details
+                .extend(beyond_identity.map(|(field, value)| (field.clone(), value.clone())));
+        }
+        self
     }
 
     pub fn type_name(&self) -> String {

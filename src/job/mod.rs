@@ -56,6 +56,11 @@ pub struct Job {
     pub storage: StorageConfig,
     #[serde(default)]
     pub limits: Limits,
+    /// The call as the platform describes it (the seed's `CallResponse`: settings, created_by,
+    /// session...), repeated in the events whose model requires `call`. The worker knows only
+    /// `cid`, `type` and `id` of its own; any of them given here must match `call_cid`.
+    #[serde(default)]
+    pub call: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 impl Job {
@@ -568,12 +573,10 @@ impl std::fmt::Debug for AzureConfig {
 }
 
 impl StorageConfig {
-    /// The secrets of this storage, to be kept out of logs and events.
+    /// The secrets of this storage, to be kept out of logs and events. The S3 access key id is
+    /// not one: it names the key, and every presigned URL carries it (hiding it breaks them).
     pub fn secrets(&self) -> Vec<&str> {
-        let s3 = self
-            .aws_s3
-            .iter()
-            .flat_map(|s| [s.s3_api_key.as_deref(), s.s3_secret.as_deref()]);
+        let s3 = self.aws_s3.iter().map(|s| s.s3_secret.as_deref());
         let azure = self.azure_blob.iter().flat_map(|a| {
             [
                 a.abs_client_secret.as_deref(),

@@ -575,8 +575,31 @@ pub fn too_large(size: usize, largest: usize) -> Problem {
     )
 }
 
+/// The platform's call object may say more than the worker knows, never something else.
+fn check_call_details(job: &Job, out: &mut Vec<Problem>) {
+    let Some(call) = &job.call else {
+        return;
+    };
+    let expected = [
+        ("cid", job.call_cid.as_str()),
+        ("type", job.call_type()),
+        ("id", job.call_id()),
+    ];
+    for (field, value) in expected {
+        if let Some(given) = call.get(field)
+            && given.as_str() != Some(value)
+        {
+            out.push(Problem::new(
+                format!("call.{field}"),
+                format!("expected {value:?} (from call_cid); got {given}"),
+            ));
+        }
+    }
+}
+
 fn check_semantics(job: &Job, media: &LocalMedia, out: &mut Vec<Problem>) {
     check_storage(&job.storage, out);
+    check_call_details(job, out);
     check_secret_lengths(job, out);
     check_logos(job, media, out);
     if let Some(t) = &job.transcription {

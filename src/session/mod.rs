@@ -158,7 +158,9 @@ pub fn run(
     let events: &dyn EventSink = &redacting;
     // Every log line of the job's own thread names it.
     let _span = tracing::info_span!("job", egress_id = %id.egress_id).entered();
-    let emit = |body| events.emit(&Event::new(&job.call_cid, &id.egress_id, body));
+    let emit = |body| {
+        events.emit(&Event::new(&job.call_cid, &id.egress_id, body).with_call_details(job.call.as_ref()))
+    };
     for warning in &validated.warnings {
         tracing::warn!(egress_id = %id.egress_id, "{warning}");
     }
@@ -174,6 +176,7 @@ pub fn run(
                 options.retry,
                 &options.backup_dir,
             );
+            uploader.describe_call(job.call.clone());
             let result = execute(job, &id, options, warnings, &emit, stop, &mut uploader);
             lost = uploader.finish(result.is_ok());
             result

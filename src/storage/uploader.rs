@@ -94,6 +94,8 @@ pub struct Uploader<'scope, 'env> {
     shared: Arc<Shared<'env>>,
     next_id: AtomicU64,
     scope: &'scope Scope<'scope, 'env>,
+    /// The platform's description of the call, added to the events that carry `call`.
+    call_details: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 impl<'scope, 'env> Uploader<'scope, 'env> {
@@ -119,7 +121,13 @@ impl<'scope, 'env> Uploader<'scope, 'env> {
             }),
             next_id,
             scope,
+            call_details: None,
         }
+    }
+
+    /// Events announced once their file is stored carry this description of the call too.
+    pub fn describe_call(&mut self, details: Option<serde_json::Map<String, serde_json::Value>>) {
+        self.call_details = details;
     }
 
     /// The job's folder in the spool.
@@ -177,8 +185,10 @@ impl<'scope, 'env> Uploader<'scope, 'env> {
             size,
             output,
             submitted_at: chrono::Utc::now(),
-            ready: ready
-                .map(|body| Event::new(&self.shared.spool.call_cid, &self.shared.spool.egress_id, body)),
+            ready: ready.map(|body| {
+                Event::new(&self.shared.spool.call_cid, &self.shared.spool.egress_id, body)
+                    .with_call_details(self.call_details.as_ref())
+            }),
         };
         self.shared.spool.write_pending(id, &pending)?;
         self.lane(output).send(Item { id, pending }).ok();

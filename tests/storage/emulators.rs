@@ -402,3 +402,56 @@ impl Emulator for Azurite {
         &mut self.service
     }
 }
+
+/// s3s-fs (crates.io), an S3 server over a folder that checks every request's SigV4 signature,
+/// presigned URLs included, and refuses anonymous ones: the private bucket moto cannot be
+/// (moto's IAM checks fail on presigned URLs with an internal error).
+pub struct S3sFs {
+    _service: Service,
+    pub endpoint: String,
+    _root: Scratch,
+}
+
+pub const S3S_KEY: &str = "AKIDS3SFS";
+pub const S3S_SECRET: &str = "sk-3f0b9d7e51";
+
+impl S3sFs {
+    pub fn start() -> S3sFs {
+        let binary = cache_dir().join("s3s-fs/bin/s3s-fs");
+        assert!(
+            binary.exists(),
+            "{} is missing: run scripts/test-deps.sh",
+            binary.display()
+        );
+        let root = Scratch::new(&format!("s3s-fs-{}", fastrand::u32(..)));
+        std::fs::create_dir_all(root.dir.join(BUCKET)).unwrap();
+        let port = free_port();
+        let service = Service::start(
+            "s3s-fs",
+            std::process::Command::new(binary)
+                .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+                .args(["--access-key", S3S_KEY, "--secret-key", S3S_SECRET])
+                .arg(&root.dir),
+        );
+        wait_for_port(port, Duration::from_secs(30));
+        S3sFs {
+            _service: service,
+            endpoint: format!("http://127.0.0.1:{port}"),
+            _root: root,
+        }
+    }
+
+    pub fn storage(&self, bucket: &str) -> Value {
+        json!({
+            "storage_type": "s3",
+            "bucket": bucket,
+            "path": format!("{PREFIX}/"),
+            "aws_s3": {
+                "s3_region": "us-east-1",
+                "s3_api_key": S3S_KEY,
+                "s3_secret": S3S_SECRET,
+                "s3_custom_endpoint_url": self.endpoint
+            }
+        })
+    }
+}
