@@ -95,6 +95,37 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Pauses an output of a running job: nothing of the call enters it until `egress resume`.
+    Pause {
+        egress_id: String,
+        /// The output to pause (the composite recording).
+        #[arg(long, value_enum)]
+        output: PausableKind,
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Resumes an output paused by `egress pause`.
+    Resume {
+        egress_id: String,
+        #[arg(long, value_enum)]
+        output: PausableKind,
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+/// The outputs `egress pause` and `egress resume` act on.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum PausableKind {
+    Recording,
+}
+
+impl From<PausableKind> for egress::session::PausableOutput {
+    fn from(kind: PausableKind) -> Self {
+        match kind {
+            PausableKind::Recording => egress::session::PausableOutput::Recording,
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -218,6 +249,24 @@ fn main() -> ExitCode {
             let outcome =
                 WorkerConfig::load(config.as_deref()).and_then(|c| queue::send_stop(&c.amqp, &egress_id));
             conclude("stop", outcome, &[], |()| {})
+        }
+        Command::Pause {
+            egress_id,
+            output,
+            config,
+        } => {
+            let outcome = WorkerConfig::load(config.as_deref())
+                .and_then(|c| queue::send_pause(&c.amqp, &egress_id, output.into(), true));
+            conclude("pause", outcome, &[], |()| {})
+        }
+        Command::Resume {
+            egress_id,
+            output,
+            config,
+        } => {
+            let outcome = WorkerConfig::load(config.as_deref())
+                .and_then(|c| queue::send_pause(&c.amqp, &egress_id, output.into(), false));
+            conclude("resume", outcome, &[], |()| {})
         }
         Command::Storage {
             action:

@@ -1173,3 +1173,139 @@ fn updates_reach_the_running_job_pins_then_layout() {
     assert_eq!(code, Some(1));
     assert!(stderr.contains("layout.options.grid.columns"), "{stderr}");
 }
+
+/// The display times of a file's video packets, in order.
+fn video_times(file: &std::path::Path) -> Vec<f64> {
+    let out = std::process::Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "packet=pts_time",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(file)
+        .output()
+        .unwrap();
+    let mut times: Vec<f64> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.trim().trim_end_matches(',').parse().ok())
+        .collect();
+    times.sort_by(f64::total_cmp);
+    times
+}
+
+#[test]
+fn a_paused_recording_leaves_the_pause_out_of_the_same_file() {
+    let fleet = Fleet::new("pause");
+    let scratch = Scratch::new("fleet-pause");
+    let _worker = fleet.worker(&scratch, "a", 1.6);
+    let (red, blue) = ("#e53935", "#1e88e5");
+    let call_s = 20.0;
+    // Bob is in the call from 8 s to 12 s of it; the pause spans his visit with room either side.
+    let job = json!({
+        "egress_id": "eg_pause",
+        "call_cid": "default:pause",
+        "source": { "type": "synthetic", "duration_s": call_s, "participants": [
+            { "user_id": "alice", "video": { "color": red }, "audio": "sine" },
+            { "user_id": "bob", "video": { "color": blue }, "join_at_s": 8, "leave_at_s": 12 } ] },
+        "recording": { "quality": "360p" },
+        "storage": { "storage_type": "local", "path": "fleet/" }
+    });
+    let id = fleet.submit(&scratch, &job);
+    fleet.wait_until("started", Duration::from_secs(30), |events| {
+        !of_type(events, "call.recording_started").is_empty()
+    });
+    let control = |verb: &str| {
+        let out = egress()
+            .arg(verb)
+            .arg(&id)
+            .args(["--output", "recording"])
+            .envs(fleet.env())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{verb}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    // The pause is held open on purpose: these sleeps are the span being left out.
+    std::thread::sleep(Duration::from_secs(4));
+    control("pause");
+    fleet.wait_until("paused", Duration::from_secs(10), |events| {
+        !of_type(events, "call.recording_paused").is_empty()
+    });
+    std::thread::sleep(Duration::from_secs(10));
+    control("resume");
+    let events = fleet.wait_until("ready", Duration::from_secs(60), |events| {
+        !of_type(events, "call.recording_ready").is_empty()
+    });
+    let types: Vec<&str> = events
+        .iter()
+        .filter(|e| e["egress_id"] == "eg_pause")
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "call.recording_started",
+            "call.recording_paused",
+            "call.recording_resumed",
+            "call.recording_stopped",
+            "call.recording_ready"
+        ]
+    );
+    let paused_at = time_of(&of_type(&events, "call.recording_paused")[0]["created_at"]);
+    let resumed_at = time_of(&of_type(&events, "call.recording_resumed")[0]["created_at"]);
+    let pause_s = (resumed_at - paused_at).num_milliseconds() as f64 / 1000.0;
+    let ready = of_type(&events, "call.recording_ready")[0];
+    let spans = ready["call_recording"]["paused"]
+        .as_array()
+        .expect("the paused spans");
+    assert_eq!(spans.len(), 1, "{ready}");
+    assert!(
+        spans[0]["start_time"].is_string() && spans[0]["end_time"].is_string(),
+        "{ready}"
+    );
+
+    let file = recording_file(ready);
+    assert_eq!(decode_errors(&file), "", "the file decodes across the seam");
+    let info = probe(&file);
+    let duration = duration_s(&info);
+    // The recording resumes at the next keyframe (2 s apart) after the resume.
+    assert!(
+        duration <= call_s - pause_s + 0.5 && duration >= call_s - pause_s - 2.5,
+        "{duration} s recorded of a {call_s} s call paused {pause_s} s"
+    );
+    let times = video_times(&file);
+    let longest_step = times.windows(2).map(|w| w[1] - w[0]).fold(0.0, f64::max);
+    assert!(
+        longest_step < 0.05,
+        "no gap and no held picture at the seam: longest step {longest_step} s"
+    );
+    let audio = &streams_of(&info, "audio")[0];
+    let audio_s: f64 = audio["duration"].as_str().unwrap().parse().unwrap();
+    assert!(
+        (audio_s - duration).abs() < 0.15,
+        "sound {audio_s} s for {duration} s of pictures"
+    );
+    // Bob's visit was paused: no picture of the file shows him.
+    let mut at = 0.1;
+    while at < duration - 0.1 {
+        let frame = Frame::at(&file, at, 640, 360);
+        for x in [160, 320, 480] {
+            let colour = frame.colour_at(x, 180);
+            assert!(
+                !close(colour, hex_rgb(blue)),
+                "bob shown at {at} s ({x}, 180): {colour:?}"
+            );
+        }
+        at += 0.25;
+    }
+    let last = Frame::at(&file, duration - 0.2, 640, 360).colour_at(320, 180);
+    assert!(close(last, hex_rgb(red)), "alice after the resume: {last:?}");
+}

@@ -149,6 +149,12 @@ pub enum EventBody {
     },
     #[serde(rename = "call.recording_stopped")]
     RecordingStopped { recording_type: String },
+    /// Not in the seed: the recording was paused (`egress pause`); nothing enters it until resumed.
+    #[serde(rename = "call.recording_paused")]
+    RecordingPaused { recording_type: String },
+    /// Not in the seed: the recording goes on (`egress resume`), in the same part.
+    #[serde(rename = "call.recording_resumed")]
+    RecordingResumed { recording_type: String },
     #[serde(rename = "call.recording_ready")]
     RecordingReady {
         recording_type: String,
@@ -265,6 +271,19 @@ pub struct CallRecording {
     pub end_time: String,
     pub session_id: String,
     pub recording_type: String,
+    /// Not in the seed: the spans the recording was paused while this part was open (wall clock);
+    /// the file is the call without them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub paused: Vec<PausedSpan>,
+}
+
+/// A span a recording was paused, from the pause to the resume (`end_time` absent when the part
+/// ended paused).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct PausedSpan {
+    pub start_time: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_time: Option<String>,
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! Control messages, addressed to a job by `egress_id` and seen by every worker (fanout): the
 //! worker running that job acts, the others ignore it.
 
-use crate::session::JobUpdate;
+use crate::session::{JobUpdate, PausableOutput};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -12,6 +12,16 @@ pub enum ControlMessage {
     /// Changes pins and participant names or roles of a running job; the layout follows at the
     /// next frame.
     Update { egress_id: String, update: JobUpdate },
+    /// Leaves the call out of an output until it is resumed (the recording: the same part goes
+    /// on without the paused span).
+    Pause {
+        egress_id: String,
+        output: PausableOutput,
+    },
+    Resume {
+        egress_id: String,
+        output: PausableOutput,
+    },
     /// Sent by a worker when a job it ran has ended: another delivery of it, held by a worker
     /// that found the job running, is settled rather than run again.
     Finished { egress_id: String },
@@ -53,5 +63,25 @@ mod tests {
             serde_json::from_str(r#"{"layout":{"name":"grid","options":{"grid.columns":"many"}}}"#).unwrap();
         let problem = wrong.check().unwrap_err();
         assert!(problem.contains("layout.options.grid.columns"), "{problem}");
+    }
+
+    #[test]
+    fn pauses_name_an_output_that_can_pause() {
+        let pause: ControlMessage =
+            serde_json::from_str(r#"{"action":"pause","egress_id":"eg_1","output":"recording"}"#).unwrap();
+        assert_eq!(
+            pause,
+            ControlMessage::Pause {
+                egress_id: "eg_1".into(),
+                output: PausableOutput::Recording
+            }
+        );
+        assert!(
+            serde_json::from_str::<ControlMessage>(
+                r#"{"action":"resume","egress_id":"eg_1","output":"hls"}"#
+            )
+            .is_err(),
+            "HLS is live: it is stopped, never paused"
+        );
     }
 }

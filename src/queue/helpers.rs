@@ -48,6 +48,21 @@ pub fn send_stop(config: &AmqpConfig, egress_id: &str) -> anyhow::Result<()> {
     )
 }
 
+/// Pauses (`pause`) or resumes an output of the job `egress_id` wherever it runs.
+pub fn send_pause(
+    config: &AmqpConfig,
+    egress_id: &str,
+    output: crate::session::PausableOutput,
+    pause: bool,
+) -> anyhow::Result<()> {
+    let egress_id = egress_id.to_owned();
+    let message = match pause {
+        true => ControlMessage::Pause { egress_id, output },
+        false => ControlMessage::Resume { egress_id, output },
+    };
+    send_control(config, &message)
+}
+
 /// Sends an update (pins, names, roles; JSON of `JobUpdate`) to the job `egress_id`.
 pub fn send_update(config: &AmqpConfig, egress_id: &str, update: &str) -> anyhow::Result<()> {
     let update: crate::session::JobUpdate = serde_json::from_str(update).context(

@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 /// A job running on this worker.
 struct RunningJob {
     stop: Arc<AtomicBool>,
-    updates: std::sync::mpsc::Sender<session::JobUpdate>,
+    updates: std::sync::mpsc::Sender<session::JobControl>,
     cost: f64,
     /// The delivery to settle when the job ends (the latest, after a redelivery).
     delivery: Delivery,
@@ -614,7 +614,19 @@ impl Worker {
             Ok(ControlMessage::Update { egress_id, update }) => {
                 if let Some(job) = self.running.get(&egress_id) {
                     tracing::info!(%egress_id, "update received");
-                    let _ = job.updates.send(update);
+                    let _ = job.updates.send(session::JobControl::Update(update));
+                }
+            }
+            Ok(ControlMessage::Pause { egress_id, output }) => {
+                if let Some(job) = self.running.get(&egress_id) {
+                    tracing::info!(%egress_id, ?output, "pause received");
+                    let _ = job.updates.send(session::JobControl::Pause(output));
+                }
+            }
+            Ok(ControlMessage::Resume { egress_id, output }) => {
+                if let Some(job) = self.running.get(&egress_id) {
+                    tracing::info!(%egress_id, ?output, "resume received");
+                    let _ = job.updates.send(session::JobControl::Resume(output));
                 }
             }
             Err(e) => tracing::warn!(error = %e, "control message not understood"),

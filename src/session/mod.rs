@@ -63,10 +63,25 @@ pub struct RunOptions {
     pub retry: RetryPolicy,
     /// Where files the store would not take are kept, per egress id.
     pub backup_dir: PathBuf,
-    /// Updates for the running job (pins, names, roles), when someone may send them.
-    pub updates: Option<std::sync::Mutex<mpsc::Receiver<JobUpdate>>>,
+    /// Updates, pauses and resumes for the running job, when someone may send them.
+    pub updates: Option<std::sync::Mutex<mpsc::Receiver<JobControl>>>,
     /// The Whisper model (ggml) for transcription.
     pub whisper_model: PathBuf,
+}
+
+/// What a coordinator asks of a running job, by control message.
+#[derive(Debug, Clone, PartialEq)]
+pub enum JobControl {
+    Update(JobUpdate),
+    Pause(PausableOutput),
+    Resume(PausableOutput),
+}
+
+/// The outputs that can be paused (`egress pause EGRESS_ID --output recording`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PausableOutput {
+    Recording,
 }
 
 /// A change to a running job, sent by the coordinator (`egress update`).
@@ -555,14 +570,34 @@ fn execute(
         if finishing.is_none()
             && let Some(updates) = &options.updates
         {
-            let pending: Vec<JobUpdate> = updates
+            let pending: Vec<JobControl> = updates
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .try_iter()
                 .collect();
-            for update in pending {
-                tracing::info!(egress_id = %id.egress_id, ?update, "job updated");
-                call.update(&update, &graph)?;
+            for control in pending {
+                match control {
+                    JobControl::Update(update) => {
+                        tracing::info!(egress_id = %id.egress_id, ?update, "job updated");
+                        call.update(&update, &graph)?;
+                    }
+                    JobControl::Pause(PausableOutput::Recording) => {
+                        match outputs.recording.as_mut().and_then(|r| r.pause()) {
+                            Some(paused) => emit(paused),
+                            None => {
+                                tracing::warn!(egress_id = %id.egress_id, "pause asked of a recording that is not running")
+                            }
+                        }
+                    }
+                    JobControl::Resume(PausableOutput::Recording) => {
+                        match outputs.recording.as_mut().and_then(|r| r.resume()) {
+                            Some(resumed) => emit(resumed),
+                            None => {
+                                tracing::warn!(egress_id = %id.egress_id, "resume asked of a recording that is not paused")
+                            }
+                        }
+                    }
+                }
             }
         }
         if let Some(since) = finishing

@@ -3,9 +3,9 @@
 //! closes and announces it.
 
 use super::JobIdentity;
-use crate::events::{COMPOSITE, CallRecording, EventBody, now_rfc3339};
+use crate::events::{COMPOSITE, CallRecording, EventBody, PausedSpan, now_rfc3339};
 use crate::job::{Job, RecordingConfig};
-use crate::media::{Composite, PartEvent, RecordingSpec, attach_recording};
+use crate::media::{Composite, PartEvent, RecordingControl, RecordingSpec, attach_recording};
 use crate::storage::{self, OpenPart, Output, Uploader};
 use anyhow::Context;
 use std::collections::HashMap;
@@ -30,6 +30,9 @@ pub struct RecordingOutput {
     /// Why each part that was left out would not have played.
     unplayable: Vec<String>,
     pub started: bool,
+    control: RecordingControl,
+    /// Every pause of the recording, wall clock; the last one open while paused.
+    pauses: Vec<PausedSpan>,
 }
 
 impl RecordingOutput {
@@ -53,7 +56,7 @@ impl RecordingOutput {
             let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
             dir.join(format!("rec_{call_type}_{call_id}_{quality}_{stamp}.{extension}"))
         });
-        attach_recording(
+        let control = attach_recording(
             graph,
             &RecordingSpec {
                 video: mix.map(|m| (m, config.quality)),
@@ -68,7 +71,45 @@ impl RecordingOutput {
             playable_parts: 0,
             unplayable: Vec::new(),
             started: false,
+            control,
+            pauses: Vec::new(),
         })
+    }
+
+    /// Pauses the recording; the event when it was running.
+    pub fn pause(&mut self) -> Option<EventBody> {
+        if !self.control.pause() {
+            return None;
+        }
+        self.pauses.push(PausedSpan {
+            start_time: now_rfc3339(),
+            end_time: None,
+        });
+        Some(EventBody::RecordingPaused {
+            recording_type: COMPOSITE.into(),
+        })
+    }
+
+    /// Resumes the recording; the event when it was paused.
+    pub fn resume(&mut self) -> Option<EventBody> {
+        if !self.control.resume() {
+            return None;
+        }
+        if let Some(open) = self.pauses.last_mut() {
+            open.end_time = Some(now_rfc3339());
+        }
+        Some(EventBody::RecordingResumed {
+            recording_type: COMPOSITE.into(),
+        })
+    }
+
+    /// The pauses that overlap a part open from `start` to `end` (RFC 3339 times, which sort).
+    fn pauses_within(&self, start: &str, end: &str) -> Vec<PausedSpan> {
+        self.pauses
+            .iter()
+            .filter(|p| p.start_time.as_str() < end && p.end_time.as_deref().is_none_or(|e| e > start))
+            .cloned()
+            .collect()
     }
 
     /// Handles a part opening or closing; a closed part is stored and announced at once,
@@ -145,6 +186,7 @@ impl RecordingOutput {
                 start_time,
                 session_id: id.session_id.clone(),
                 recording_type: COMPOSITE.into(),
+                paused: Vec::new(),
             },
         };
         Ok(OpenPart { key, ready })
@@ -162,7 +204,10 @@ impl RecordingOutput {
             Ok(bytes) => tracing::info!(bytes, "unused index room taken out of the part"),
             Err(e) => tracing::warn!(error = %format!("{e:#}"), "the part keeps its unused index room"),
         }
-        let ready = open.ended_at(ended);
+        let mut ready = open.ended_at(ended);
+        if let EventBody::RecordingReady { call_recording, .. } = &mut ready {
+            call_recording.paused = self.pauses_within(&call_recording.start_time, &call_recording.end_time);
+        }
         uploader.submit_file(Output::Recording, path, &open.key, Some(ready))?;
         uploader.spool().forget_open_part(path);
         Ok(())

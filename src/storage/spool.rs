@@ -325,6 +325,7 @@ mod tests {
                     end_time: "2026-01-01T00:00:00.000Z".into(),
                     session_id: "s".into(),
                     recording_type: "composite".into(),
+                    paused: Vec::new(),
                 },
             },
         };

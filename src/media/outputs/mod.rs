@@ -3,11 +3,12 @@
 mod cutter;
 mod hls;
 mod part_file;
+mod pause;
 mod recording;
 mod rtmp;
 
 pub use hls::{HlsRendition, HlsSpec, attach_hls, master_playlist};
-pub use recording::{PartEvent, RecordingSpec, attach_recording};
+pub use recording::{PartEvent, RecordingControl, RecordingSpec, attach_recording};
 pub use rtmp::RtmpBranch;
 
 use super::make;

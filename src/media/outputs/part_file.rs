@@ -28,6 +28,8 @@ pub struct PartFile {
     path: PathBuf,
     /// The running time (ns, negative before the stream's start) that is 0 in the file.
     base_ns: i64,
+    /// The paused time taken out of the recording before this part opened (ns).
+    removed_at_open: i64,
     /// The end of the writing: Ok at EOS, the error otherwise.
     ended: Mutex<mpsc::Receiver<Result<(), String>>>,
 }
@@ -40,6 +42,7 @@ impl PartFile {
         with_video: bool,
         longest: gst::ClockTime,
         base_ns: i64,
+        removed_at_open: i64,
         on_error: impl Fn(&str) + Send + Sync + 'static,
     ) -> anyhow::Result<PartFile> {
         let pipeline = gst::Pipeline::with_name("recording-part");
@@ -94,6 +97,7 @@ impl PartFile {
             audio,
             path: path.to_owned(),
             base_ns,
+            removed_at_open,
             ended: Mutex::new(ended),
         })
     }
@@ -102,8 +106,9 @@ impl PartFile {
         &self.path
     }
 
-    /// Hands one sample to the muxer, its times made running times from the start of the part.
-    pub fn push(&self, stream: Stream, sample: &gst::Sample) {
+    /// Hands one sample to the muxer, its times made running times from the start of the part,
+    /// less the paused time taken out of the recording so far (`removed_ns`).
+    pub fn push(&self, stream: Stream, sample: &gst::Sample, removed_ns: i64) {
         let source = match stream {
             Stream::Video => self.video.as_ref(),
             Stream::Audio => Some(&self.audio),
@@ -115,7 +120,8 @@ impl PartFile {
         {
             let buffer = buffer.make_mut();
             let shift = |t: Option<gst::ClockTime>| {
-                let from_start = running_ns(sample, t)? - self.base_ns;
+                let removed = removed_ns - self.removed_at_open;
+                let from_start = running_ns(sample, t)? - self.base_ns - removed;
                 Some(gst::ClockTime::from_nseconds(from_start.max(0) as u64))
             };
             let (pts, dts) = (shift(buffer.pts()), shift(buffer.dts()));

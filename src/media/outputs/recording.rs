@@ -8,6 +8,7 @@
 use super::branch;
 use super::cutter::{Cutter, Route, Stream};
 use super::part_file::{PartFile, running_ns};
+use super::pause::{PauseGate, Verdict};
 use crate::media::Composite;
 use anyhow::Context;
 use gst::prelude::*;
@@ -64,7 +65,36 @@ impl PartEvent {
     }
 }
 
-pub fn attach_recording(composite: &mut Composite, spec: &RecordingSpec) -> anyhow::Result<()> {
+/// Pauses and resumes a recording while it runs.
+#[derive(Clone)]
+pub struct RecordingControl {
+    writer: Arc<Mutex<Writer>>,
+    pipeline: gst::glib::WeakRef<gst::Pipeline>,
+}
+
+impl RecordingControl {
+    /// Leaves out of the file what the call shows from now on; false when already paused.
+    pub fn pause(&self) -> bool {
+        let at = self.now();
+        lock(&self.writer).pause(at)
+    }
+
+    /// Takes the call into the file again from the next keyframe; false when not paused.
+    pub fn resume(&self) -> bool {
+        let at = self.now();
+        lock(&self.writer).resume(at)
+    }
+
+    /// The call's running time now: samples with earlier times were captured before it.
+    fn now(&self) -> gst::ClockTime {
+        self.pipeline
+            .upgrade()
+            .and_then(|p| p.current_running_time())
+            .unwrap_or(gst::ClockTime::ZERO)
+    }
+}
+
+pub fn attach_recording(composite: &mut Composite, spec: &RecordingSpec) -> anyhow::Result<RecordingControl> {
     let pipeline = composite.pipeline().clone();
     let with_video = spec.video.is_some();
     let video_sink =
@@ -80,6 +110,8 @@ pub fn attach_recording(composite: &mut Composite, spec: &RecordingSpec) -> anyh
         current: None,
         previous: None,
         held: Vec::new(),
+        gate: PauseGate::new(with_video),
+        gate_held: Vec::new(),
         closing: Vec::new(),
         ended: [!with_video, false],
         announcer: announcer.downgrade(),
@@ -105,7 +137,10 @@ pub fn attach_recording(composite: &mut Composite, spec: &RecordingSpec) -> anyh
         &audio_sink.static_pad("sink").context("appsink without sink")?,
     )?;
     audio_sink.sync_state_with_parent()?;
-    Ok(())
+    Ok(RecordingControl {
+        writer,
+        pipeline: pipeline.downgrade(),
+    })
 }
 
 fn appsink(name: &str, caps: &str) -> gst_app::AppSink {
@@ -153,6 +188,9 @@ struct Writer {
     /// The part before the last cut, while audio may still be due to it.
     previous: Option<PartFile>,
     held: Vec<gst::Sample>,
+    gate: PauseGate,
+    /// Sound waiting for the pictures to settle where a pause or resume falls.
+    gate_held: Vec<gst::Sample>,
     /// Parts being finished on threads of their own.
     closing: Vec<JoinHandle<()>>,
     /// Whether each stream (video, audio) has ended.
@@ -162,7 +200,45 @@ struct Writer {
 }
 
 impl Writer {
+    /// A sample from the encoders: through the pause gate, then to its part.
     fn take(&mut self, stream: Stream, sample: gst::Sample) {
+        let Some(buffer) = sample.buffer() else {
+            return;
+        };
+        let Some(at) = running_time(&sample, buffer.pts()) else {
+            return;
+        };
+        let verdict = match stream {
+            Stream::Video => {
+                let key = !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT);
+                let dts_ns = running_ns(&sample, buffer.dts()).unwrap_or(at.nseconds() as i64);
+                self.gate.video(at, dts_ns, buffer.duration(), key)
+            }
+            Stream::Audio => self.gate.audio(at, buffer.duration()),
+        };
+        match verdict {
+            Verdict::Drop => {}
+            Verdict::Hold => self.gate_held.push(sample),
+            Verdict::Keep => self.route(stream, sample),
+        }
+        if stream == Stream::Video && !self.gate_held.is_empty() {
+            // The picture may have settled where a pause or resume falls.
+            self.gate.release_held();
+            for sample in std::mem::take(&mut self.gate_held) {
+                self.take(Stream::Audio, sample);
+            }
+        }
+    }
+
+    pub fn pause(&mut self, at: gst::ClockTime) -> bool {
+        self.gate.pause(at)
+    }
+
+    pub fn resume(&mut self, at: gst::ClockTime) -> bool {
+        self.gate.resume(at)
+    }
+
+    fn route(&mut self, stream: Stream, sample: gst::Sample) {
         let Some(buffer) = sample.buffer() else {
             return;
         };
@@ -174,7 +250,7 @@ impl Writer {
             Route::Drop => {}
             Route::Hold => self.held.push(sample),
             Route::Previous => match &self.previous {
-                Some(part) => part.push(stream, &sample),
+                Some(part) => part.push(stream, &sample, self.gate.removed_before(at)),
                 None => self.push_current(stream, &sample),
             },
             Route::Current { close_previous } => {
@@ -187,7 +263,7 @@ impl Writer {
                 // The first frame is decoded first: its DTS is the part's 0.
                 let at_ns = at.nseconds() as i64;
                 let base = running_ns(&sample, buffer.dts()).map_or(at_ns, |dts| dts.min(at_ns));
-                self.open(base);
+                self.open(base, self.gate.removed_before(at));
                 self.push_current(stream, &sample);
                 self.route_held();
             }
@@ -195,8 +271,9 @@ impl Writer {
     }
 
     fn push_current(&self, stream: Stream, sample: &gst::Sample) {
-        if let Some(part) = &self.current {
-            part.push(stream, sample);
+        let at = sample.buffer().and_then(|b| running_time(sample, b.pts()));
+        if let (Some(part), Some(at)) = (&self.current, at) {
+            part.push(stream, sample, self.gate.removed_before(at));
         }
     }
 
@@ -204,11 +281,11 @@ impl Writer {
     fn route_held(&mut self) {
         self.cutter.release_held();
         for sample in std::mem::take(&mut self.held) {
-            self.take(Stream::Audio, sample);
+            self.route(Stream::Audio, sample);
         }
     }
 
-    fn open(&mut self, base_ns: i64) {
+    fn open(&mut self, base_ns: i64, removed_ns: i64) {
         self.close_previous();
         self.previous = self.current.take();
         if !self.with_video {
@@ -228,7 +305,14 @@ impl Writer {
                 );
             }
         };
-        match PartFile::open(&path, self.with_video, self.longest, base_ns, on_error) {
+        match PartFile::open(
+            &path,
+            self.with_video,
+            self.longest,
+            base_ns,
+            removed_ns,
+            on_error,
+        ) {
             Ok(part) => {
                 if let Some(element) = self.announcer.upgrade() {
                     PartEvent::post(PART_OPENED, part.path(), &element);
@@ -271,10 +355,17 @@ impl Writer {
     fn end(&mut self, stream: Stream) {
         self.ended[stream as usize] = true;
         if stream == Stream::Video {
+            self.gate.video_ended();
+            self.gate.release_held();
+            for sample in std::mem::take(&mut self.gate_held) {
+                self.take(Stream::Audio, sample);
+            }
             self.cutter.video_ended();
             self.route_held();
         }
         if self.ended.iter().all(|&ended| ended) {
+            // Sound held for a pause that the pictures never settled: the recording was paused.
+            self.gate_held.clear();
             for sample in std::mem::take(&mut self.held) {
                 self.push_current(Stream::Audio, &sample);
             }
