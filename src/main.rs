@@ -98,7 +98,7 @@ enum Command {
     /// Pauses an output of a running job: nothing of the call enters it until `egress resume`.
     Pause {
         egress_id: String,
-        /// The output to pause (the composite recording).
+        /// The output to pause: the composite recording, or the transcript and captions.
         #[arg(long, value_enum)]
         output: PausableKind,
         #[arg(long)]
@@ -118,12 +118,15 @@ enum Command {
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum PausableKind {
     Recording,
+    /// The transcript and the closed captions.
+    Transcription,
 }
 
 impl From<PausableKind> for egress::session::PausableOutput {
     fn from(kind: PausableKind) -> Self {
         match kind {
             PausableKind::Recording => egress::session::PausableOutput::Recording,
+            PausableKind::Transcription => egress::session::PausableOutput::Transcription,
         }
     }
 }

@@ -1309,3 +1309,95 @@ fn a_paused_recording_leaves_the_pause_out_of_the_same_file() {
     let last = Frame::at(&file, duration - 0.2, 640, 360).colour_at(320, 180);
     assert!(close(last, hex_rgb(red)), "alice after the resume: {last:?}");
 }
+
+#[test]
+fn a_paused_transcription_leaves_out_what_is_said_during_the_pause() {
+    let fleet = Fleet::new("pause-words");
+    let scratch = Scratch::new("fleet-pause-words");
+    model_path();
+    let sentences = [
+        "The quarterly report is ready for review.",
+        "Please send the card number to the payments team.",
+        "We will meet again next week to discuss the budget.",
+    ];
+    for (i, sentence) in sentences.iter().enumerate() {
+        speak(&scratch, &format!("s{i}"), sentence);
+    }
+    let _worker = fleet.worker_with(
+        &scratch,
+        "a",
+        1.6,
+        &[
+            ("EGRESS_ALLOW_LOCAL_MEDIA", "true".into()),
+            ("EGRESS_MEDIA_DIR", scratch.dir.display().to_string()),
+        ],
+    );
+    // Bob speaks from 9 s of the call, inside the pause; alice before it, carol after it.
+    let job = json!({
+        "egress_id": "eg_pause_words",
+        "call_cid": "default:pause-words",
+        "source": { "type": "synthetic", "duration_s": 22, "participants": [
+            { "user_id": "alice", "video": null, "audio": { "file": "s0.wav" }, "join_at_s": 1 },
+            { "user_id": "bob", "video": null, "audio": { "file": "s1.wav" }, "join_at_s": 9 },
+            { "user_id": "carol", "video": null, "audio": { "file": "s2.wav" }, "join_at_s": 16 } ] },
+        "transcription": { "language": "en", "closed_captions": true },
+        "storage": { "storage_type": "local", "path": "fleet/" }
+    });
+    let id = fleet.submit(&scratch, &job);
+    fleet.wait_until("started", Duration::from_secs(30), |events| {
+        !of_type(events, "call.transcription_started").is_empty()
+    });
+    let control = |verb: &str| {
+        let out = egress()
+            .arg(verb)
+            .arg(&id)
+            .args(["--output", "transcription"])
+            .envs(fleet.env())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{verb}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    // The pause is held open on purpose: these sleeps are the span being left out.
+    std::thread::sleep(Duration::from_secs(5));
+    control("pause");
+    fleet.wait_until("paused", Duration::from_secs(10), |events| {
+        !of_type(events, "call.transcription_paused").is_empty()
+    });
+    std::thread::sleep(Duration::from_secs(8));
+    control("resume");
+    let events = fleet.wait_until("ready", Duration::from_secs(90), |events| {
+        !of_type(events, "call.transcription_ready").is_empty()
+    });
+    assert_eq!(of_type(&events, "call.transcription_resumed").len(), 1);
+    let said = |speaker: &str| -> String {
+        of_type(&events, "call.closed_caption")
+            .iter()
+            .filter(|c| c["closed_caption"]["speaker_id"] == speaker)
+            .map(|c| c["closed_caption"]["text"].as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    assert!(
+        word_error_rate(sentences[0], &said("alice")) <= 0.3,
+        "alice: {}",
+        said("alice")
+    );
+    assert_eq!(said("bob"), "", "nothing said during the pause is captioned");
+    assert!(
+        word_error_rate(sentences[2], &said("carol")) <= 0.3,
+        "carol: {}",
+        said("carol")
+    );
+    let ready = of_type(&events, "call.transcription_ready")[0];
+    let url = ready["call_transcription"]["url"].as_str().unwrap();
+    let transcript = std::fs::read_to_string(url.strip_prefix("file://").unwrap_or(url)).unwrap();
+    assert!(
+        !transcript.contains("\"bob\""),
+        "bob is not in the transcript: {transcript}"
+    );
+    assert!(transcript.contains("\"carol\""), "carol is: {transcript}");
+}

@@ -210,6 +210,12 @@ pub enum EventBody {
     TranscriptionStarted {},
     #[serde(rename = "call.transcription_stopped")]
     TranscriptionStopped {},
+    /// Not in the seed: the transcript and captions leave out what is said until resumed.
+    #[serde(rename = "call.transcription_paused")]
+    TranscriptionPaused {},
+    /// Not in the seed: the transcript and captions take in what is said again.
+    #[serde(rename = "call.transcription_resumed")]
+    TranscriptionResumed {},
     #[serde(rename = "call.transcription_ready")]
     TranscriptionReady { call_transcription: CallTranscription },
     #[serde(rename = "call.transcription_failed")]

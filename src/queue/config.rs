@@ -257,6 +257,9 @@ impl WorkerConfig {
                 _ => anyhow::bail!("EGRESS_ALLOW_LOCAL_MEDIA: expected true or false; got {value:?}"),
             };
         }
+        if let Some(value) = var("EGRESS_MEDIA_DIR") {
+            self.worker.media_dir = value.into();
+        }
         if let Some(value) = var("EGRESS_OUT_DIR") {
             self.worker.out_dir = value.into();
         }

@@ -82,6 +82,8 @@ pub enum JobControl {
 #[serde(rename_all = "snake_case")]
 pub enum PausableOutput {
     Recording,
+    /// The transcript and the closed captions together.
+    Transcription,
 }
 
 /// A change to a running job, sent by the coordinator (`egress update`).
@@ -589,6 +591,24 @@ fn execute(
                             }
                         }
                     }
+                    JobControl::Pause(PausableOutput::Transcription) => {
+                        let at = call_time_now(&graph);
+                        match outputs.transcription.as_mut().and_then(|t| t.pause(at)) {
+                            Some(paused) => emit(paused),
+                            None => {
+                                tracing::warn!(egress_id = %id.egress_id, "pause asked of a transcription that is not running")
+                            }
+                        }
+                    }
+                    JobControl::Resume(PausableOutput::Transcription) => {
+                        let at = call_time_now(&graph);
+                        match outputs.transcription.as_mut().and_then(|t| t.resume(at)) {
+                            Some(resumed) => emit(resumed),
+                            None => {
+                                tracing::warn!(egress_id = %id.egress_id, "resume asked of a transcription that is not paused")
+                            }
+                        }
+                    }
                     JobControl::Resume(PausableOutput::Recording) => {
                         match outputs.recording.as_mut().and_then(|r| r.resume()) {
                             Some(resumed) => emit(resumed),
@@ -792,4 +812,13 @@ fn write_graph(pipeline: &gst::Pipeline, path: &std::path::Path, job: &Job) {
     if let Err(e) = std::fs::write(path, redact(job, &dot)) {
         tracing::warn!(error = %e, path = %path.display(), "cannot write the pipeline graph");
     }
+}
+
+/// The call time of the media graph now: what its sources capture from now on is later.
+fn call_time_now(graph: &Composite) -> Duration {
+    let now = graph
+        .pipeline()
+        .current_running_time()
+        .unwrap_or(gst::ClockTime::ZERO);
+    Duration::from_nanos(now.nseconds())
 }

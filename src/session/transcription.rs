@@ -35,8 +35,25 @@ struct Line {
     text: String,
 }
 
+/// The call time left out of the transcript and captions (`egress pause --output transcription`).
+#[derive(Debug, Default)]
+struct Omissions {
+    /// Paused since this call time.
+    since: Option<Duration>,
+    /// Earlier pauses, from and to.
+    spans: Vec<(Duration, Duration)>,
+}
+
+impl Omissions {
+    fn omits(&self, at: Duration) -> bool {
+        self.since.is_some_and(|since| at >= since)
+            || self.spans.iter().any(|&(from, to)| at >= from && at < to)
+    }
+}
+
 pub struct TranscriptionOutput {
     config: TranscriptionConfig,
+    omissions: Arc<Mutex<Omissions>>,
     segmenters: Arc<Mutex<HashMap<String, Segmenter>>>,
     /// Shared with the speech tap; emptied at the end, so the model threads can finish.
     feed: Arc<Mutex<Option<Feed>>>,
@@ -101,14 +118,21 @@ impl TranscriptionOutput {
         let handler_segmenters = segmenters.clone();
         let feed = Arc::new(Mutex::new(Some(feed)));
         let handler_feed = feed.clone();
+        let omissions: Arc<Mutex<Omissions>> = Arc::default();
+        let handler_omissions = omissions.clone();
         graph.tap_speech(SpeechTap {
             handler: Arc::new(move |input: &str, at: Duration, samples: &[f32]| {
+                let omitted = handler_omissions
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .omits(at);
                 let utterances = {
                     let mut all = handler_segmenters.lock().unwrap_or_else(|e| e.into_inner());
                     let segmenter = all
                         .entry(input.to_owned())
                         .or_insert_with(|| Segmenter::new(segments));
-                    match samples.is_empty() {
+                    // Paused: what was said up to the pause is captioned, nothing after it.
+                    match samples.is_empty() || omitted {
                         true => segmenter.finish().into_iter().collect(),
                         false => segmenter.push(at, samples),
                     }
@@ -124,6 +148,7 @@ impl TranscriptionOutput {
         let prefix = storage::object_key(job.storage.path.as_deref(), "transcripts")?;
         Ok(TranscriptionOutput {
             config: config.clone(),
+            omissions,
             segmenters,
             feed,
             pool: Some(pool),
@@ -149,6 +174,25 @@ impl TranscriptionOutput {
         if self.config.closed_captions {
             emit(EventBody::ClosedCaptionsStarted {});
         }
+    }
+
+    /// Leaves what is said from call time `at` out of the transcript and captions; the event
+    /// when it was not paused.
+    pub fn pause(&mut self, at: Duration) -> Option<EventBody> {
+        let mut omissions = self.omissions.lock().unwrap_or_else(|e| e.into_inner());
+        if omissions.since.is_some() {
+            return None;
+        }
+        omissions.since = Some(at);
+        Some(EventBody::TranscriptionPaused {})
+    }
+
+    /// Takes in what is said from call time `at` again; the event when it was paused.
+    pub fn resume(&mut self, at: Duration) -> Option<EventBody> {
+        let mut omissions = self.omissions.lock().unwrap_or_else(|e| e.into_inner());
+        let since = omissions.since.take()?;
+        omissions.spans.push((since, at.max(since)));
+        Some(EventBody::TranscriptionResumed {})
     }
 
     /// Turns what the model has heard since the last call into captions and transcript lines.
@@ -420,6 +464,18 @@ mod tests {
                 text: "Hi.".into(),
             },
         ]
+    }
+
+    #[test]
+    fn a_pause_omits_from_its_start_until_the_resume() {
+        let mut omissions = Omissions::default();
+        let s = Duration::from_secs;
+        assert!(!omissions.omits(s(5)));
+        omissions.since = Some(s(5));
+        assert!(omissions.omits(s(5)) && omissions.omits(s(60)) && !omissions.omits(s(4)));
+        omissions.spans.push((s(5), s(9)));
+        omissions.since = None;
+        assert!(omissions.omits(s(8)) && !omissions.omits(s(9)) && !omissions.omits(s(4)));
     }
 
     #[test]
