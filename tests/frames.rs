@@ -327,3 +327,72 @@ fn walk(dir: &std::path::Path) -> Vec<PathBuf> {
     }
     out
 }
+
+#[test]
+fn the_thumbnail_is_the_composite_replaced_under_one_key_every_interval() {
+    let scratch = Scratch::new("thumbnails");
+    // Red alone, then red and blue side by side from 5 s.
+    let job = json!({
+        "egress_id": "eg_thumbs",
+        "call_cid": "default:thumbs",
+        "source": { "type": "synthetic", "duration_s": 9, "participants": [
+            { "user_id": "alice", "video": { "color": RED } },
+            { "user_id": "bob", "video": { "color": BLUE }, "join_at_s": 5 } ] },
+        "recording": { "quality": "720p", "layout": { "name": "grid" } },
+        "thumbnails": { "enabled": true, "interval_s": 2 },
+        "storage": { "storage_type": "local", "path": "calls/" }
+    });
+    let events = run_successfully(&scratch, &job);
+    let thumbnails: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["type"] == "call.thumbnail_ready")
+        .collect();
+    assert!(
+        (4..=5).contains(&thumbnails.len()),
+        "one every 2 s of a 9 s call: {thumbnails:#?}"
+    );
+    let urls: BTreeSet<&str> = thumbnails
+        .iter()
+        .map(|t| t["image_url"].as_str().unwrap())
+        .collect();
+    assert_eq!(urls.len(), 1, "one stable key: {urls:?}");
+    let url = *urls.iter().next().unwrap();
+    assert!(
+        url.ends_with("/calls/thumbnails/default_thumbs/thumbnail.jpg"),
+        "{url}"
+    );
+    // The stored one is the last: red and blue side by side, 320 px wide at the composite's aspect.
+    let path = PathBuf::from(url.strip_prefix("file://").unwrap());
+    let last = image::open(&path).unwrap().to_rgb8();
+    assert_eq!(last.dimensions(), (320, 180));
+    let at = |x: u32| {
+        let p = last.get_pixel(x, 90);
+        [p[0], p[1], p[2]]
+    };
+    assert!(
+        close(at(80), hex_rgb(RED)) && close(at(240), hex_rgb(BLUE)),
+        "{:?} {:?}",
+        at(80),
+        at(240)
+    );
+    let times: Vec<&str> = thumbnails
+        .iter()
+        .map(|t| t["captured_at"].as_str().unwrap())
+        .collect();
+    let mut sorted = times.clone();
+    sorted.sort();
+    assert_eq!(times, sorted, "announced in the order taken");
+    // A thumbnail is a picture of the composite: without one the job is refused.
+    let mut alone = job.clone();
+    alone.as_object_mut().unwrap().remove("recording");
+    alone["frame_recording"] = json!({});
+    let path = scratch.dir.join("alone.json");
+    std::fs::write(&path, alone.to_string()).unwrap();
+    let out = egress().arg("validate").arg(&path).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("thumbnails: expected a composite output"),
+        "{stderr}"
+    );
+}

@@ -206,6 +206,16 @@ pub enum EventBody {
     FrameRecordingStopped {},
     #[serde(rename = "call.frame_recording_failed")]
     FrameRecordingFailed { error: String },
+    /// A new thumbnail of the call (the seed's `ThumbnailResponse`), stored under the same key
+    /// as the one before it.
+    #[serde(rename = "call.thumbnail_ready")]
+    ThumbnailReady {
+        image_url: String,
+        /// When the picture was shown in the call.
+        captured_at: String,
+    },
+    #[serde(rename = "call.thumbnail_failed")]
+    ThumbnailFailed { error: String },
     #[serde(rename = "call.transcription_started")]
     TranscriptionStarted {},
     #[serde(rename = "call.transcription_stopped")]

@@ -52,6 +52,9 @@ pub struct Job {
     /// Live captions and a transcript of what every participant says.
     #[serde(default)]
     pub transcription: Option<TranscriptionConfig>,
+    /// A small picture of the composite, replaced every interval (the call's thumbnail).
+    #[serde(default)]
+    pub thumbnails: Option<ThumbnailsConfig>,
     #[serde(default)]
     pub storage: StorageConfig,
     #[serde(default)]
@@ -371,6 +374,31 @@ pub struct FrameRecordingConfig {
 
 fn default_capture_interval() -> u32 {
     3
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+/// The seed's `ThumbnailsSettingsRequest`, with how often the picture is replaced.
+pub struct ThumbnailsConfig {
+    #[serde(default = "enabled_by_default")]
+    pub enabled: bool,
+    /// Seconds between two thumbnails.
+    #[serde(default = "default_thumbnail_interval")]
+    #[schemars(range(min = 2, max = 60))]
+    pub interval_s: u32,
+}
+
+impl ThumbnailsConfig {
+    /// The width of a thumbnail; its height follows the composite's aspect.
+    pub const WIDTH: u32 = 320;
+}
+
+fn enabled_by_default() -> bool {
+    true
+}
+
+fn default_thumbnail_interval() -> u32 {
+    10
 }
 
 fn default_segment_duration() -> u32 {

@@ -600,6 +600,14 @@ fn check_call_details(job: &Job, out: &mut Vec<Problem>) {
 fn check_semantics(job: &Job, media: &LocalMedia, out: &mut Vec<Problem>) {
     check_storage(&job.storage, out);
     check_call_details(job, out);
+    let composite =
+        job.recording.as_ref().is_some_and(|r| !r.audio_only) || job.hls.is_some() || !job.rtmp.is_empty();
+    if job.thumbnails.as_ref().is_some_and(|t| t.enabled) && !composite {
+        out.push(Problem::new(
+            "thumbnails",
+            "expected a composite output beside it (a recording with video, hls or rtmp): a thumbnail is a picture of the composite",
+        ));
+    }
     check_secret_lengths(job, out);
     check_logos(job, media, out);
     if let Some(t) = &job.transcription {

@@ -193,6 +193,18 @@ impl Composite {
         self.frames = Some(tap);
     }
 
+    /// Stills of the picture of `mix` as outputs show it (after the overlay), one per
+    /// `tap.interval`: a branch of the mix's tee, so nothing is decoded for them.
+    pub fn capture_mix(&mut self, mix: usize, tap: &super::FrameTap) -> anyhow::Result<()> {
+        let m = self.mixes.get(mix).context("no such mix")?;
+        let never_cut = Arc::new(AtomicU64::new(u64::MAX));
+        let bin = super::frames::capture_branch("composite", tap, never_cut, false)?;
+        self.pipeline.add(&bin)?;
+        bin.sync_state_with_parent()?;
+        m.tee.link(&bin)?;
+        Ok(())
+    }
+
     pub fn mix_count(&self) -> usize {
         self.mixes.len()
     }

@@ -6,6 +6,7 @@ mod frames;
 mod hls;
 mod recording;
 mod rtmp;
+mod thumbnails;
 mod transcription;
 
 use crate::events::{COMPOSITE, Event, EventBody, EventSink};
@@ -29,6 +30,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
+use thumbnails::ThumbnailOutput;
 use transcription::TranscriptionOutput;
 
 /// How long the muxers may take to finalize after the stream ends.
@@ -155,6 +157,7 @@ struct Outputs {
     rtmp: Vec<RtmpOutput>,
     frames: Option<FrameOutput>,
     transcription: Option<TranscriptionOutput>,
+    thumbnails: Option<ThumbnailOutput>,
     /// Validation warnings, carried by the first started event.
     warnings: Vec<String>,
 }
@@ -476,6 +479,19 @@ fn execute(
             ),
             None => None,
         },
+        thumbnails: {
+            // The picture of the first composite output.
+            let mix = assignment
+                .recording
+                .or(assignment.hls)
+                .or(assignment.rtmp.first().copied());
+            match (&job.thumbnails, mix) {
+                (Some(config), Some(mix)) if config.enabled => {
+                    Some(ThumbnailOutput::attach(&mut graph, job, config, mix, &spool)?)
+                }
+                _ => None,
+            }
+        },
         warnings,
     };
     let mut call = LiveCall::new(mixes, assets);
@@ -493,6 +509,9 @@ fn execute(
     }
     if let Some(transcription) = &mut outputs.transcription {
         transcription.call_start = chrono::Utc::now();
+    }
+    if let Some(thumbnails) = &mut outputs.thumbnails {
+        thumbnails.call_start = chrono::Utc::now();
     }
 
     let (tx, rx) = mpsc::channel();
@@ -660,6 +679,9 @@ fn execute(
         if let Some(transcription) = &mut outputs.transcription {
             transcription.publish(&call, emit);
         }
+        if let Some(thumbnails) = &mut outputs.thumbnails {
+            thumbnails.publish(uploader)?;
+        }
         while let Some(message) = bus.pop() {
             if let Some((input, level_db)) = graph.audio_level(&message) {
                 let user_id = input.split('/').next().unwrap_or_default().to_owned();
@@ -761,6 +783,9 @@ fn execute(
             emit,
             &mut outputs.warnings,
         )?;
+    }
+    if let Some(thumbnails) = &mut outputs.thumbnails {
+        thumbnails.publish(uploader)?;
     }
     if let Some(transcription) = &mut outputs.transcription {
         transcription.finish(uploader, &call, id, job, emit)?;

@@ -56,6 +56,7 @@ pub enum Output {
     Hls,
     Frames,
     Transcript,
+    Thumbnails,
 }
 
 impl Output {
@@ -68,6 +69,7 @@ impl Output {
             Output::Hls => EventBody::HlsFailed { error },
             Output::Frames => EventBody::FrameRecordingFailed { error },
             Output::Transcript => EventBody::TranscriptionFailed { error },
+            Output::Thumbnails => EventBody::ThumbnailFailed { error },
         }
     }
 }
