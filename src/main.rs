@@ -89,9 +89,12 @@ enum Command {
         #[arg(long, default_value = "en")]
         language: String,
     },
-    /// Stops a running job wherever it runs.
+    /// Stops a running job wherever it runs, or one of its outputs while the rest runs on.
     Stop {
         egress_id: String,
+        /// The output to stop alone: `recording`, `rtmp` (every push) or `rtmp:NAME`.
+        #[arg(long)]
+        output: Option<egress::session::StoppableOutput>,
         #[arg(long)]
         config: Option<PathBuf>,
     },
@@ -248,9 +251,13 @@ fn main() -> ExitCode {
                 }
             })
         }
-        Command::Stop { egress_id, config } => {
-            let outcome =
-                WorkerConfig::load(config.as_deref()).and_then(|c| queue::send_stop(&c.amqp, &egress_id));
+        Command::Stop {
+            egress_id,
+            output,
+            config,
+        } => {
+            let outcome = WorkerConfig::load(config.as_deref())
+                .and_then(|c| queue::send_stop(&c.amqp, &egress_id, output));
             conclude("stop", outcome, &[], |()| {})
         }
         Command::Pause {

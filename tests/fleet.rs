@@ -1401,3 +1401,109 @@ fn a_paused_transcription_leaves_out_what_is_said_during_the_pause() {
     );
     assert!(transcript.contains("\"carol\""), "carol is: {transcript}");
 }
+
+#[test]
+fn outputs_stopped_alone_end_while_the_call_and_the_others_run_on() {
+    let fleet = Fleet::new("stop-output");
+    let scratch = Scratch::new("fleet-stop-output");
+    let server = RtmpServer::new(scratch.dir.join("nginx"));
+    let _worker = fleet.worker(&scratch, "a", 1.6);
+    let call_s = 20.0;
+    let keys = ["sk-first-4c1d9e", "sk-second-a07b3f"];
+    let url = format!("rtmp://127.0.0.1:{}/live", server.port);
+    let job = json!({
+        "egress_id": "eg_stop_output",
+        "call_cid": "default:stop-output",
+        "source": { "type": "synthetic", "duration_s": call_s, "participants": [
+            { "user_id": "alice", "video": { "pattern": "ball" }, "audio": "sine" } ] },
+        "recording": { "quality": "360p" },
+        "rtmp": [
+            { "name": "a", "stream_url": url, "stream_key": keys[0], "quality": "360p" },
+            { "name": "b", "stream_url": url, "stream_key": keys[1], "quality": "360p" }
+        ],
+        "storage": { "storage_type": "local", "path": "fleet/" }
+    });
+    let id = fleet.submit(&scratch, &job);
+    fleet.wait_until("both pushes started", Duration::from_secs(30), |events| {
+        of_type(events, "call.rtmp_broadcast_started").len() == 2
+    });
+    let stop = |output: &str| {
+        let out = egress()
+            .args(["stop", &id, "--output", output])
+            .envs(fleet.env())
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    // Held on purpose: each output runs a while before it is stopped.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(stop("rtmp:a").0, Some(0));
+    fleet.wait_until("push a stopped", Duration::from_secs(10), |events| {
+        of_type(events, "call.rtmp_broadcast_stopped")
+            .iter()
+            .any(|e| e["name"] == "a")
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(stop("recording").0, Some(0));
+    let mid_call = fleet.wait_until(
+        "the recording stored mid-call",
+        Duration::from_secs(15),
+        |events| !of_type(events, "call.recording_ready").is_empty(),
+    );
+    assert!(
+        of_type(&mid_call, "call.rtmp_broadcast_stopped").len() == 1,
+        "push b still runs when the recording is announced: {mid_call:#?}"
+    );
+    let (code, stderr) = stop("hls:main");
+    assert_eq!(code, Some(2), "a usage error: {stderr}");
+    assert!(
+        stderr.contains("expected recording, rtmp or rtmp:NAME"),
+        "{stderr}"
+    );
+    let events = fleet.wait_until("the end of the call", Duration::from_secs(60), |events| {
+        of_type(events, "call.rtmp_broadcast_stopped").len() == 2
+    });
+    let types: Vec<&str> = events
+        .iter()
+        .filter(|e| e["egress_id"] == "eg_stop_output")
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    let count = |t: &str| types.iter().filter(|&&x| x == t).count();
+    assert_eq!(count("call.recording_stopped"), 1, "{types:?}");
+    assert_eq!(count("call.recording_ready"), 1, "{types:?}");
+    assert_eq!(
+        count("call.recording_failed") + count("call.rtmp_broadcast_failed"),
+        0,
+        "{types:?}"
+    );
+    let stopped_at = |name: &str| {
+        let event = of_type(&events, "call.rtmp_broadcast_stopped")
+            .into_iter()
+            .find(|e| e["name"] == name)
+            .unwrap();
+        time_of(&event["created_at"])
+    };
+    assert!(
+        stopped_at("b") - stopped_at("a") > chrono::Duration::seconds(8),
+        "b ran to the end of the call"
+    );
+
+    // What the viewers of each destination got, and the recording: each as long as it ran.
+    let received = |key: &str| {
+        let files = server.received(key);
+        assert_eq!(files.len(), 1, "{key}: {files:?}");
+        duration_s(&probe(&files[0]))
+    };
+    let (first, second) = (received(keys[0]), received(keys[1]));
+    let recorded = duration_s(&probe(&recording_file(
+        of_type(&events, "call.recording_ready")[0],
+    )));
+    assert!(
+        first < recorded && recorded < second,
+        "a {first} s, recording {recorded} s, b {second} s"
+    );
+    assert!(second > call_s - 4.0, "b {second} s of a {call_s} s call");
+}

@@ -242,6 +242,23 @@ pub enum EventBody {
 
 impl EventBody {
     /// Whether the seed's model of this event requires the `call` object.
+    /// The output this event ends (`recording`, `hls`, `rtmp:NAME`, …), for a stopped or failed
+    /// event: each output has one.
+    pub fn ends_output(&self) -> Option<String> {
+        let output = match self {
+            EventBody::RecordingStopped { .. } | EventBody::RecordingFailed { .. } => "recording",
+            EventBody::HlsStopped {} | EventBody::HlsFailed { .. } => "hls",
+            EventBody::RtmpStopped { name } | EventBody::RtmpFailed { name, .. } => {
+                return Some(format!("rtmp:{name}"));
+            }
+            EventBody::FrameRecordingStopped {} | EventBody::FrameRecordingFailed { .. } => "frame_recording",
+            EventBody::TranscriptionStopped {} | EventBody::TranscriptionFailed { .. } => "transcription",
+            EventBody::ClosedCaptionsStopped {} | EventBody::ClosedCaptionsFailed { .. } => "closed_captions",
+            _ => return None,
+        };
+        Some(output.to_owned())
+    }
+
     fn carries_call(&self) -> bool {
         matches!(
             self,

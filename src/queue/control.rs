@@ -1,14 +1,19 @@
 //! Control messages, addressed to a job by `egress_id` and seen by every worker (fanout): the
 //! worker running that job acts, the others ignore it.
 
-use crate::session::{JobUpdate, PausableOutput};
+use crate::session::{JobUpdate, PausableOutput, StoppableOutput};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "action", rename_all = "snake_case")]
 pub enum ControlMessage {
-    /// Ends the job as if the call had ended: files are finalized, stored and announced.
-    Stop { egress_id: String },
+    /// Ends the job as if the call had ended: files are finalized, stored and announced. With
+    /// `output`, ends that output alone while the call and the others run on.
+    Stop {
+        egress_id: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        output: Option<StoppableOutput>,
+    },
     /// Changes pins and participant names or roles of a running job; the layout follows at the
     /// next frame.
     Update { egress_id: String, update: JobUpdate },
@@ -37,7 +42,8 @@ mod tests {
         assert_eq!(
             stop,
             ControlMessage::Stop {
-                egress_id: "eg_1".into()
+                egress_id: "eg_1".into(),
+                output: None
             }
         );
         assert!(serde_json::from_str::<ControlMessage>(r#"{"action":"explode"}"#).is_err());
@@ -63,6 +69,29 @@ mod tests {
             serde_json::from_str(r#"{"layout":{"name":"grid","options":{"grid.columns":"many"}}}"#).unwrap();
         let problem = wrong.check().unwrap_err();
         assert!(problem.contains("layout.options.grid.columns"), "{problem}");
+    }
+
+    #[test]
+    fn a_stop_may_name_one_output() {
+        let stop: ControlMessage =
+            serde_json::from_str(r#"{"action":"stop","egress_id":"eg_1","output":"rtmp:backup"}"#).unwrap();
+        assert_eq!(
+            stop,
+            ControlMessage::Stop {
+                egress_id: "eg_1".into(),
+                output: Some(StoppableOutput::Rtmp(Some("backup".into())))
+            }
+        );
+        let text = serde_json::to_string(&stop).unwrap();
+        assert!(text.contains(r#""output":"rtmp:backup""#), "{text}");
+        let wrong =
+            serde_json::from_str::<ControlMessage>(r#"{"action":"stop","egress_id":"eg_1","output":"hls"}"#);
+        assert!(
+            wrong
+                .unwrap_err()
+                .to_string()
+                .contains("expected recording, rtmp or rtmp:NAME")
+        );
     }
 
     #[test]

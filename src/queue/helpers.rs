@@ -38,12 +38,17 @@ pub fn submit(config: &AmqpConfig, job: &str) -> anyhow::Result<String> {
     Ok(egress_id)
 }
 
-/// Asks the worker running `egress_id`, wherever it is, to stop it.
-pub fn send_stop(config: &AmqpConfig, egress_id: &str) -> anyhow::Result<()> {
+/// Asks the worker running `egress_id`, wherever it is, to stop it (or one of its outputs).
+pub fn send_stop(
+    config: &AmqpConfig,
+    egress_id: &str,
+    output: Option<crate::session::StoppableOutput>,
+) -> anyhow::Result<()> {
     send_control(
         config,
         &ControlMessage::Stop {
             egress_id: egress_id.to_owned(),
+            output,
         },
     )
 }

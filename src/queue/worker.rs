@@ -605,10 +605,22 @@ impl Worker {
                 }
                 self.finished_elsewhere.insert(egress_id, Instant::now());
             }
-            Ok(ControlMessage::Stop { egress_id }) => {
+            Ok(ControlMessage::Stop {
+                egress_id,
+                output: None,
+            }) => {
                 if let Some(job) = self.running.get(&egress_id) {
                     tracing::info!(%egress_id, "stop requested");
                     job.stop.store(true, Ordering::Relaxed);
+                }
+            }
+            Ok(ControlMessage::Stop {
+                egress_id,
+                output: Some(output),
+            }) => {
+                if let Some(job) = self.running.get(&egress_id) {
+                    tracing::info!(%egress_id, ?output, "output stop requested");
+                    let _ = job.updates.send(session::JobControl::Stop(output));
                 }
             }
             Ok(ControlMessage::Update { egress_id, update }) => {

@@ -77,6 +77,51 @@ pub enum JobControl {
     Update(JobUpdate),
     Pause(PausableOutput),
     Resume(PausableOutput),
+    /// Ends one output while the call and the others run on.
+    Stop(StoppableOutput),
+}
+
+/// The outputs that can be stopped alone (`egress stop EGRESS_ID --output recording|rtmp[:NAME]`),
+/// written `recording`, `rtmp` (every push) or `rtmp:NAME`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum StoppableOutput {
+    Recording,
+    /// One push by name, or all of them.
+    Rtmp(Option<String>),
+}
+
+impl std::str::FromStr for StoppableOutput {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text.split_once(':') {
+            None if text == "recording" => Ok(StoppableOutput::Recording),
+            None if text == "rtmp" => Ok(StoppableOutput::Rtmp(None)),
+            Some(("rtmp", name)) if !name.is_empty() => Ok(StoppableOutput::Rtmp(Some(name.to_owned()))),
+            _ => Err(format!(
+                "expected recording, rtmp or rtmp:NAME; got {text:?} (other outputs end with the job: egress stop EGRESS_ID)"
+            )),
+        }
+    }
+}
+
+impl TryFrom<String> for StoppableOutput {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, String> {
+        text.parse()
+    }
+}
+
+impl From<StoppableOutput> for String {
+    fn from(output: StoppableOutput) -> String {
+        match output {
+            StoppableOutput::Recording => "recording".into(),
+            StoppableOutput::Rtmp(None) => "rtmp".into(),
+            StoppableOutput::Rtmp(Some(name)) => format!("rtmp:{name}"),
+        }
+    }
 }
 
 /// The outputs that can be paused (`egress pause EGRESS_ID --output recording`).
@@ -178,7 +223,12 @@ pub fn run(
     let events: &dyn EventSink = &redacting;
     // Every log line of the job's own thread names it.
     let _span = tracing::info_span!("job", egress_id = %id.egress_id).entered();
-    let emit = |body| {
+    // Outputs that have announced their end: a failure of the job later does not end them again.
+    let ended_outputs = std::cell::RefCell::new(BTreeSet::<String>::new());
+    let emit = |body: EventBody| {
+        if let Some(output) = body.ends_output() {
+            ended_outputs.borrow_mut().insert(output);
+        }
         events.emit(&Event::new(&job.call_cid, &id.egress_id, body).with_call_details(job.call.as_ref()))
     };
     for warning in &validated.warnings {
@@ -223,7 +273,8 @@ pub fn run(
         Err(e) => {
             let error = redact(job, &format!("{e:#}"));
             tracing::error!(egress_id = %id.egress_id, %error, "job failed");
-            if job.recording.is_some() && !lost.contains(&Output::Recording) {
+            let running = |output: &str| !ended_outputs.borrow().contains(output);
+            if job.recording.is_some() && !lost.contains(&Output::Recording) && running("recording") {
                 emit(EventBody::RecordingFailed {
                     recording_type: COMPOSITE.into(),
                     error: error.clone(),
@@ -232,7 +283,7 @@ pub fn run(
             if job.hls.is_some() && !lost.contains(&Output::Hls) {
                 emit(EventBody::HlsFailed { error: error.clone() });
             }
-            for r in &job.rtmp {
+            for r in job.rtmp.iter().filter(|r| running(&format!("rtmp:{}", r.name))) {
                 emit(EventBody::RtmpFailed {
                     name: r.name.clone(),
                     error: error.clone(),
@@ -628,6 +679,25 @@ fn execute(
                             }
                         }
                     }
+                    JobControl::Stop(StoppableOutput::Recording) => {
+                        match outputs.recording.as_mut().and_then(|r| r.stop_alone()) {
+                            Some(stopped) => emit(stopped),
+                            None => {
+                                tracing::warn!(egress_id = %id.egress_id, "stop asked of a recording that is not running")
+                            }
+                        }
+                    }
+                    JobControl::Stop(StoppableOutput::Rtmp(name)) => {
+                        let chosen = outputs
+                            .rtmp
+                            .iter_mut()
+                            .filter(|push| name.as_deref().is_none_or(|n| push.name() == n));
+                        let stopped =
+                            chosen.fold(0, |n, push| n + usize::from(push.stop_alone(&graph, emit)));
+                        if stopped == 0 {
+                            tracing::warn!(egress_id = %id.egress_id, ?name, "stop asked of an rtmp push that is not running");
+                        }
+                    }
                     JobControl::Resume(PausableOutput::Recording) => {
                         match outputs.recording.as_mut().and_then(|r| r.resume()) {
                             Some(resumed) => emit(resumed),
@@ -706,7 +776,7 @@ fn execute(
                 if let Some(path) = &options.dot_file {
                     write_graph(&pipeline, path, job);
                 }
-                if let Some(recording) = &mut outputs.recording {
+                if let Some(recording) = outputs.recording.as_mut().filter(|r| !r.stopped_alone) {
                     recording.started = true;
                     emit(EventBody::RecordingStarted {
                         recording_type: COMPOSITE.into(),
@@ -762,9 +832,11 @@ fn execute(
         }
         match recording.no_media() {
             Some(reason) if failure.is_none() => failure = Some(anyhow::anyhow!(reason)),
-            _ if failure.is_none() && recording.started => emit(EventBody::RecordingStopped {
-                recording_type: COMPOSITE.into(),
-            }),
+            _ if failure.is_none() && recording.started && !recording.stopped_alone => {
+                emit(EventBody::RecordingStopped {
+                    recording_type: COMPOSITE.into(),
+                })
+            }
             _ => {}
         }
     }

@@ -33,6 +33,8 @@ pub struct RecordingOutput {
     control: RecordingControl,
     /// Every pause of the recording, wall clock; the last one open while paused.
     pauses: Vec<PausedSpan>,
+    /// Stopped by the coordinator before the end of the call (its stopped event is out).
+    pub stopped_alone: bool,
 }
 
 impl RecordingOutput {
@@ -73,6 +75,22 @@ impl RecordingOutput {
             started: false,
             control,
             pauses: Vec::new(),
+            stopped_alone: false,
+        })
+    }
+
+    /// Ends the recording while the call runs on; its parts are stored and announced as they
+    /// close. The stopped event, unless it had ended already.
+    pub fn stop_alone(&mut self) -> Option<EventBody> {
+        if self.stopped_alone || !self.control.stop() {
+            return None;
+        }
+        self.stopped_alone = true;
+        if let Some(open) = self.pauses.last_mut().filter(|p| p.end_time.is_none()) {
+            open.end_time = Some(now_rfc3339());
+        }
+        Some(EventBody::RecordingStopped {
+            recording_type: COMPOSITE.into(),
         })
     }
 
@@ -151,7 +169,7 @@ impl RecordingOutput {
 
     /// Why the recording holds nothing to play, when no part of it does.
     pub fn no_media(&self) -> Option<String> {
-        if self.playable_parts > 0 {
+        if self.playable_parts > 0 || (self.stopped_alone && self.unplayable.is_empty()) {
             return None;
         }
         Some(match self.unplayable.first() {

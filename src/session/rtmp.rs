@@ -26,6 +26,8 @@ pub struct RtmpOutput {
     down_since: Instant,
     /// Why the last attempt failed (redacted), for the failed event.
     last_error: Option<String>,
+    /// Stopped by the coordinator while the call runs on (its stopped event is out).
+    stopped_alone: bool,
 }
 
 impl RtmpOutput {
@@ -41,6 +43,7 @@ impl RtmpOutput {
             backoff: FIRST_RETRY,
             down_since: Instant::now(),
             last_error: None,
+            stopped_alone: false,
         }
     }
 
@@ -49,7 +52,7 @@ impl RtmpOutput {
         // A bin added to (and taken out of) a pipeline still prerolling its files makes the
         // pipeline lose that state change: it stays PAUSED and every file waits for ever. Pushes
         // are first attached once the pipeline plays.
-        if self.failed || graph.pipeline().current_state() != gst::State::Playing {
+        if self.failed || self.stopped_alone || graph.pipeline().current_state() != gst::State::Playing {
             return;
         }
         if self.branch.is_none() && self.retry_at.is_some_and(|at| Instant::now() >= at) {
@@ -128,6 +131,9 @@ impl RtmpOutput {
     /// never reached its destination is announced as failed.
     pub fn finish(&mut self, graph: &Composite, emit: Emit) {
         self.retry_at = None;
+        if self.stopped_alone {
+            return;
+        }
         if !self.connected
             && let Some(branch) = self.branch.take()
         {
@@ -162,11 +168,34 @@ impl RtmpOutput {
         }
     }
 
-    /// The announcement of the end, for a push that started and did not fail.
+    /// The announcement of the end, for a push that started, did not fail and was not stopped
+    /// alone before (that one is announced already).
     pub fn stopped(&self) -> Option<EventBody> {
-        (self.started && !self.failed).then(|| EventBody::RtmpStopped {
+        (self.started && !self.failed && !self.stopped_alone).then(|| EventBody::RtmpStopped {
             name: self.config.name.clone(),
         })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    /// Stops this push while the call and the other outputs run on: the connection is closed,
+    /// nothing is retried, and its stopped event goes out now. False when it had ended already.
+    pub fn stop_alone(&mut self, graph: &Composite, emit: Emit) -> bool {
+        if self.failed || self.stopped_alone {
+            return false;
+        }
+        self.retry_at = None;
+        if let Some(branch) = self.branch.take() {
+            branch.end();
+            branch.detach(graph.pipeline());
+        }
+        self.stopped_alone = true;
+        emit(EventBody::RtmpStopped {
+            name: self.config.name.clone(),
+        });
+        true
     }
 }
 

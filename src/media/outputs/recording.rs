@@ -85,6 +85,12 @@ impl RecordingControl {
         lock(&self.writer).resume(at)
     }
 
+    /// Finishes the recording now; the call and the other outputs go on. False when it had
+    /// been stopped already.
+    pub fn stop(&self) -> bool {
+        lock(&self.writer).stop()
+    }
+
     /// The call's running time now: samples with earlier times were captured before it.
     fn now(&self) -> gst::ClockTime {
         self.pipeline
@@ -111,6 +117,7 @@ pub fn attach_recording(composite: &mut Composite, spec: &RecordingSpec) -> anyh
         previous: None,
         held: Vec::new(),
         gate: PauseGate::new(with_video),
+        stopped: false,
         gate_held: Vec::new(),
         closing: Vec::new(),
         ended: [!with_video, false],
@@ -189,6 +196,8 @@ struct Writer {
     previous: Option<PartFile>,
     held: Vec<gst::Sample>,
     gate: PauseGate,
+    /// Stopped alone (`egress stop --output recording`): samples are dropped.
+    stopped: bool,
     /// Sound waiting for the pictures to settle where a pause or resume falls.
     gate_held: Vec<gst::Sample>,
     /// Parts being finished on threads of their own.
@@ -200,8 +209,27 @@ struct Writer {
 }
 
 impl Writer {
+    /// Ends the recording while the call runs on: its parts are finished (and announced closed),
+    /// nothing more is written.
+    fn stop(&mut self) -> bool {
+        if self.stopped {
+            return false;
+        }
+        self.stopped = true;
+        self.held.clear();
+        self.gate_held.clear();
+        self.close_previous();
+        if let Some(part) = self.current.take() {
+            self.close(part);
+        }
+        true
+    }
+
     /// A sample from the encoders: through the pause gate, then to its part.
     fn take(&mut self, stream: Stream, sample: gst::Sample) {
+        if self.stopped {
+            return;
+        }
         let Some(buffer) = sample.buffer() else {
             return;
         };
