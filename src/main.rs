@@ -98,6 +98,13 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Prints what a running job is doing (the seed's EgressResponse, with transcription,
+    /// captions, thumbnails and pauses), as the worker running it says, within 2 s.
+    Status {
+        egress_id: String,
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
     /// Pauses an output of a running job: nothing of the call enters it until `egress resume`.
     Pause {
         egress_id: String,
@@ -259,6 +266,11 @@ fn main() -> ExitCode {
             let outcome = WorkerConfig::load(config.as_deref())
                 .and_then(|c| queue::send_stop(&c.amqp, &egress_id, output));
             conclude("stop", outcome, &[], |()| {})
+        }
+        Command::Status { egress_id, config } => {
+            let outcome = WorkerConfig::load(config.as_deref())
+                .and_then(|c| queue::request_status(&c.amqp, &egress_id));
+            conclude("status", outcome, &[], |status| println!("{status}"))
         }
         Command::Pause {
             egress_id,

@@ -1239,6 +1239,9 @@ fn a_paused_recording_leaves_the_pause_out_of_the_same_file() {
     fleet.wait_until("paused", Duration::from_secs(10), |events| {
         !of_type(events, "call.recording_paused").is_empty()
     });
+    let status = egress().args(["status", &id]).envs(fleet.env()).output().unwrap();
+    let status: Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(status["composite_recording"]["status"], "paused", "{status}");
     std::thread::sleep(Duration::from_secs(10));
     control("resume");
     let events = fleet.wait_until("ready", Duration::from_secs(60), |events| {
@@ -1407,7 +1410,13 @@ fn outputs_stopped_alone_end_while_the_call_and_the_others_run_on() {
     let fleet = Fleet::new("stop-output");
     let scratch = Scratch::new("fleet-stop-output");
     let server = RtmpServer::new(scratch.dir.join("nginx"));
-    let _worker = fleet.worker(&scratch, "a", 1.6);
+    let ops_port = free_port();
+    let _worker = fleet.worker_with(
+        &scratch,
+        "a",
+        1.6,
+        &[("EGRESS_OPS_ADDRESS", format!("127.0.0.1:{ops_port}"))],
+    );
     let call_s = 20.0;
     let keys = ["sk-first-4c1d9e", "sk-second-a07b3f"];
     let url = format!("rtmp://127.0.0.1:{}/live", server.port);
@@ -1446,6 +1455,41 @@ fn outputs_stopped_alone_end_while_the_call_and_the_others_run_on() {
             .iter()
             .any(|e| e["name"] == "a")
     });
+    let status = || {
+        let out = egress().args(["status", &id]).envs(fleet.env()).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    };
+    let now = status();
+    assert_eq!(now["composite_recording"]["status"], "running", "{now}");
+    assert_eq!(now["broadcasting"], true, "{now}");
+    let pushes = now["rtmps"].as_array().unwrap();
+    assert_eq!(pushes.len(), 1, "{now}");
+    assert_eq!(pushes[0]["name"], "b");
+    assert_eq!(
+        pushes[0]["stream_url"],
+        url.as_str(),
+        "the URL, without the key: {now}"
+    );
+    assert!(
+        !now.to_string().contains(keys[1]),
+        "no stream key in the status: {now}"
+    );
+    // The ops server says the same.
+    let (code, body) = http_get(ops_port, &format!("/jobs/{id}"));
+    assert_eq!(code, 200, "{body}");
+    let served: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(served["rtmps"], now["rtmps"], "{body}");
+    let (_, all) = http_get(ops_port, "/jobs");
+    assert_eq!(
+        serde_json::from_str::<Value>(&all)
+            .unwrap()
+            .as_array()
+            .map(Vec::len),
+        Some(1),
+        "{all}"
+    );
+    assert_eq!(http_get(ops_port, "/jobs/eg_nobody").0, 404);
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(stop("recording").0, Some(0));
     let mid_call = fleet.wait_until(
@@ -1457,6 +1501,16 @@ fn outputs_stopped_alone_end_while_the_call_and_the_others_run_on() {
         of_type(&mid_call, "call.rtmp_broadcast_stopped").len() == 1,
         "push b still runs when the recording is announced: {mid_call:#?}"
     );
+    let now = status();
+    assert_eq!(now["composite_recording"]["status"], "stopped", "{now}");
+    let unknown = egress()
+        .args(["status", "eg_nobody"])
+        .envs(fleet.env())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&unknown.stderr);
+    assert_eq!(unknown.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("no worker runs eg_nobody"), "{stderr}");
     let (code, stderr) = stop("hls:main");
     assert_eq!(code, Some(2), "a usage error: {stderr}");
     assert!(

@@ -1,9 +1,11 @@
 //! Events announcing every state change of a job, shaped like the seed's event models.
 
 mod sink;
+mod status;
 mod webhook;
 
 pub use sink::{EventSink, JsonLinesSink, MemorySink, RedactingSink};
+pub use status::{JobStatus, StatusSink};
 pub use webhook::{FanOut, WebhookConfig, WebhookSink, signature};
 
 use schemars::JsonSchema;

@@ -27,6 +27,8 @@ pub enum ControlMessage {
         egress_id: String,
         output: PausableOutput,
     },
+    /// Asks the worker running the job for its status (`JobStatus`), answered on `reply_to`.
+    Status { egress_id: String, reply_to: String },
     /// Sent by a worker when a job it ran has ended: another delivery of it, held by a worker
     /// that found the job running, is settled rather than run again.
     Finished { egress_id: String },

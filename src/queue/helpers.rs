@@ -85,6 +85,63 @@ pub fn send_update(config: &AmqpConfig, egress_id: &str, update: &str) -> anyhow
     )
 }
 
+/// How long `egress status` waits for the worker running the job.
+const STATUS_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The status of the job `egress_id` (JSON of `JobStatus`), from the worker running it.
+pub fn request_status(config: &AmqpConfig, egress_id: &str) -> anyhow::Result<serde_json::Value> {
+    use futures_lite::StreamExt;
+    use lapin::options::{BasicConsumeOptions, QueueDeclareOptions};
+    block_on(async {
+        let connection = amqp::connect(config, "coordinator").await?;
+        let channel = amqp::confirming_channel(&connection).await?;
+        amqp::declare(&channel, config).await?;
+        let replies = channel
+            .queue_declare(
+                "".into(),
+                QueueDeclareOptions {
+                    exclusive: true,
+                    auto_delete: true,
+                    ..Default::default()
+                },
+                lapin::types::FieldTable::default(),
+            )
+            .await
+            .context("cannot declare a queue for the answer")?;
+        let mut answers = channel
+            .basic_consume(
+                replies.name().clone(),
+                "".into(),
+                BasicConsumeOptions {
+                    no_ack: true,
+                    ..Default::default()
+                },
+                lapin::types::FieldTable::default(),
+            )
+            .await
+            .context("cannot wait for the answer")?;
+        let question = ControlMessage::Status {
+            egress_id: egress_id.to_owned(),
+            reply_to: replies.name().to_string(),
+        };
+        amqp::publish(
+            &channel,
+            &config.control_exchange,
+            "",
+            &serde_json::to_vec(&question)?,
+        )
+        .await?;
+        let answer = tokio::time::timeout(STATUS_WAIT, answers.next()).await;
+        let _ = connection.close(200, "done".into()).await;
+        match answer {
+            Ok(Some(Ok(delivery))) => {
+                serde_json::from_slice(&delivery.data).context("the worker's answer is not JSON")
+            }
+            _ => anyhow::bail!("no worker runs {egress_id} (no answer within {STATUS_WAIT:?})"),
+        }
+    })
+}
+
 fn send_control(config: &AmqpConfig, message: &ControlMessage) -> anyhow::Result<()> {
     let body = serde_json::to_vec(message)?;
     block_on(async {

@@ -42,6 +42,8 @@ struct RunningJob {
     stale: bool,
     /// Stopped because another worker took the job over while this one was cut off.
     yielded: bool,
+    /// What its events have said so far (`egress status`).
+    status: Arc<Mutex<crate::events::JobStatus>>,
 }
 
 /// How long a job another worker finished is remembered, so that a second delivery of it is
@@ -197,6 +199,7 @@ impl Worker {
         while tokio::time::Instant::now() < until {
             tokio::select! {
                 Some(finished) = self.finished_rx.recv() => {
+                    self.status().jobs.remove(&finished.egress_id);
                     if let Some(job) = self.running.remove(&finished.egress_id)
                         && !job.hand_back
                         && !job.yielded
@@ -503,7 +506,18 @@ impl Worker {
                 .unwrap_or_else(crate::transcribe::default_model_path),
         };
         tracing::info!(%egress_id, cost, redelivered = delivery.redelivered, "job taken");
-        let events = self.events.clone();
+        let stream_urls = validated
+            .job
+            .rtmp
+            .iter()
+            .map(|push| (push.name.clone(), crate::redact::url_userinfo(&push.stream_url)))
+            .collect();
+        let status = Arc::new(Mutex::new(crate::events::JobStatus::new(&egress_id, stream_urls)));
+        self.status().jobs.insert(egress_id.clone(), status.clone());
+        let events: Arc<dyn EventSink> = Arc::new(crate::events::StatusSink::new(
+            self.events.clone(),
+            status.clone(),
+        ));
         let done = self.finished_tx.clone();
         let job_stop = stop.clone();
         let id = egress_id.clone();
@@ -529,6 +543,7 @@ impl Worker {
                 hand_back: false,
                 stale: false,
                 yielded: false,
+                status,
             },
         );
     }
@@ -536,6 +551,7 @@ impl Worker {
     /// Acks a job that ended (it is done, failed or not: a failure has been announced), or hands
     /// it back to the queue when the worker's shutdown stopped it.
     async fn settle(&mut self, finished: Finished, connection: &Arc<Connection>) {
+        self.status().jobs.remove(&finished.egress_id);
         let Some(job) = self.running.remove(&finished.egress_id) else {
             return;
         };
@@ -639,6 +655,19 @@ impl Worker {
                 if let Some(job) = self.running.get(&egress_id) {
                     tracing::info!(%egress_id, ?output, "resume received");
                     let _ = job.updates.send(session::JobControl::Resume(output));
+                }
+            }
+            Ok(ControlMessage::Status { egress_id, reply_to }) => {
+                let Some(job) = self.running.get(&egress_id) else {
+                    return;
+                };
+                let status = job.status.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                let body = serde_json::to_vec(&status).unwrap_or_default();
+                let channel = self.publishing.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                if let Some(channel) = channel
+                    && let Err(e) = amqp::publish(&channel, "", &reply_to, &body).await
+                {
+                    tracing::warn!(%egress_id, error = %format!("{e:#}"), "cannot answer a status request");
                 }
             }
             Err(e) => tracing::warn!(error = %e, "control message not understood"),

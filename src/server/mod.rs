@@ -1,5 +1,6 @@
 //! The worker's operations endpoints on one port: `/healthz` (the process answers), `/readyz`
-//! (connected to RabbitMQ and taking jobs) and `/metrics` (Prometheus text format).
+//! (connected to RabbitMQ and taking jobs), `/metrics` (Prometheus text format) and `/jobs`,
+//! `/jobs/ID` (what each running job is doing, as `egress status` prints it).
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
@@ -22,6 +23,8 @@ pub struct WorkerStatus {
     pub refused: u64,
     /// Files waiting for the store in the spool.
     pub uploads_waiting: usize,
+    /// What each running job is doing (`/jobs`, `/jobs/ID`).
+    pub jobs: std::collections::BTreeMap<String, Arc<Mutex<crate::events::JobStatus>>>,
 }
 
 pub type SharedStatus = Arc<Mutex<WorkerStatus>>;
@@ -44,10 +47,14 @@ pub fn serve(address: &str, status: SharedStatus, spool: std::path::PathBuf) -> 
                 let mut snapshot = status.lock().unwrap_or_else(|p| p.into_inner()).clone();
                 snapshot.uploads_waiting = uploads_waiting(&spool);
                 let (code, body) = respond(path, &snapshot);
+                let kind = match path.starts_with("/jobs") && code.starts_with("200") {
+                    true => "application/json",
+                    false => "text/plain; version=0.0.4",
+                };
                 let mut stream = stream;
                 let _ = write!(
                     stream,
-                    "HTTP/1.1 {code}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    "HTTP/1.1 {code}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
                     body.len()
                 );
             }
@@ -61,7 +68,21 @@ fn respond(path: &str, status: &WorkerStatus) -> (&'static str, String) {
         "/readyz" if status.connected && status.taking_jobs => ("200 OK", "ready\n".into()),
         "/readyz" => ("503 Service Unavailable", "not ready\n".into()),
         "/metrics" => ("200 OK", metrics(status)),
-        _ => ("404 Not Found", "not found\n".into()),
+        "/jobs" => {
+            let all: Vec<crate::events::JobStatus> = status
+                .jobs
+                .values()
+                .map(|job| job.lock().unwrap_or_else(|p| p.into_inner()).clone())
+                .collect();
+            ("200 OK", serde_json::to_string(&all).unwrap_or_default())
+        }
+        _ => match path.strip_prefix("/jobs/").and_then(|id| status.jobs.get(id)) {
+            Some(job) => {
+                let job = job.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                ("200 OK", serde_json::to_string(&job).unwrap_or_default())
+            }
+            None => ("404 Not Found", "not found\n".into()),
+        },
     }
 }
 
