@@ -1426,6 +1426,7 @@ fn outputs_stopped_alone_end_while_the_call_and_the_others_run_on() {
         "source": { "type": "synthetic", "duration_s": call_s, "participants": [
             { "user_id": "alice", "video": { "pattern": "ball" }, "audio": "sine" } ] },
         "recording": { "quality": "360p" },
+        "frame_recording": { "capture_interval_in_seconds": 2 },
         "rtmp": [
             { "name": "a", "stream_url": url, "stream_key": keys[0], "quality": "360p" },
             { "name": "b", "stream_url": url, "stream_key": keys[1], "quality": "360p" }
@@ -1491,6 +1492,12 @@ fn outputs_stopped_alone_end_while_the_call_and_the_others_run_on() {
     );
     assert_eq!(http_get(ops_port, "/jobs/eg_nobody").0, 404);
     std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(stop("frame_recording").0, Some(0));
+    let frames_stopped = fleet.wait_until("stills stopped", Duration::from_secs(10), |events| {
+        !of_type(events, "call.frame_recording_stopped").is_empty()
+    });
+    let stills_before = of_type(&frames_stopped, "call.frame_recording_ready").len();
+    assert!(stills_before >= 2, "stills until the stop: {stills_before}");
     assert_eq!(stop("recording").0, Some(0));
     let mid_call = fleet.wait_until(
         "the recording stored mid-call",
@@ -1514,7 +1521,7 @@ fn outputs_stopped_alone_end_while_the_call_and_the_others_run_on() {
     let (code, stderr) = stop("hls:main");
     assert_eq!(code, Some(2), "a usage error: {stderr}");
     assert!(
-        stderr.contains("expected recording, rtmp or rtmp:NAME"),
+        stderr.contains("expected recording, frame_recording, rtmp or rtmp:NAME"),
         "{stderr}"
     );
     let events = fleet.wait_until("the end of the call", Duration::from_secs(60), |events| {
@@ -1527,6 +1534,12 @@ fn outputs_stopped_alone_end_while_the_call_and_the_others_run_on() {
         .collect();
     let count = |t: &str| types.iter().filter(|&&x| x == t).count();
     assert_eq!(count("call.recording_stopped"), 1, "{types:?}");
+    assert_eq!(count("call.frame_recording_stopped"), 1, "{types:?}");
+    assert_eq!(
+        count("call.frame_recording_ready"),
+        stills_before,
+        "no still after the stop: {types:?}"
+    );
     assert_eq!(count("call.recording_ready"), 1, "{types:?}");
     assert_eq!(
         count("call.recording_failed") + count("call.rtmp_broadcast_failed"),

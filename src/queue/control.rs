@@ -92,7 +92,7 @@ mod tests {
             wrong
                 .unwrap_err()
                 .to_string()
-                .contains("expected recording, rtmp or rtmp:NAME")
+                .contains("expected recording, frame_recording, rtmp or rtmp:NAME")
         );
     }
 

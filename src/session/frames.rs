@@ -28,6 +28,9 @@ struct Captured {
 pub struct FrameOutput {
     /// Storage key prefix: `PATH/frames/CALLTYPE_CALLID/SESSION`.
     prefix: String,
+    /// Stopped alone (`egress stop --output frame_recording`): stills from then on are dropped.
+    stopped: Arc<std::sync::atomic::AtomicBool>,
+    pub stopped_alone: bool,
     captured: mpsc::Receiver<Captured>,
     /// Stills not announced yet: the call has not run `HOLD` past them.
     held: Vec<Captured>,
@@ -68,7 +71,12 @@ impl FrameOutput {
         let (tx, rx) = mpsc::channel();
         let tx = Mutex::new(tx);
         let fit = config.quality.size();
+        let stopped = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let handler_stopped = stopped.clone();
         let handler = Arc::new(move |frame: StillFrame| {
+            if handler_stopped.load(std::sync::atomic::Ordering::Relaxed) {
+                return;
+            }
             let path = dir.join(format!(
                 "{}-{}.jpg",
                 frame.input.replace('/', "-"),
@@ -97,6 +105,8 @@ impl FrameOutput {
         });
         Ok(FrameOutput {
             prefix,
+            stopped,
+            stopped_alone: false,
             captured: rx,
             held: Vec::new(),
             call_start: Utc::now(),
@@ -104,9 +114,28 @@ impl FrameOutput {
         })
     }
 
+    /// Ends the stills while the call runs on: none is taken from now, those taken are stored
+    /// and announced. The stopped event, unless it had ended already.
+    pub fn stop_alone(
+        &mut self,
+        uploader: &mut Uploader,
+        call: &LiveCall,
+        id: &JobIdentity,
+        emit: Emit,
+        warnings: &mut Vec<String>,
+    ) -> anyhow::Result<Option<EventBody>> {
+        if self.stopped_alone {
+            return Ok(None);
+        }
+        self.stopped.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.stopped_alone = true;
+        self.publish(uploader, call, None, None, id, emit, warnings)?;
+        Ok(Some(EventBody::FrameRecordingStopped {}))
+    }
+
     /// Announces the start once (with the job's warnings if no other output took them).
     pub fn start(&mut self, emit: Emit, warnings: &mut Vec<String>) {
-        if !self.started {
+        if !self.started && !self.stopped_alone {
             self.started = true;
             emit(EventBody::FrameRecordingStarted {
                 warnings: std::mem::take(warnings),

@@ -87,6 +87,7 @@ pub enum JobControl {
 #[serde(try_from = "String", into = "String")]
 pub enum StoppableOutput {
     Recording,
+    FrameRecording,
     /// One push by name, or all of them.
     Rtmp(Option<String>),
 }
@@ -97,10 +98,11 @@ impl std::str::FromStr for StoppableOutput {
     fn from_str(text: &str) -> Result<Self, String> {
         match text.split_once(':') {
             None if text == "recording" => Ok(StoppableOutput::Recording),
+            None if text == "frame_recording" => Ok(StoppableOutput::FrameRecording),
             None if text == "rtmp" => Ok(StoppableOutput::Rtmp(None)),
             Some(("rtmp", name)) if !name.is_empty() => Ok(StoppableOutput::Rtmp(Some(name.to_owned()))),
             _ => Err(format!(
-                "expected recording, rtmp or rtmp:NAME; got {text:?} (other outputs end with the job: egress stop EGRESS_ID)"
+                "expected recording, frame_recording, rtmp or rtmp:NAME; got {text:?} (other outputs end with the job: egress stop EGRESS_ID)"
             )),
         }
     }
@@ -118,6 +120,7 @@ impl From<StoppableOutput> for String {
     fn from(output: StoppableOutput) -> String {
         match output {
             StoppableOutput::Recording => "recording".into(),
+            StoppableOutput::FrameRecording => "frame_recording".into(),
             StoppableOutput::Rtmp(None) => "rtmp".into(),
             StoppableOutput::Rtmp(Some(name)) => format!("rtmp:{name}"),
         }
@@ -687,6 +690,20 @@ fn execute(
                             }
                         }
                     }
+                    JobControl::Stop(StoppableOutput::FrameRecording) => {
+                        let stopped = match outputs.frames.as_mut() {
+                            Some(frames) => {
+                                frames.stop_alone(uploader, &call, id, emit, &mut outputs.warnings)?
+                            }
+                            None => None,
+                        };
+                        match stopped {
+                            Some(stopped) => emit(stopped),
+                            None => {
+                                tracing::warn!(egress_id = %id.egress_id, "stop asked of a frame recording that is not running")
+                            }
+                        }
+                    }
                     JobControl::Stop(StoppableOutput::Rtmp(name)) => {
                         let chosen = outputs
                             .rtmp
@@ -876,7 +893,10 @@ fn execute(
     }
     Ok(Ended {
         hls_started: outputs.hls.as_ref().is_some_and(|h| h.started),
-        frames_started: outputs.frames.as_ref().is_some_and(|f| f.started),
+        frames_started: outputs
+            .frames
+            .as_ref()
+            .is_some_and(|f| f.started && !f.stopped_alone),
     })
 }
 
