@@ -1174,6 +1174,17 @@ fn updates_reach_the_running_job_pins_then_layout() {
     assert!(stderr.contains("layout.options.grid.columns"), "{stderr}");
 }
 
+/// How far into the call the stills seen so far go (s): the newest still's time less the
+/// first's. The first still is of the call's first picture.
+fn call_time_of_stills(events: &[Value]) -> Option<f64> {
+    let times: Vec<chrono::DateTime<chrono::Utc>> = of_type(events, "call.frame_recording_ready")
+        .iter()
+        .map(|e| time_of(&e["captured_at"]))
+        .collect();
+    let (first, last) = (times.iter().min()?, times.iter().max()?);
+    Some((*last - *first).num_milliseconds() as f64 / 1000.0)
+}
+
 /// The display times of a file's video packets, in order.
 fn video_times(file: &std::path::Path) -> Vec<f64> {
     let out = std::process::Command::new("ffprobe")
@@ -1213,11 +1224,13 @@ fn a_paused_recording_leaves_the_pause_out_of_the_same_file() {
             { "user_id": "alice", "video": { "color": red }, "audio": "sine" },
             { "user_id": "bob", "video": { "color": blue }, "join_at_s": 8, "leave_at_s": 12 } ] },
         "recording": { "quality": "360p" },
+        // The stills say how far the call has got: the pause and the resume wait on them.
+        "frame_recording": { "capture_interval_in_seconds": 2 },
         "storage": { "storage_type": "local", "path": "fleet/" }
     });
     let id = fleet.submit(&scratch, &job);
     fleet.wait_until("started", Duration::from_secs(30), |events| {
-        !of_type(events, "call.recording_started").is_empty()
+        !of_type(events, "call.recording_started").is_empty() && call_time_of_stills(events) >= Some(0.0)
     });
     let control = |verb: &str| {
         let out = egress()
@@ -1233,8 +1246,6 @@ fn a_paused_recording_leaves_the_pause_out_of_the_same_file() {
             String::from_utf8_lossy(&out.stderr)
         );
     };
-    // The pause is held open on purpose: these sleeps are the span being left out.
-    std::thread::sleep(Duration::from_secs(4));
     control("pause");
     fleet.wait_until("paused", Duration::from_secs(10), |events| {
         !of_type(events, "call.recording_paused").is_empty()
@@ -1242,7 +1253,9 @@ fn a_paused_recording_leaves_the_pause_out_of_the_same_file() {
     let status = egress().args(["status", &id]).envs(fleet.env()).output().unwrap();
     let status: Value = serde_json::from_slice(&status.stdout).unwrap();
     assert_eq!(status["composite_recording"]["status"], "paused", "{status}");
-    std::thread::sleep(Duration::from_secs(10));
+    fleet.wait_until("the call past bob's visit", Duration::from_secs(30), |events| {
+        call_time_of_stills(events) >= Some(13.0)
+    });
     control("resume");
     let events = fleet.wait_until("ready", Duration::from_secs(60), |events| {
         !of_type(events, "call.recording_ready").is_empty()
@@ -1251,6 +1264,7 @@ fn a_paused_recording_leaves_the_pause_out_of_the_same_file() {
         .iter()
         .filter(|e| e["egress_id"] == "eg_pause")
         .map(|e| e["type"].as_str().unwrap())
+        .filter(|t| t.starts_with("call.recording_"))
         .collect();
     assert_eq!(
         types,
@@ -1342,8 +1356,11 @@ fn a_paused_transcription_leaves_out_what_is_said_during_the_pause() {
         "source": { "type": "synthetic", "duration_s": 22, "participants": [
             { "user_id": "alice", "video": null, "audio": { "file": "s0.wav" }, "join_at_s": 1 },
             { "user_id": "bob", "video": null, "audio": { "file": "s1.wav" }, "join_at_s": 9 },
-            { "user_id": "carol", "video": null, "audio": { "file": "s2.wav" }, "join_at_s": 16 } ] },
+            { "user_id": "carol", "video": null, "audio": { "file": "s2.wav" }, "join_at_s": 16 },
+            { "user_id": "clock", "video": { "pattern": "ball" } } ] },
         "transcription": { "language": "en", "closed_captions": true },
+        // The stills (of the clock) say how far the call has got: the pause and the resume wait on them.
+        "frame_recording": { "capture_interval_in_seconds": 2 },
         "storage": { "storage_type": "local", "path": "fleet/" }
     });
     let id = fleet.submit(&scratch, &job);
@@ -1364,13 +1381,22 @@ fn a_paused_transcription_leaves_out_what_is_said_during_the_pause() {
             String::from_utf8_lossy(&out.stderr)
         );
     };
-    // The pause is held open on purpose: these sleeps are the span being left out.
-    std::thread::sleep(Duration::from_secs(5));
+    // After alice's sentence (1 s to about 4 s of the call), before bob's (from 9 s).
+    fleet.wait_until(
+        "the call past alice's sentence",
+        Duration::from_secs(30),
+        |events| call_time_of_stills(events) >= Some(5.5),
+    );
     control("pause");
     fleet.wait_until("paused", Duration::from_secs(10), |events| {
         !of_type(events, "call.transcription_paused").is_empty()
     });
-    std::thread::sleep(Duration::from_secs(8));
+    // After bob's sentence (to about 12 s), before carol's (from 16 s).
+    fleet.wait_until(
+        "the call past bob's sentence",
+        Duration::from_secs(30),
+        |events| call_time_of_stills(events) >= Some(13.5),
+    );
     control("resume");
     let events = fleet.wait_until("ready", Duration::from_secs(90), |events| {
         !of_type(events, "call.transcription_ready").is_empty()
@@ -1448,8 +1474,16 @@ fn outputs_stopped_alone_end_while_the_call_and_the_others_run_on() {
             String::from_utf8_lossy(&out.stderr).to_string(),
         )
     };
-    // Held on purpose: each output runs a while before it is stopped.
-    std::thread::sleep(Duration::from_secs(3));
+    // Each output runs a while before it is stopped: nginx has some of push a.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while server
+        .received(keys[0])
+        .first()
+        .is_none_or(|f| std::fs::metadata(f).map_or(0, |m| m.len()) < 200_000)
+    {
+        assert!(Instant::now() < deadline, "nginx receives push a");
+        std::thread::sleep(Duration::from_millis(100));
+    }
     assert_eq!(stop("rtmp:a").0, Some(0));
     fleet.wait_until("push a stopped", Duration::from_secs(10), |events| {
         of_type(events, "call.rtmp_broadcast_stopped")
@@ -1491,7 +1525,9 @@ fn outputs_stopped_alone_end_while_the_call_and_the_others_run_on() {
         "{all}"
     );
     assert_eq!(http_get(ops_port, "/jobs/eg_nobody").0, 404);
-    std::thread::sleep(Duration::from_secs(3));
+    fleet.wait_until("a few stills", Duration::from_secs(20), |events| {
+        of_type(events, "call.frame_recording_ready").len() >= 2
+    });
     assert_eq!(stop("frame_recording").0, Some(0));
     let frames_stopped = fleet.wait_until("stills stopped", Duration::from_secs(10), |events| {
         !of_type(events, "call.frame_recording_stopped").is_empty()
