@@ -252,18 +252,37 @@ impl Fleet {
 
     /// Waits until `pred` holds for the events seen so far.
     fn wait_until(&self, what: &str, timeout: Duration, pred: impl Fn(&[Value]) -> bool) -> Vec<Value> {
-        let deadline = Instant::now() + timeout;
-        loop {
+        poll(what, timeout, || {
             let events = self.events();
-            if pred(&events) {
-                return events;
+            match pred(&events) {
+                true => Ok(events),
+                false => Err(format!("events: {events:#?}")),
             }
-            assert!(
-                Instant::now() < deadline,
-                "{what} within {timeout:?}; events: {events:#?}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
+        })
+    }
+
+    /// Runs the CLI against this fleet's broker; it must succeed.
+    fn cli_ok(&self, args: &[&str]) -> Vec<u8> {
+        let out = egress().args(args).envs(self.env()).output().unwrap();
+        assert!(
+            out.status.success(),
+            "egress {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    }
+}
+
+/// Checks `state` every 100 ms until it holds (`Ok`), for at most `timeout`; the last `Err` says
+/// what was seen instead.
+fn poll<T>(what: &str, timeout: Duration, state: impl Fn() -> Result<T, String>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match state() {
+            Ok(value) => return value,
+            Err(seen) => assert!(Instant::now() < deadline, "{what} within {timeout:?}; {seen}"),
         }
+        std::thread::sleep(Duration::from_millis(100));
     }
 }
 
@@ -1232,26 +1251,12 @@ fn a_paused_recording_leaves_the_pause_out_of_the_same_file() {
     fleet.wait_until("started", Duration::from_secs(30), |events| {
         !of_type(events, "call.recording_started").is_empty() && call_time_of_stills(events) >= Some(0.0)
     });
-    let control = |verb: &str| {
-        let out = egress()
-            .arg(verb)
-            .arg(&id)
-            .args(["--output", "recording"])
-            .envs(fleet.env())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{verb}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
+    let control = |verb: &str| fleet.cli_ok(&[verb, &id, "--output", "recording"]);
     control("pause");
     fleet.wait_until("paused", Duration::from_secs(10), |events| {
         !of_type(events, "call.recording_paused").is_empty()
     });
-    let status = egress().args(["status", &id]).envs(fleet.env()).output().unwrap();
-    let status: Value = serde_json::from_slice(&status.stdout).unwrap();
+    let status: Value = serde_json::from_slice(&fleet.cli_ok(&["status", &id])).unwrap();
     assert_eq!(status["composite_recording"]["status"], "paused", "{status}");
     fleet.wait_until("the call past bob's visit", Duration::from_secs(30), |events| {
         call_time_of_stills(events) >= Some(13.0)
@@ -1367,20 +1372,7 @@ fn a_paused_transcription_leaves_out_what_is_said_during_the_pause() {
     fleet.wait_until("started", Duration::from_secs(30), |events| {
         !of_type(events, "call.transcription_started").is_empty()
     });
-    let control = |verb: &str| {
-        let out = egress()
-            .arg(verb)
-            .arg(&id)
-            .args(["--output", "transcription"])
-            .envs(fleet.env())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{verb}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
+    let control = |verb: &str| fleet.cli_ok(&[verb, &id, "--output", "transcription"]);
     // After alice's sentence (1 s to about 4 s of the call), before bob's (from 9 s).
     fleet.wait_until(
         "the call past alice's sentence",
@@ -1475,26 +1467,25 @@ fn outputs_stopped_alone_end_while_the_call_and_the_others_run_on() {
         )
     };
     // Each output runs a while before it is stopped: nginx has some of push a.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while server
-        .received(keys[0])
-        .first()
-        .is_none_or(|f| std::fs::metadata(f).map_or(0, |m| m.len()) < 200_000)
-    {
-        assert!(Instant::now() < deadline, "nginx receives push a");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    poll("nginx receives push a", Duration::from_secs(20), || {
+        let size = server
+            .received(keys[0])
+            .first()
+            .and_then(|f| std::fs::metadata(f).ok())
+            .map_or(0, |m| m.len());
+        if size >= 200_000 {
+            Ok(())
+        } else {
+            Err(format!("{size} bytes"))
+        }
+    });
     assert_eq!(stop("rtmp:a").0, Some(0));
     fleet.wait_until("push a stopped", Duration::from_secs(10), |events| {
         of_type(events, "call.rtmp_broadcast_stopped")
             .iter()
             .any(|e| e["name"] == "a")
     });
-    let status = || {
-        let out = egress().args(["status", &id]).envs(fleet.env()).output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        serde_json::from_slice::<Value>(&out.stdout).unwrap()
-    };
+    let status = || serde_json::from_slice::<Value>(&fleet.cli_ok(&["status", &id])).unwrap();
     let now = status();
     assert_eq!(now["composite_recording"]["status"], "running", "{now}");
     assert_eq!(now["broadcasting"], true, "{now}");

@@ -200,7 +200,7 @@ impl FrameOutput {
 
 /// A name usable as one segment of a storage key: anything but letters, digits, `-`, `_` and
 /// `.` becomes `_`, and a name of dots only is prefixed, so it cannot climb out of its folder.
-fn safe_segment(name: &str) -> String {
+pub(super) fn safe_segment(name: &str) -> String {
     let cleaned: String = name
         .chars()
         .map(|c| {

@@ -2,6 +2,7 @@
 //! encode (nothing decoded for it), replaced every interval under one stable key,
 //! `PATH/thumbnails/CALLTYPE_CALLID/thumbnail.jpg`, each one announced by `call.thumbnail_ready`.
 
+use super::frames::safe_segment;
 use crate::events::EventBody;
 use crate::job::{Job, ThumbnailsConfig};
 use crate::media::{Composite, FrameTap, StillFrame};
@@ -39,8 +40,8 @@ impl ThumbnailOutput {
             job.storage.path.as_deref(),
             &format!(
                 "thumbnails/{}_{}/thumbnail.jpg",
-                key_segment(job.call_type()),
-                key_segment(job.call_id())
+                safe_segment(job.call_type()),
+                safe_segment(job.call_id())
             ),
         )?;
         let (tx, taken) = mpsc::channel();
@@ -92,19 +93,4 @@ impl ThumbnailOutput {
         }
         Ok(())
     }
-}
-
-/// A name usable as one segment of a storage key.
-fn key_segment(name: &str) -> String {
-    let cleaned: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "-_".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    cleaned
 }
