@@ -89,10 +89,21 @@ enum Command {
         #[arg(long, default_value = "en")]
         language: String,
     },
+    /// Starts an output of a running job wherever it runs; SECTION.json has the job's shape for
+    /// that output (an RTMP section is one destination with its name).
+    Start {
+        egress_id: String,
+        #[arg(long, value_enum)]
+        output: egress::session::OutputKind,
+        section: Option<PathBuf>,
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
     /// Stops a running job wherever it runs, or one of its outputs while the rest runs on.
     Stop {
         egress_id: String,
-        /// The output to stop alone: `recording`, `rtmp` (every push) or `rtmp:NAME`.
+        /// The output to stop alone: `recording`, `hls`, `frame_recording`, `transcription`,
+        /// `closed_captions`, `rtmp` (every push) or `rtmp:NAME`.
         #[arg(long)]
         output: Option<egress::session::StoppableOutput>,
         #[arg(long)]
@@ -237,7 +248,7 @@ fn main() -> ExitCode {
                     .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", update.display()))?;
                 queue::send_update(&c.amqp, &egress_id, &text)
             });
-            conclude("update", outcome, &[], |()| {})
+            conclude("update", outcome, &[], |done| eprintln!("{done}"))
         }
         Command::Transcribe {
             audio,
@@ -265,7 +276,23 @@ fn main() -> ExitCode {
         } => {
             let outcome = WorkerConfig::load(config.as_deref())
                 .and_then(|c| queue::send_stop(&c.amqp, &egress_id, output));
-            conclude("stop", outcome, &[], |()| {})
+            conclude("stop", outcome, &[], |done| eprintln!("{done}"))
+        }
+        Command::Start {
+            egress_id,
+            output,
+            section,
+            config,
+        } => {
+            let outcome = WorkerConfig::load(config.as_deref()).and_then(|c| {
+                let text = match &section {
+                    Some(path) => std::fs::read_to_string(path)
+                        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?,
+                    None => "{}".to_owned(),
+                };
+                queue::send_start(&c.amqp, &egress_id, output, &text)
+            });
+            conclude("start", outcome, &[], |done| eprintln!("{done}"))
         }
         Command::Status { egress_id, config } => {
             let outcome = WorkerConfig::load(config.as_deref())
@@ -279,7 +306,7 @@ fn main() -> ExitCode {
         } => {
             let outcome = WorkerConfig::load(config.as_deref())
                 .and_then(|c| queue::send_pause(&c.amqp, &egress_id, output.into(), true));
-            conclude("pause", outcome, &[], |()| {})
+            conclude("pause", outcome, &[], |done| eprintln!("{done}"))
         }
         Command::Resume {
             egress_id,
@@ -288,7 +315,7 @@ fn main() -> ExitCode {
         } => {
             let outcome = WorkerConfig::load(config.as_deref())
                 .and_then(|c| queue::send_pause(&c.amqp, &egress_id, output.into(), false));
-            conclude("resume", outcome, &[], |()| {})
+            conclude("resume", outcome, &[], |done| eprintln!("{done}"))
         }
         Command::Storage {
             action:

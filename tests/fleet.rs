@@ -1333,7 +1333,7 @@ fn a_paused_recording_leaves_the_pause_out_of_the_same_file() {
 }
 
 #[test]
-fn a_paused_transcription_leaves_out_what_is_said_during_the_pause() {
+fn a_paused_transcription_leaves_out_the_pause_and_a_stopped_one_is_stored_while_captions_go_on() {
     let fleet = Fleet::new("pause-words");
     let scratch = Scratch::new("fleet-pause-words");
     model_path();
@@ -1341,6 +1341,7 @@ fn a_paused_transcription_leaves_out_what_is_said_during_the_pause() {
         "The quarterly report is ready for review.",
         "Please send the card number to the payments team.",
         "We will meet again next week to discuss the budget.",
+        "The train leaves the station at nine in the morning.",
     ];
     for (i, sentence) in sentences.iter().enumerate() {
         speak(&scratch, &format!("s{i}"), sentence);
@@ -1354,14 +1355,16 @@ fn a_paused_transcription_leaves_out_what_is_said_during_the_pause() {
             ("EGRESS_MEDIA_DIR", scratch.dir.display().to_string()),
         ],
     );
-    // Bob speaks from 9 s of the call, inside the pause; alice before it, carol after it.
+    // Bob speaks from 9 s of the call, inside the pause; alice before it, carol after it; dave
+    // after the transcript was stopped, while the captions go on.
     let job = json!({
         "egress_id": "eg_pause_words",
         "call_cid": "default:pause-words",
-        "source": { "type": "synthetic", "duration_s": 22, "participants": [
+        "source": { "type": "synthetic", "duration_s": 34, "participants": [
             { "user_id": "alice", "video": null, "audio": { "file": "s0.wav" }, "join_at_s": 1 },
             { "user_id": "bob", "video": null, "audio": { "file": "s1.wav" }, "join_at_s": 9 },
             { "user_id": "carol", "video": null, "audio": { "file": "s2.wav" }, "join_at_s": 16 },
+            { "user_id": "dave", "video": null, "audio": { "file": "s3.wav" }, "join_at_s": 25 },
             { "user_id": "clock", "video": { "pattern": "ball" } } ] },
         "transcription": { "language": "en", "closed_captions": true },
         // The stills (of the clock) say how far the call has got: the pause and the resume wait on them.
@@ -1390,9 +1393,33 @@ fn a_paused_transcription_leaves_out_what_is_said_during_the_pause() {
         |events| call_time_of_stills(events) >= Some(13.5),
     );
     control("resume");
-    let events = fleet.wait_until("ready", Duration::from_secs(90), |events| {
+    // After carol's sentence (to about 19 s), before dave's (from 25 s).
+    fleet.wait_until(
+        "the call past carol's sentence",
+        Duration::from_secs(30),
+        |events| call_time_of_stills(events) >= Some(22.5),
+    );
+    fleet.cli_ok(&["stop", &id, "--output", "transcription"]);
+    let stored = fleet.wait_until("the transcript stored", Duration::from_secs(30), |events| {
         !of_type(events, "call.transcription_ready").is_empty()
     });
+    assert!(
+        of_type(&stored, "call.frame_recording_stopped").is_empty(),
+        "stored while the call runs: {stored:#?}"
+    );
+    let events = fleet.wait_until("the end of the call", Duration::from_secs(90), |events| {
+        !of_type(events, "call.closed_captions_stopped").is_empty()
+            && !of_type(events, "call.frame_recording_stopped").is_empty()
+    });
+    let types: Vec<&str> = events
+        .iter()
+        .filter(|e| e["egress_id"] == "eg_pause_words")
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    let count = |t: &str| types.iter().filter(|&&x| x == t).count();
+    assert_eq!(count("call.transcription_stopped"), 1, "{types:?}");
+    assert_eq!(count("call.transcription_ready"), 1, "{types:?}");
+    assert_eq!(count("call.closed_captions_stopped"), 1, "{types:?}");
     assert_eq!(of_type(&events, "call.transcription_resumed").len(), 1);
     let said = |speaker: &str| -> String {
         of_type(&events, "call.closed_caption")
@@ -1421,6 +1448,15 @@ fn a_paused_transcription_leaves_out_what_is_said_during_the_pause() {
         "bob is not in the transcript: {transcript}"
     );
     assert!(transcript.contains("\"carol\""), "carol is: {transcript}");
+    assert!(
+        word_error_rate(sentences[3], &said("dave")) <= 0.3,
+        "captions go on after the transcript stopped: {}",
+        said("dave")
+    );
+    assert!(
+        !transcript.contains("\"dave\""),
+        "dave spoke after the transcript stopped: {transcript}"
+    );
 }
 
 #[test]
@@ -1548,7 +1584,9 @@ fn outputs_stopped_alone_end_while_the_call_and_the_others_run_on() {
     let (code, stderr) = stop("hls:main");
     assert_eq!(code, Some(2), "a usage error: {stderr}");
     assert!(
-        stderr.contains("expected recording, frame_recording, rtmp or rtmp:NAME"),
+        stderr.contains(
+            "expected recording, hls, frame_recording, transcription, closed_captions, rtmp or rtmp:NAME"
+        ),
         "{stderr}"
     );
     let events = fleet.wait_until("the end of the call", Duration::from_secs(60), |events| {
@@ -1589,6 +1627,7 @@ fn outputs_stopped_alone_end_while_the_call_and_the_others_run_on() {
     let received = |key: &str| {
         let files = server.received(key);
         assert_eq!(files.len(), 1, "{key}: {files:?}");
+        assert_eq!(decode_errors(&files[0]), "", "{key} decodes cleanly");
         duration_s(&probe(&files[0]))
     };
     let (first, second) = (received(keys[0]), received(keys[1]));
@@ -1600,4 +1639,256 @@ fn outputs_stopped_alone_end_while_the_call_and_the_others_run_on() {
         "a {first} s, recording {recorded} s, b {second} s"
     );
     assert!(second > call_s - 4.0, "b {second} s of a {call_s} s call");
+}
+
+/// Runs the CLI against the fleet's broker: exit code and standard error.
+fn cli(fleet: &Fleet, args: &[&str]) -> (Option<i32>, String) {
+    let out = egress().args(args).envs(fleet.env()).output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+#[test]
+fn outputs_start_and_stop_during_the_call_and_the_job_ends_when_none_is_left() {
+    let fleet = Fleet::new("start-output");
+    let scratch = Scratch::new("fleet-start-output");
+    let server = RtmpServer::new(scratch.dir.join("nginx"));
+    let _worker = fleet.worker(&scratch, "a", 1.6);
+    let url = format!("rtmp://127.0.0.1:{}/live", server.port);
+    let keys = ["sk-from-start-5e2a", "sk-added-later-91c4"];
+    let call_s = 60.0;
+    let job = json!({
+        "egress_id": "eg_start_output",
+        "call_cid": "default:start-output",
+        "source": { "type": "synthetic", "duration_s": call_s, "participants": [
+            { "user_id": "alice", "video": { "pattern": "ball" }, "audio": "sine" } ] },
+        "recording": { "quality": "360p" },
+        "hls": { "quality_tracks": ["360p"], "segment_duration_s": 2 },
+        "rtmp": [ { "name": "a", "stream_url": url, "stream_key": keys[0], "quality": "360p" } ],
+        "limits": { "idle_output_timeout_s": 3 },
+        "storage": { "storage_type": "local", "path": "fleet/" }
+    });
+    let id = fleet.submit(&scratch, &job);
+    fleet.wait_until("hls and push a started", Duration::from_secs(30), |events| {
+        !of_type(events, "call.hls_broadcasting_started").is_empty()
+            && !of_type(events, "call.rtmp_broadcast_started").is_empty()
+    });
+
+    // A push added during the call, at the size of the encoder that runs.
+    let section = scratch.dir.join("push-c.json");
+    std::fs::write(
+        &section,
+        json!({ "name": "c", "stream_url": url, "stream_key": keys[1], "quality": "360p" }).to_string(),
+    )
+    .unwrap();
+    let section = section.to_str().unwrap();
+    let (code, stderr) = cli(&fleet, &["start", &id, "--output", "rtmp", section]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(!stderr.contains(keys[1]), "no stream key in the answer: {stderr}");
+    fleet.wait_until("push c started", Duration::from_secs(20), |events| {
+        of_type(events, "call.rtmp_broadcast_started")
+            .iter()
+            .any(|e| e["name"] == "c")
+    });
+    let status = || serde_json::from_slice::<Value>(&fleet.cli_ok(&["status", &id])).unwrap();
+    let now = status();
+    let names: Vec<&str> = now["rtmps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["a", "c"], "{now}");
+    assert_eq!(now["rtmps"][1]["stream_url"], url.as_str(), "{now}");
+    assert!(!now.to_string().contains(keys[1]), "{now}");
+
+    // What is refused says why, and changes nothing.
+    let (code, stderr) = cli(&fleet, &["start", &id, "--output", "rtmp", section]);
+    assert_eq!(code, Some(1), "a second push named c: {stderr}");
+    assert!(
+        stderr.contains("rtmp.name") && stderr.contains("\"c\""),
+        "{stderr}"
+    );
+    let bad = scratch.dir.join("push-bad.json");
+    std::fs::write(
+        &bad,
+        json!({ "name": "d", "stream_url": "http://127.0.0.1/live", "stream_key": "sk-bad-0f0f" })
+            .to_string(),
+    )
+    .unwrap();
+    let (code, stderr) = cli(&fleet, &["start", &id, "--output", "rtmp", bad.to_str().unwrap()]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("rtmp[1].stream_url"),
+        "the field is named: {stderr}"
+    );
+    assert!(!stderr.contains("sk-bad-0f0f"), "{stderr}");
+    let (code, stderr) = cli(&fleet, &["start", &id, "--output", "recording"]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("recording"), "{stderr}");
+    let (code, stderr) = cli(&fleet, &["pause", "eg_nobody", "--output", "recording"]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("no worker runs eg_nobody"), "{stderr}");
+
+    // HLS stopped alone: its playlist ends and is stored, the recording goes on.
+    let (code, stderr) = cli(&fleet, &["stop", &id, "--output", "hls"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let events = fleet.wait_until("hls stopped", Duration::from_secs(15), |events| {
+        !of_type(events, "call.hls_broadcasting_stopped").is_empty()
+    });
+    assert!(
+        of_type(&events, "call.recording_ready").is_empty(),
+        "the recording runs on: {events:#?}"
+    );
+    let master = of_type(&events, "call.hls_broadcasting_started")[0]["hls_playlist_url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let stored_playlist = Path::new(master.strip_prefix("file://").unwrap())
+        .with_file_name("360p")
+        .join("index.m3u8");
+    let playlist = std::fs::read_to_string(&stored_playlist).unwrap();
+    assert!(playlist.trim_end().ends_with("#EXT-X-ENDLIST"), "{playlist}");
+    let (code, stderr) = cli(&fleet, &["stop", &id, "--output", "hls"]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("hls is not running"), "{stderr}");
+    let now = status();
+    assert_eq!(now["hls"]["status"], "stopped", "{now}");
+    assert_eq!(now["composite_recording"]["status"], "running", "{now}");
+
+    // With every output stopped, the job leaves the call after idle_output_timeout_s.
+    let (code, stderr) = cli(&fleet, &["stop", &id, "--output", "rtmp"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let (code, stderr) = cli(&fleet, &["stop", &id, "--output", "recording"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let stopped_at = Instant::now();
+    poll("the job ends by itself", Duration::from_secs(20), || {
+        match cli(&fleet, &["status", &id]) {
+            (Some(1), stderr) if stderr.contains("no worker runs") => Ok(()),
+            seen => Err(format!("{seen:?}")),
+        }
+    });
+    let idle_s = stopped_at.elapsed().as_secs_f64();
+    assert!(
+        idle_s < 15.0,
+        "ended {idle_s} s after the last stop, in a {call_s} s call"
+    );
+    let events = fleet.events();
+    let types: Vec<&str> = events
+        .iter()
+        .filter(|e| e["egress_id"] == "eg_start_output")
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    let count = |t: &str| types.iter().filter(|&&x| x == t).count();
+    assert_eq!(count("call.hls_broadcasting_stopped"), 1, "{types:?}");
+    assert_eq!(count("call.rtmp_broadcast_stopped"), 2, "{types:?}");
+    assert_eq!(count("call.recording_stopped"), 1, "{types:?}");
+    assert_eq!(count("call.recording_ready"), 1, "{types:?}");
+    let failures = types.iter().filter(|t| t.ends_with("_failed")).count();
+    assert_eq!(failures, 0, "{types:?}");
+    // Push c reached nginx, from its start to its stop.
+    let files = server.received(keys[1]);
+    assert_eq!(files.len(), 1, "{files:?}");
+    let pushed = duration_s(&probe(&files[0]));
+    assert!(pushed > 1.0, "push c carried {pushed} s");
+    assert_eq!(decode_errors(&files[0]), "", "push c decodes");
+}
+
+/// Median and largest of some seconds.
+fn median_and_max(mut seconds: Vec<f64>) -> (f64, f64) {
+    seconds.sort_by(f64::total_cmp);
+    (seconds[seconds.len() / 2], *seconds.last().unwrap())
+}
+
+/// Figures for `scripts/bench.sh`: from the control command to the event that proves it took
+/// effect, for a push started and stopped ten times during one call, then HLS and the
+/// recording stopped alone.
+#[test]
+#[ignore]
+fn bench_control_to_effect() {
+    let fleet = Fleet::new("bench-control");
+    let scratch = Scratch::new("fleet-bench-control");
+    let server = RtmpServer::new(scratch.dir.join("nginx"));
+    let _worker = fleet.worker(&scratch, "a", 1.6);
+    let url = format!("rtmp://127.0.0.1:{}/live", server.port);
+    let job = json!({
+        "egress_id": "eg_bench_control",
+        "call_cid": "default:bench-control",
+        "source": { "type": "synthetic", "duration_s": 300, "participants": [
+            { "user_id": "alice", "video": { "pattern": "ball" }, "audio": "sine" } ] },
+        "recording": { "quality": "360p" },
+        "hls": { "quality_tracks": ["360p"], "segment_duration_s": 2 },
+        "rtmp": [ { "name": "a", "stream_url": url, "stream_key": "sk-bench-a-0001", "quality": "360p" } ],
+        "storage": { "storage_type": "local", "path": "bench/" }
+    });
+    let id = fleet.submit(&scratch, &job);
+    fleet.wait_until("started", Duration::from_secs(30), |events| {
+        !of_type(events, "call.hls_broadcasting_started").is_empty()
+            && !of_type(events, "call.rtmp_broadcast_started").is_empty()
+    });
+    let section = scratch.dir.join("push.json");
+    let count_of = |kind: &str, name: &str| {
+        of_type(&fleet.events(), kind)
+            .iter()
+            .filter(|e| e["name"] == name)
+            .count()
+    };
+    let (mut starts, mut stops) = (Vec::new(), Vec::new());
+    for n in 0..10 {
+        let key = format!("sk-bench-c-{n:04}");
+        std::fs::write(
+            &section,
+            json!({ "name": "c", "stream_url": url, "stream_key": key, "quality": "360p" }).to_string(),
+        )
+        .unwrap();
+        let before = count_of("call.rtmp_broadcast_started", "c");
+        let asked = Instant::now();
+        fleet.cli_ok(&["start", &id, "--output", "rtmp", section.to_str().unwrap()]);
+        fleet.wait_until("push c started", Duration::from_secs(20), |events| {
+            of_type(events, "call.rtmp_broadcast_started")
+                .iter()
+                .filter(|e| e["name"] == "c")
+                .count()
+                > before
+        });
+        starts.push(asked.elapsed().as_secs_f64());
+        let before = count_of("call.rtmp_broadcast_stopped", "c");
+        let asked = Instant::now();
+        fleet.cli_ok(&["stop", &id, "--output", "rtmp:c"]);
+        fleet.wait_until("push c stopped", Duration::from_secs(20), |events| {
+            of_type(events, "call.rtmp_broadcast_stopped")
+                .iter()
+                .filter(|e| e["name"] == "c")
+                .count()
+                > before
+        });
+        stops.push(asked.elapsed().as_secs_f64());
+    }
+    let asked = Instant::now();
+    fleet.cli_ok(&["stop", &id, "--output", "hls"]);
+    fleet.wait_until("hls stopped", Duration::from_secs(20), |events| {
+        !of_type(events, "call.hls_broadcasting_stopped").is_empty()
+    });
+    let hls_stop = asked.elapsed().as_secs_f64();
+    let asked = Instant::now();
+    fleet.cli_ok(&["stop", &id, "--output", "recording"]);
+    fleet.wait_until("recording stopped", Duration::from_secs(20), |events| {
+        !of_type(events, "call.recording_stopped").is_empty()
+    });
+    let recording_stop = asked.elapsed().as_secs_f64();
+    fleet.wait_until("recording stored", Duration::from_secs(20), |events| {
+        !of_type(events, "call.recording_ready").is_empty()
+    });
+    let recording_ready = asked.elapsed().as_secs_f64();
+    fleet.cli_ok(&["stop", &id]);
+    let (median, max) = median_and_max(starts);
+    println!("control: rtmp start to call.rtmp_broadcast_started, 10 tries: median {median:.2} s, max {max:.2} s");
+    let (median, max) = median_and_max(stops);
+    println!("control: rtmp stop to call.rtmp_broadcast_stopped, 10 tries: median {median:.2} s, max {max:.2} s");
+    println!("control: hls stop to call.hls_broadcasting_stopped (playlists ended and stored): {hls_stop:.2} s");
+    println!(
+        "control: recording stop to call.recording_stopped {recording_stop:.2} s, to call.recording_ready {recording_ready:.2} s"
+    );
 }

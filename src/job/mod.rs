@@ -13,7 +13,7 @@ pub use media_access::{LocalMedia, MediaAccessError};
 pub use quality::{HlsTrack, Quality, SoundOnly};
 pub use validate::{
     Intake, LARGEST_JOB_BYTES, Problem, ValidatedJob, parse_and_validate, schema_json, storage_problems,
-    too_large,
+    too_large, with_added_section,
 };
 
 use schemars::JsonSchema;
@@ -719,4 +719,16 @@ pub struct Limits {
     #[serde(default)]
     #[schemars(range(min = 0, max = 86400))]
     pub max_duration_seconds: Option<u32>,
+    /// Once every output has been stopped alone and none was started for this long, the worker
+    /// leaves the call and the job ends.
+    #[serde(default)]
+    #[schemars(range(min = 1, max = 3600))]
+    pub idle_output_timeout_s: Option<u32>,
+}
+
+impl Limits {
+    /// `idle_output_timeout_s`, or its default.
+    pub fn idle_output_timeout_s(&self) -> u32 {
+        self.idle_output_timeout_s.unwrap_or(30)
+    }
 }

@@ -112,6 +112,33 @@ pub fn parse_and_validate(text: &str, intake: &Intake) -> Result<ValidatedJob, V
     Ok(ValidatedJob { job, warnings })
 }
 
+/// Checks an output section sent to a running job (`egress start`) as a part of that job: the
+/// same contract and rules, its problems named as in a job (`rtmp[1].stream_url`, say). Returns
+/// the job with the section added.
+pub fn with_added_section(
+    job: &Job,
+    output: &str,
+    section: &Value,
+    intake: &Intake,
+) -> Result<Job, Vec<Problem>> {
+    let refused = |message: String| vec![Problem::new(output, message)];
+    let mut value = serde_json::to_value(job)
+        .map_err(|e| refused(format!("the running job cannot be read back: {e}")))?;
+    let fields = value
+        .as_object_mut()
+        .ok_or_else(|| refused("the running job cannot be read back".into()))?;
+    if output == "rtmp" {
+        let pushes = fields.entry("rtmp").or_insert_with(|| Value::Array(Vec::new()));
+        match pushes.as_array_mut() {
+            Some(pushes) => pushes.push(section.clone()),
+            None => *pushes = Value::Array(vec![section.clone()]),
+        }
+    } else {
+        fields.insert(output.to_owned(), section.clone());
+    }
+    parse_and_validate(&value.to_string(), intake).map(|validated| validated.job)
+}
+
 /// Turns a JSON pointer (`/source/participants/0/user_id`) into `source.participants[0].user_id`.
 fn dotted(pointer: &str) -> String {
     let mut out = String::new();
@@ -847,4 +874,50 @@ fn collect_warnings(job: &Job) -> Vec<Problem> {
         }
     }
     warnings
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn running_job() -> Job {
+        let text = serde_json::json!({
+            "call_cid": "default:c1",
+            "source": { "type": "synthetic", "duration_s": 5, "participants": [
+                { "user_id": "alice", "video": { "color": "#ff0000" }, "audio": "sine" } ] },
+            "recording": { "quality": "360p" },
+            "rtmp": [ { "name": "a", "stream_url": "rtmp://127.0.0.1/live", "stream_key": "sk-one-77" } ],
+            "storage": { "storage_type": "local" }
+        })
+        .to_string();
+        parse_and_validate(&text, &Intake::below("/nonexistent"))
+            .map(|v| v.job)
+            .unwrap()
+    }
+
+    #[test]
+    fn a_section_added_to_a_running_job_is_checked_as_a_part_of_it() {
+        let job = running_job();
+        let intake = Intake::below("/nonexistent");
+        let push = serde_json::json!({ "name": "b", "stream_url": "rtmps://host/app", "quality": "360p" });
+        let with_push = with_added_section(&job, "rtmp", &push, &intake).unwrap();
+        assert_eq!(with_push.rtmp.len(), 2);
+        assert_eq!(with_push.rtmp[1].name, "b");
+
+        let bad = serde_json::json!({ "name": "c", "stream_url": "http://host/app", "colour": 1 });
+        let problems = with_added_section(&job, "rtmp", &bad, &intake).unwrap_err();
+        let said: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        assert!(
+            said.iter().any(|p| p.starts_with("rtmp[1].stream_url")),
+            "{said:?}"
+        );
+        assert!(said.iter().any(|p| p.contains("colour")), "{said:?}");
+
+        let twice = serde_json::json!({ "name": "a", "stream_url": "rtmp://host/app" });
+        let problems = with_added_section(&job, "rtmp", &twice, &intake).unwrap_err();
+        assert!(
+            problems.iter().any(|p| p.to_string().starts_with("rtmp[1].name")),
+            "{problems:?}"
+        );
+    }
 }

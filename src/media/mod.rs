@@ -17,7 +17,7 @@ pub use frames::{FrameHandler, FrameTap, StillFrame};
 pub use mp4_inspect::{Mp4Summary, TrackSummary, inspect as inspect_mp4};
 pub use mp4_padding::{PADDING_WORTH_REMOVING, remove_padding};
 pub use outputs::{
-    HlsRendition, HlsSpec, PartEvent, RecordingControl, RecordingSpec, RtmpBranch, attach_hls,
+    HlsFeeds, HlsRendition, HlsSpec, PartEvent, RecordingControl, RecordingSpec, RtmpBranch, attach_hls,
     attach_recording, master_playlist,
 };
 pub use presets::{EncoderPresets, presets};

@@ -1,7 +1,7 @@
 //! Control messages, addressed to a job by `egress_id` and seen by every worker (fanout): the
 //! worker running that job acts, the others ignore it.
 
-use crate::session::{JobUpdate, PausableOutput, StoppableOutput};
+use crate::session::{JobUpdate, OutputKind, PausableOutput, StoppableOutput};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -13,25 +13,54 @@ pub enum ControlMessage {
         egress_id: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         output: Option<StoppableOutput>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reply_to: Option<String>,
     },
     /// Changes pins and participant names or roles of a running job; the layout follows at the
     /// next frame.
-    Update { egress_id: String, update: JobUpdate },
+    Update {
+        egress_id: String,
+        update: JobUpdate,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reply_to: Option<String>,
+    },
     /// Leaves the call out of an output until it is resumed (the recording: the same part goes
     /// on without the paused span).
     Pause {
         egress_id: String,
         output: PausableOutput,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reply_to: Option<String>,
     },
     Resume {
         egress_id: String,
         output: PausableOutput,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reply_to: Option<String>,
+    },
+    /// Adds an output to the running job; `section` has the job's shape for that output (an
+    /// RTMP section is one destination with its name).
+    Start {
+        egress_id: String,
+        output: OutputKind,
+        section: serde_json::Value,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reply_to: Option<String>,
     },
     /// Asks the worker running the job for its status (`JobStatus`), answered on `reply_to`.
     Status { egress_id: String, reply_to: String },
     /// Sent by a worker when a job it ran has ended: another delivery of it, held by a worker
     /// that found the job running, is settled rather than run again.
     Finished { egress_id: String },
+}
+
+/// What the worker running a job answers to a control message that has a `reply_to`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ControlAnswer {
+    pub egress_id: String,
+    pub ok: bool,
+    /// What was done, or why nothing was.
+    pub message: String,
 }
 
 #[cfg(test)]
@@ -45,7 +74,8 @@ mod tests {
             stop,
             ControlMessage::Stop {
                 egress_id: "eg_1".into(),
-                output: None
+                output: None,
+                reply_to: None
             }
         );
         assert!(serde_json::from_str::<ControlMessage>(r#"{"action":"explode"}"#).is_err());
@@ -81,18 +111,28 @@ mod tests {
             stop,
             ControlMessage::Stop {
                 egress_id: "eg_1".into(),
-                output: Some(StoppableOutput::Rtmp(Some("backup".into())))
+                output: Some(StoppableOutput::Rtmp(Some("backup".into()))),
+                reply_to: None
             }
         );
         let text = serde_json::to_string(&stop).unwrap();
         assert!(text.contains(r#""output":"rtmp:backup""#), "{text}");
-        let wrong =
-            serde_json::from_str::<ControlMessage>(r#"{"action":"stop","egress_id":"eg_1","output":"hls"}"#);
-        assert!(
-            wrong
-                .unwrap_err()
-                .to_string()
-                .contains("expected recording, frame_recording, rtmp or rtmp:NAME")
+        let wrong = serde_json::from_str::<ControlMessage>(
+            r#"{"action":"stop","egress_id":"eg_1","output":"hls:main"}"#,
+        );
+        assert!(wrong.unwrap_err().to_string().contains(
+            "expected recording, hls, frame_recording, transcription, closed_captions, rtmp or rtmp:NAME"
+        ));
+        let hls: ControlMessage =
+            serde_json::from_str(r#"{"action":"stop","egress_id":"eg_1","output":"hls","reply_to":"q"}"#)
+                .unwrap();
+        assert_eq!(
+            hls,
+            ControlMessage::Stop {
+                egress_id: "eg_1".into(),
+                output: Some(StoppableOutput::Hls),
+                reply_to: Some("q".into())
+            }
         );
     }
 
@@ -104,7 +144,8 @@ mod tests {
             pause,
             ControlMessage::Pause {
                 egress_id: "eg_1".into(),
-                output: PausableOutput::Recording
+                output: PausableOutput::Recording,
+                reply_to: None
             }
         );
         assert!(
@@ -113,6 +154,25 @@ mod tests {
             )
             .is_err(),
             "HLS is live: it is stopped, never paused"
+        );
+    }
+
+    #[test]
+    fn a_start_carries_the_section_of_its_output() {
+        let start: ControlMessage = serde_json::from_str(
+            r#"{"action":"start","egress_id":"eg_1","output":"rtmp","section":{"name":"c","stream_url":"rtmp://h/live"}}"#,
+        )
+        .unwrap();
+        let ControlMessage::Start { output, section, .. } = start else {
+            panic!("a start")
+        };
+        assert_eq!(output, OutputKind::Rtmp);
+        assert_eq!(section["name"], "c");
+        assert!(
+            serde_json::from_str::<ControlMessage>(
+                r#"{"action":"start","egress_id":"eg_1","output":"fax","section":{}}"#
+            )
+            .is_err()
         );
     }
 }

@@ -12,5 +12,5 @@ mod worker;
 
 pub use amqp::AmqpEventSink;
 pub use config::WorkerConfig;
-pub use helpers::{request_status, send_pause, send_stop, send_update, submit};
+pub use helpers::{request_status, send_pause, send_start, send_stop, send_update, submit};
 pub use worker::run as run_worker;

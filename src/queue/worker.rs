@@ -7,7 +7,7 @@
 
 use super::amqp::{self, AmqpEventSink, SharedChannel};
 use super::config::WorkerConfig;
-use super::control::ControlMessage;
+use super::control::{ControlAnswer, ControlMessage};
 use super::cost;
 use super::lease;
 use crate::events::{EventSink, FanOut, WebhookSink};
@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 /// A job running on this worker.
 struct RunningJob {
     stop: Arc<AtomicBool>,
-    updates: std::sync::mpsc::Sender<session::JobControl>,
+    updates: std::sync::mpsc::Sender<session::ControlRequest>,
     cost: f64,
     /// The delivery to settle when the job ends (the latest, after a redelivery).
     delivery: Delivery,
@@ -624,38 +624,61 @@ impl Worker {
             Ok(ControlMessage::Stop {
                 egress_id,
                 output: None,
+                reply_to,
             }) => {
                 if let Some(job) = self.running.get(&egress_id) {
                     tracing::info!(%egress_id, "stop requested");
                     job.stop.store(true, Ordering::Relaxed);
+                    let answer = ControlAnswer {
+                        egress_id: egress_id.clone(),
+                        ok: true,
+                        message: "stopping: every output is finalized, stored and announced".into(),
+                    };
+                    self.answer(reply_to, answer).await;
                 }
             }
             Ok(ControlMessage::Stop {
                 egress_id,
                 output: Some(output),
+                reply_to,
+            }) => self.forward(egress_id, session::JobControl::Stop(output), reply_to),
+            Ok(ControlMessage::Update {
+                egress_id,
+                update,
+                reply_to,
+            }) => self.forward(egress_id, session::JobControl::Update(update), reply_to),
+            Ok(ControlMessage::Pause {
+                egress_id,
+                output,
+                reply_to,
+            }) => self.forward(egress_id, session::JobControl::Pause(output), reply_to),
+            Ok(ControlMessage::Resume {
+                egress_id,
+                output,
+                reply_to,
+            }) => self.forward(egress_id, session::JobControl::Resume(output), reply_to),
+            Ok(ControlMessage::Start {
+                egress_id,
+                output,
+                section,
+                reply_to,
             }) => {
-                if let Some(job) = self.running.get(&egress_id) {
-                    tracing::info!(%egress_id, ?output, "output stop requested");
-                    let _ = job.updates.send(session::JobControl::Stop(output));
+                // The status shows where a push started now sends, as for the job's own.
+                if let (Some(job), Some(name), Some(url)) = (
+                    self.running.get(&egress_id),
+                    section.get("name").and_then(|n| n.as_str()),
+                    section.get("stream_url").and_then(|u| u.as_str()),
+                ) {
+                    let mut status = job.status.lock().unwrap_or_else(|p| p.into_inner());
+                    status
+                        .stream_urls
+                        .insert(name.to_owned(), crate::redact::url_userinfo(url));
                 }
-            }
-            Ok(ControlMessage::Update { egress_id, update }) => {
-                if let Some(job) = self.running.get(&egress_id) {
-                    tracing::info!(%egress_id, "update received");
-                    let _ = job.updates.send(session::JobControl::Update(update));
-                }
-            }
-            Ok(ControlMessage::Pause { egress_id, output }) => {
-                if let Some(job) = self.running.get(&egress_id) {
-                    tracing::info!(%egress_id, ?output, "pause received");
-                    let _ = job.updates.send(session::JobControl::Pause(output));
-                }
-            }
-            Ok(ControlMessage::Resume { egress_id, output }) => {
-                if let Some(job) = self.running.get(&egress_id) {
-                    tracing::info!(%egress_id, ?output, "resume received");
-                    let _ = job.updates.send(session::JobControl::Resume(output));
-                }
+                self.forward(
+                    egress_id,
+                    session::JobControl::Start { output, section },
+                    reply_to,
+                )
             }
             Ok(ControlMessage::Status { egress_id, reply_to }) => {
                 let Some(job) = self.running.get(&egress_id) else {
@@ -671,6 +694,60 @@ impl Worker {
                 }
             }
             Err(e) => tracing::warn!(error = %e, "control message not understood"),
+        }
+    }
+
+    /// Hands a control message to the job it names, when it runs here; the job's answer goes
+    /// back to `reply_to` (workers that do not run the job stay silent).
+    fn forward(&self, egress_id: String, control: session::JobControl, reply_to: Option<String>) {
+        let Some(job) = self.running.get(&egress_id) else {
+            return;
+        };
+        tracing::info!(%egress_id, ?control, "control message for a running job");
+        let Some(reply_to) = reply_to else {
+            let _ = job.updates.send(session::ControlRequest::unanswered(control));
+            return;
+        };
+        let (tx, rx) = tokio::sync::oneshot::channel::<Result<String, String>>();
+        let request = session::ControlRequest {
+            control,
+            reply: Some(Box::new(move |answer| {
+                let _ = tx.send(answer);
+            })),
+        };
+        if job.updates.send(request).is_err() {
+            return;
+        }
+        let channel = self.publishing.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        tokio::spawn(async move {
+            let answer = match tokio::time::timeout(CONTROL_ANSWER_WAIT, rx).await {
+                Ok(Ok(Ok(done))) => ControlAnswer {
+                    egress_id: egress_id.clone(),
+                    ok: true,
+                    message: done,
+                },
+                Ok(Ok(Err(refused))) => ControlAnswer {
+                    egress_id: egress_id.clone(),
+                    ok: false,
+                    message: refused,
+                },
+                // The job ended before it got to the message.
+                _ => ControlAnswer {
+                    egress_id: egress_id.clone(),
+                    ok: false,
+                    message: format!("{egress_id} ended before it could act on the message"),
+                },
+            };
+            if let Some(channel) = channel {
+                publish_answer(&channel, &reply_to, &answer).await;
+            }
+        });
+    }
+
+    async fn answer(&self, reply_to: Option<String>, answer: ControlAnswer) {
+        let channel = self.publishing.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if let (Some(reply_to), Some(channel)) = (reply_to, channel) {
+            publish_answer(&channel, &reply_to, &answer).await;
         }
     }
 
@@ -690,6 +767,16 @@ impl Worker {
                 }
             }
         }
+    }
+}
+
+/// How long a job may take to act on a control message before the sender hears it did not.
+const CONTROL_ANSWER_WAIT: Duration = Duration::from_millis(1500);
+
+async fn publish_answer(channel: &Channel, reply_to: &str, answer: &ControlAnswer) {
+    let body = serde_json::to_vec(answer).unwrap_or_default();
+    if let Err(e) = amqp::publish(channel, "", reply_to, &body).await {
+        tracing::warn!(egress_id = %answer.egress_id, error = %format!("{e:#}"), "cannot answer a control message");
     }
 }
 

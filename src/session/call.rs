@@ -177,6 +177,30 @@ impl LiveCall {
         self.relayout(graph, None)
     }
 
+    /// The running mix a push started mid-call joins: one of the orientation of `quality`, at
+    /// least its size, showing `layout` (any layout when `None`); the error lists what runs.
+    pub fn mix_for(&self, layout: Option<&LayoutConfig>, quality: Quality) -> Result<usize, String> {
+        let (w, h) = quality.size();
+        let fits = |m: &MixPlan| m.portrait == (h > w) && m.size.0 * m.size.1 >= w * h;
+        self.mixes
+            .iter()
+            .position(|m| fits(m) && layout.is_none_or(|l| &m.layout == l))
+            .ok_or_else(|| {
+                let running: Vec<String> = self
+                    .mixes
+                    .iter()
+                    .map(|m| format!("{} at {}x{}", m.layout.name.as_str(), m.size.0, m.size.1))
+                    .collect();
+                format!(
+                    "no running composite shows that layout at {w}x{h} or larger (running: {}); a push started during the call joins one of the job's composites",
+                    match running.is_empty() {
+                        true => "none".to_owned(),
+                        false => running.join(", "),
+                    }
+                )
+            })
+    }
+
     /// Applies a coordinator's update (pins, names, roles) and re-lays out.
     pub fn update(&mut self, update: &super::JobUpdate, graph: &Composite) -> anyhow::Result<()> {
         if let Some(layout) = &update.layout {

@@ -4,10 +4,14 @@
 
 use crate::events::EventBody;
 use crate::job::{HlsConfig, Job};
-use crate::media::{Composite, HlsRendition, HlsSpec, attach_hls, master_playlist};
+use crate::media::{Composite, HlsFeeds, HlsRendition, HlsSpec, attach_hls, master_playlist};
 use crate::storage::{self, Output, Uploader};
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// How long the playlists of HLS stopped alone may take to get their end tag.
+const ENDING_WAIT: Duration = Duration::from_secs(10);
 
 pub struct HlsOutput {
     root: PathBuf,
@@ -21,6 +25,15 @@ pub struct HlsOutput {
     /// the URL of the master: relative URIs would carry no signature.
     signed: bool,
     pub started: bool,
+    /// The master playlist as stored.
+    master: String,
+    /// The branches from the encoders, until HLS is stopped alone.
+    feeds: Option<HlsFeeds>,
+    /// Stopped by the coordinator at this time: its playlists are ending, the stopped event
+    /// follows.
+    ending_since: Option<Instant>,
+    /// Stopped alone and announced.
+    pub stopped_alone: bool,
 }
 
 impl HlsOutput {
@@ -33,7 +46,7 @@ impl HlsOutput {
         spool: &Path,
     ) -> anyhow::Result<HlsOutput> {
         let root = spool.join("hls");
-        let renditions = attach_hls(
+        let (renditions, feeds) = attach_hls(
             graph,
             &HlsSpec {
                 mix,
@@ -51,18 +64,53 @@ impl HlsOutput {
             playlists: HashMap::new(),
             signed: job.storage.url_expiry_s.is_some(),
             started: false,
+            master: String::new(),
+            feeds: Some(feeds),
+            ending_since: None,
+            stopped_alone: false,
         })
     }
 
+    /// Ends the broadcast while the call and the other outputs run on: the playlists get their
+    /// end tag, and `publish` announces the stop once they are stored. False when it had ended.
+    pub fn stop_alone(&mut self) -> bool {
+        let Some(feeds) = &self.feeds else {
+            return false;
+        };
+        if self.ending_since.is_some() || self.stopped_alone {
+            return false;
+        }
+        feeds.end();
+        self.ending_since = Some(Instant::now());
+        true
+    }
+
+    /// Whether HLS still runs (not stopped alone, nor stopping).
+    pub fn running(&self) -> bool {
+        self.ending_since.is_none() && !self.stopped_alone
+    }
+
     /// Publishes what is new; announces the broadcast when every rendition can be played.
-    pub fn publish(&mut self, uploader: &mut Uploader, warnings: &mut Vec<String>) -> anyhow::Result<()> {
+    pub fn publish(
+        &mut self,
+        uploader: &mut Uploader,
+        graph: &Composite,
+        emit: super::Emit,
+        warnings: &mut Vec<String>,
+    ) -> anyhow::Result<()> {
+        if self.stopped_alone {
+            return Ok(());
+        }
         let mut playable = true;
+        let mut ended = true;
         for rendition in &self.renditions {
             let Some((text, segments)) = read_playlist(&rendition.playlist) else {
                 playable = false;
+                ended = false;
                 continue;
             };
             playable &= !segments.is_empty();
+            ended &= text.ends_with("#EXT-X-ENDLIST");
             for segment in segments {
                 let path = rendition.dir.join(&segment);
                 if self.published.contains(&path) {
@@ -100,6 +148,32 @@ impl HlsOutput {
             });
             uploader.submit_bytes(Output::Hls, master.as_bytes(), &key, Some(started))?;
             self.started = true;
+            self.master = master;
+        }
+        // A rendition with no segment yet may never write a playlist.
+        let given_up = self
+            .ending_since
+            .is_some_and(|since| since.elapsed() > ENDING_WAIT);
+        if self.ending_since.is_some() && (ended || given_up) {
+            self.ending_since = None;
+            self.stopped_alone = true;
+            if let Some(feeds) = self.feeds.take() {
+                feeds.remove(graph.pipeline());
+            }
+            match self.started {
+                // Announced once the ended playlists, queued before, are stored.
+                true => {
+                    let key = self.key(&self.root.join("master.m3u8"));
+                    let master = self.master.clone();
+                    uploader.submit_bytes(
+                        Output::Hls,
+                        master.as_bytes(),
+                        &key,
+                        Some(EventBody::HlsStopped {}),
+                    )?;
+                }
+                false => emit(EventBody::HlsStopped {}),
+            }
         }
         Ok(())
     }

@@ -66,7 +66,7 @@ pub struct RunOptions {
     /// Where files the store would not take are kept, per egress id.
     pub backup_dir: PathBuf,
     /// Updates, pauses and resumes for the running job, when someone may send them.
-    pub updates: Option<std::sync::Mutex<mpsc::Receiver<JobControl>>>,
+    pub updates: Option<std::sync::Mutex<mpsc::Receiver<ControlRequest>>>,
     /// The Whisper model (ggml) for transcription.
     pub whisper_model: PathBuf,
 }
@@ -79,31 +79,89 @@ pub enum JobControl {
     Resume(PausableOutput),
     /// Ends one output while the call and the others run on.
     Stop(StoppableOutput),
+    /// Adds an output to the running call; `section` has the job's shape for that output.
+    Start {
+        output: OutputKind,
+        section: serde_json::Value,
+    },
 }
 
-/// The outputs that can be stopped alone (`egress stop EGRESS_ID --output recording|rtmp[:NAME]`),
-/// written `recording`, `rtmp` (every push) or `rtmp:NAME`.
+/// A control message for the running job and, when the sender waits for it, where the answer
+/// goes: `Ok` with what was done, or the error that names what was wrong.
+pub struct ControlRequest {
+    pub control: JobControl,
+    pub reply: Option<Reply>,
+}
+
+pub type Reply = Box<dyn FnOnce(Result<String, String>) + Send>;
+
+impl ControlRequest {
+    /// A request nobody waits on.
+    pub fn unanswered(control: JobControl) -> ControlRequest {
+        ControlRequest { control, reply: None }
+    }
+}
+
+/// The kinds of output of a job, as `egress start --output` names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum OutputKind {
+    Recording,
+    Hls,
+    Rtmp,
+    FrameRecording,
+    Transcription,
+    ClosedCaptions,
+    Thumbnails,
+}
+
+impl OutputKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            OutputKind::Recording => "recording",
+            OutputKind::Hls => "hls",
+            OutputKind::Rtmp => "rtmp",
+            OutputKind::FrameRecording => "frame_recording",
+            OutputKind::Transcription => "transcription",
+            OutputKind::ClosedCaptions => "closed_captions",
+            OutputKind::Thumbnails => "thumbnails",
+        }
+    }
+}
+
+/// The outputs that can be stopped alone (`egress stop EGRESS_ID --output KIND[:NAME]`),
+/// written as `egress start` names them; `rtmp` stops every push, `rtmp:NAME` one.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub enum StoppableOutput {
     Recording,
+    Hls,
     FrameRecording,
+    Transcription,
+    ClosedCaptions,
     /// One push by name, or all of them.
     Rtmp(Option<String>),
 }
+
+/// What `StoppableOutput` accepts, for its error.
+const STOPPABLE: &str = "recording, hls, frame_recording, transcription, closed_captions, rtmp or rtmp:NAME";
 
 impl std::str::FromStr for StoppableOutput {
     type Err = String;
 
     fn from_str(text: &str) -> Result<Self, String> {
         match text.split_once(':') {
-            None if text == "recording" => Ok(StoppableOutput::Recording),
-            None if text == "frame_recording" => Ok(StoppableOutput::FrameRecording),
-            None if text == "rtmp" => Ok(StoppableOutput::Rtmp(None)),
+            None => match text {
+                "recording" => Ok(StoppableOutput::Recording),
+                "hls" => Ok(StoppableOutput::Hls),
+                "frame_recording" => Ok(StoppableOutput::FrameRecording),
+                "transcription" => Ok(StoppableOutput::Transcription),
+                "closed_captions" => Ok(StoppableOutput::ClosedCaptions),
+                "rtmp" => Ok(StoppableOutput::Rtmp(None)),
+                _ => Err(format!("expected {STOPPABLE}; got {text:?}")),
+            },
             Some(("rtmp", name)) if !name.is_empty() => Ok(StoppableOutput::Rtmp(Some(name.to_owned()))),
-            _ => Err(format!(
-                "expected recording, frame_recording, rtmp or rtmp:NAME; got {text:?} (other outputs end with the job: egress stop EGRESS_ID)"
-            )),
+            _ => Err(format!("expected {STOPPABLE}; got {text:?}")),
         }
     }
 }
@@ -120,7 +178,10 @@ impl From<StoppableOutput> for String {
     fn from(output: StoppableOutput) -> String {
         match output {
             StoppableOutput::Recording => "recording".into(),
+            StoppableOutput::Hls => "hls".into(),
             StoppableOutput::FrameRecording => "frame_recording".into(),
+            StoppableOutput::Transcription => "transcription".into(),
+            StoppableOutput::ClosedCaptions => "closed_captions".into(),
             StoppableOutput::Rtmp(None) => "rtmp".into(),
             StoppableOutput::Rtmp(Some(name)) => format!("rtmp:{name}"),
         }
@@ -208,6 +269,8 @@ struct Outputs {
     thumbnails: Option<ThumbnailOutput>,
     /// Validation warnings, carried by the first started event.
     warnings: Vec<String>,
+    /// The secrets of outputs started during the call, kept out of the logs while it runs.
+    started_secrets: Vec<crate::redact::Registration>,
 }
 
 /// Runs a validated job to its end. Returns an error (already announced as failed events) when
@@ -223,15 +286,11 @@ pub fn run(
     let id = JobIdentity::of(job);
     let _secrets_kept_out_of_logs = crate::redact::register(&job.secrets());
     let redacting = crate::events::RedactingSink::new(events, &job.secrets());
-    let events: &dyn EventSink = &redacting;
+    let tracking = OutputTracking::new(&redacting);
+    let events: &dyn EventSink = &tracking;
     // Every log line of the job's own thread names it.
     let _span = tracing::info_span!("job", egress_id = %id.egress_id).entered();
-    // Outputs that have announced their end: a failure of the job later does not end them again.
-    let ended_outputs = std::cell::RefCell::new(BTreeSet::<String>::new());
     let emit = |body: EventBody| {
-        if let Some(output) = body.ends_output() {
-            ended_outputs.borrow_mut().insert(output);
-        }
         events.emit(&Event::new(&job.call_cid, &id.egress_id, body).with_call_details(job.call.as_ref()))
     };
     for warning in &validated.warnings {
@@ -276,35 +335,91 @@ pub fn run(
         Err(e) => {
             let error = redact(job, &format!("{e:#}"));
             tracing::error!(egress_id = %id.egress_id, %error, "job failed");
-            let running = |output: &str| !ended_outputs.borrow().contains(output);
+            let running = |output: &str| !tracking.ended(output);
             if job.recording.is_some() && !lost.contains(&Output::Recording) && running("recording") {
                 emit(EventBody::RecordingFailed {
                     recording_type: COMPOSITE.into(),
                     error: error.clone(),
                 });
             }
-            if job.hls.is_some() && !lost.contains(&Output::Hls) {
+            if job.hls.is_some() && !lost.contains(&Output::Hls) && running("hls") {
                 emit(EventBody::HlsFailed { error: error.clone() });
             }
-            for r in job.rtmp.iter().filter(|r| running(&format!("rtmp:{}", r.name))) {
+            let pushes: BTreeSet<String> = job
+                .rtmp
+                .iter()
+                .map(|r| r.name.clone())
+                .chain(tracking.pushes_started())
+                .collect();
+            for name in pushes.into_iter().filter(|name| running(&format!("rtmp:{name}"))) {
                 emit(EventBody::RtmpFailed {
-                    name: r.name.clone(),
+                    name,
                     error: error.clone(),
                 });
             }
-            if job.frame_recording.is_some() && !lost.contains(&Output::Frames) {
+            if job.frame_recording.is_some() && !lost.contains(&Output::Frames) && running("frame_recording")
+            {
                 emit(EventBody::FrameRecordingFailed { error: error.clone() });
             }
             if let Some(t) = &job.transcription {
-                if t.transcript && !lost.contains(&Output::Transcript) {
+                if t.transcript && !lost.contains(&Output::Transcript) && running("transcription") {
                     emit(EventBody::TranscriptionFailed { error: error.clone() });
                 }
-                if t.closed_captions {
+                if t.closed_captions && running("closed_captions") {
                     emit(EventBody::ClosedCaptionsFailed { error: error.clone() });
                 }
             }
             Err(e)
         }
+    }
+}
+
+/// Passes a job's events on and notes which outputs have announced their end (whoever sent the
+/// event: the session or the uploader), so that a failure of the job later does not end them
+/// again, and which pushes started (those started during the call are not in the job).
+struct OutputTracking<'a> {
+    inner: &'a dyn EventSink,
+    ended: std::sync::Mutex<BTreeSet<String>>,
+    pushes: std::sync::Mutex<BTreeSet<String>>,
+}
+
+impl<'a> OutputTracking<'a> {
+    fn new(inner: &'a dyn EventSink) -> Self {
+        OutputTracking {
+            inner,
+            ended: Default::default(),
+            pushes: Default::default(),
+        }
+    }
+
+    fn ended(&self, output: &str) -> bool {
+        self.ended
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(output)
+    }
+
+    fn pushes_started(&self) -> Vec<String> {
+        let pushes = self.pushes.lock().unwrap_or_else(|p| p.into_inner());
+        pushes.iter().cloned().collect()
+    }
+}
+
+impl EventSink for OutputTracking<'_> {
+    fn emit(&self, event: &Event) {
+        if let Some(output) = event.body.ends_output() {
+            self.ended
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(output);
+        }
+        if let EventBody::RtmpStarted { name, .. } = &event.body {
+            self.pushes
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(name.clone());
+        }
+        self.inner.emit(event);
     }
 }
 
@@ -547,6 +662,7 @@ fn execute(
             }
         },
         warnings,
+        started_secrets: Vec::new(),
     };
     let mut call = LiveCall::new(mixes, assets);
     call.relayout(&graph, None)?;
@@ -586,6 +702,9 @@ fn execute(
     let mut failure: Option<anyhow::Error> = None;
     let mut media_flowing = false;
     let mut last_publish = Instant::now();
+    // Since when no output has run (each stopped alone), for `limits.idle_output_timeout_s`.
+    let mut idle_since: Option<Instant> = None;
+    let idle_timeout = Duration::from_secs(u64::from(job.limits.idle_output_timeout_s()));
     'run: loop {
         let end = |reason: &str,
                    at: Option<Duration>,
@@ -645,86 +764,41 @@ fn execute(
         if finishing.is_none()
             && let Some(updates) = &options.updates
         {
-            let pending: Vec<JobControl> = updates
+            let pending: Vec<ControlRequest> = updates
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .try_iter()
                 .collect();
-            for control in pending {
-                match control {
-                    JobControl::Update(update) => {
-                        tracing::info!(egress_id = %id.egress_id, ?update, "job updated");
-                        call.update(&update, &graph)?;
-                    }
-                    JobControl::Pause(PausableOutput::Recording) => {
-                        match outputs.recording.as_mut().and_then(|r| r.pause()) {
-                            Some(paused) => emit(paused),
-                            None => {
-                                tracing::warn!(egress_id = %id.egress_id, "pause asked of a recording that is not running")
-                            }
-                        }
-                    }
-                    JobControl::Pause(PausableOutput::Transcription) => {
-                        let at = call_time_now(&graph);
-                        match outputs.transcription.as_mut().and_then(|t| t.pause(at)) {
-                            Some(paused) => emit(paused),
-                            None => {
-                                tracing::warn!(egress_id = %id.egress_id, "pause asked of a transcription that is not running")
-                            }
-                        }
-                    }
-                    JobControl::Resume(PausableOutput::Transcription) => {
-                        let at = call_time_now(&graph);
-                        match outputs.transcription.as_mut().and_then(|t| t.resume(at)) {
-                            Some(resumed) => emit(resumed),
-                            None => {
-                                tracing::warn!(egress_id = %id.egress_id, "resume asked of a transcription that is not paused")
-                            }
-                        }
-                    }
-                    JobControl::Stop(StoppableOutput::Recording) => {
-                        match outputs.recording.as_mut().and_then(|r| r.stop_alone()) {
-                            Some(stopped) => emit(stopped),
-                            None => {
-                                tracing::warn!(egress_id = %id.egress_id, "stop asked of a recording that is not running")
-                            }
-                        }
-                    }
-                    JobControl::Stop(StoppableOutput::FrameRecording) => {
-                        let stopped = match outputs.frames.as_mut() {
-                            Some(frames) => {
-                                frames.stop_alone(uploader, &call, id, emit, &mut outputs.warnings)?
-                            }
-                            None => None,
-                        };
-                        match stopped {
-                            Some(stopped) => emit(stopped),
-                            None => {
-                                tracing::warn!(egress_id = %id.egress_id, "stop asked of a frame recording that is not running")
-                            }
-                        }
-                    }
-                    JobControl::Stop(StoppableOutput::Rtmp(name)) => {
-                        let chosen = outputs
-                            .rtmp
-                            .iter_mut()
-                            .filter(|push| name.as_deref().is_none_or(|n| push.name() == n));
-                        let stopped =
-                            chosen.fold(0, |n, push| n + usize::from(push.stop_alone(&graph, emit)));
-                        if stopped == 0 {
-                            tracing::warn!(egress_id = %id.egress_id, ?name, "stop asked of an rtmp push that is not running");
-                        }
-                    }
-                    JobControl::Resume(PausableOutput::Recording) => {
-                        match outputs.recording.as_mut().and_then(|r| r.resume()) {
-                            Some(resumed) => emit(resumed),
-                            None => {
-                                tracing::warn!(egress_id = %id.egress_id, "resume asked of a recording that is not paused")
-                            }
-                        }
-                    }
+            for request in pending {
+                let mut running = Running {
+                    graph: &mut graph,
+                    call: &mut call,
+                    outputs: &mut outputs,
+                    uploader: &mut *uploader,
+                };
+                let answer = apply_control(request.control, job, &options.media_dir, id, &mut running, emit)?;
+                match &answer {
+                    Ok(done) => tracing::info!(egress_id = %id.egress_id, %done, "control applied"),
+                    Err(refused) => tracing::warn!(egress_id = %id.egress_id, %refused, "control refused"),
+                }
+                if let Some(reply) = request.reply {
+                    reply(answer);
                 }
             }
+        }
+        if finishing.is_none() && !outputs.any_running() {
+            let idle = *idle_since.get_or_insert_with(Instant::now);
+            if idle.elapsed() >= idle_timeout {
+                end(
+                    "every output stopped and none started",
+                    None,
+                    &mut finishing,
+                    &mut graph,
+                    &mut outputs,
+                );
+            }
+        } else {
+            idle_since = None;
         }
         if let Some(since) = finishing
             && since.elapsed() > RTMP_END_GRACE
@@ -750,7 +824,7 @@ fn execute(
             && let Some(hls) = &mut outputs.hls
         {
             last_publish = Instant::now();
-            hls.publish(uploader, &mut outputs.warnings)?;
+            hls.publish(uploader, &graph, emit, &mut outputs.warnings)?;
         }
         if let Some(frames) = &mut outputs.frames {
             frames.publish(
@@ -765,6 +839,7 @@ fn execute(
         }
         if let Some(transcription) = &mut outputs.transcription {
             transcription.publish(&call, emit);
+            transcription.store_stopped_transcript(uploader, id, job, emit)?;
         }
         if let Some(thumbnails) = &mut outputs.thumbnails {
             thumbnails.publish(uploader)?;
@@ -883,7 +958,7 @@ fn execute(
         return Err(e.context(format!("what was written is kept in {}", spool.display())));
     }
     if let Some(hls) = &mut outputs.hls {
-        hls.publish(uploader, &mut outputs.warnings)?;
+        hls.publish(uploader, &graph, emit, &mut outputs.warnings)?;
     }
     if let Some(recording) = &mut outputs.recording {
         recording.finish(uploader, id)?;
@@ -892,12 +967,200 @@ fn execute(
         tracing::warn!(egress_id = %id.egress_id, "the job ended before any media was encoded");
     }
     Ok(Ended {
-        hls_started: outputs.hls.as_ref().is_some_and(|h| h.started),
+        hls_started: outputs
+            .hls
+            .as_ref()
+            .is_some_and(|h| h.started && !h.stopped_alone),
         frames_started: outputs
             .frames
             .as_ref()
             .is_some_and(|f| f.started && !f.stopped_alone),
     })
+}
+
+/// What a control message acts on.
+struct Running<'a, 's, 'e> {
+    graph: &'a mut Composite,
+    call: &'a mut LiveCall,
+    outputs: &'a mut Outputs,
+    uploader: &'a mut Uploader<'s, 'e>,
+}
+
+impl Outputs {
+    /// Whether any output still runs (none stopped alone and none failed for good).
+    fn any_running(&self) -> bool {
+        self.recording.as_ref().is_some_and(|r| !r.stopped_alone)
+            || self.hls.as_ref().is_some_and(HlsOutput::running)
+            || self.rtmp.iter().any(RtmpOutput::running)
+            || self.frames.as_ref().is_some_and(|f| !f.stopped_alone)
+            || self
+                .transcription
+                .as_ref()
+                .is_some_and(TranscriptionOutput::running)
+    }
+}
+
+/// The answer to the sender: what was done, or why nothing was.
+type Answer = Result<String, String>;
+
+/// `done` when an event says the output changed (it is emitted), `refused` otherwise.
+fn announced(event: Option<EventBody>, emit: Emit, done: &str, refused: &str) -> Answer {
+    match event {
+        Some(event) => {
+            emit(event);
+            Ok(done.to_owned())
+        }
+        None => Err(refused.to_owned()),
+    }
+}
+
+/// Carries out one control message. A refusal (`Ok(Err)`) goes back to the sender and changes
+/// nothing; an error fails the job.
+fn apply_control(
+    control: JobControl,
+    job: &Job,
+    media_dir: &std::path::Path,
+    id: &JobIdentity,
+    running: &mut Running,
+    emit: Emit,
+) -> anyhow::Result<Answer> {
+    let outputs = &mut *running.outputs;
+    let graph = &mut *running.graph;
+    Ok(match control {
+        JobControl::Update(update) => {
+            tracing::info!(egress_id = %id.egress_id, ?update, "job updated");
+            running.call.update(&update, graph)?;
+            Ok("updated".into())
+        }
+        JobControl::Pause(PausableOutput::Recording) => announced(
+            outputs.recording.as_mut().and_then(|r| r.pause()),
+            emit,
+            "recording paused",
+            "the recording is not running (nothing to pause)",
+        ),
+        JobControl::Resume(PausableOutput::Recording) => announced(
+            outputs.recording.as_mut().and_then(|r| r.resume()),
+            emit,
+            "recording resumed",
+            "the recording is not paused",
+        ),
+        JobControl::Pause(PausableOutput::Transcription) => {
+            let at = call_time_now(graph);
+            announced(
+                outputs.transcription.as_mut().and_then(|t| t.pause(at)),
+                emit,
+                "transcription paused",
+                "the transcription is not running (nothing to pause)",
+            )
+        }
+        JobControl::Resume(PausableOutput::Transcription) => {
+            let at = call_time_now(graph);
+            announced(
+                outputs.transcription.as_mut().and_then(|t| t.resume(at)),
+                emit,
+                "transcription resumed",
+                "the transcription is not paused",
+            )
+        }
+        JobControl::Stop(StoppableOutput::Recording) => announced(
+            outputs.recording.as_mut().and_then(|r| r.stop_alone()),
+            emit,
+            "recording stopped; its last part is stored and announced",
+            "the recording is not running",
+        ),
+        JobControl::Stop(StoppableOutput::Hls) => match outputs.hls.as_mut().is_some_and(|h| h.stop_alone()) {
+            true => Ok(
+                "hls stopping; call.hls_broadcasting_stopped follows once its playlists are ended and stored"
+                    .into(),
+            ),
+            false => Err("hls is not running".into()),
+        },
+        JobControl::Stop(StoppableOutput::FrameRecording) => {
+            let stopped = match outputs.frames.as_mut() {
+                Some(frames) => {
+                    frames.stop_alone(running.uploader, running.call, id, emit, &mut outputs.warnings)?
+                }
+                None => None,
+            };
+            announced(
+                stopped,
+                emit,
+                "frame recording stopped",
+                "the frame recording is not running",
+            )
+        }
+        JobControl::Stop(StoppableOutput::Transcription) => {
+            let at = call_time_now(graph);
+            match outputs.transcription.as_mut().is_some_and(|t| t.stop_transcript(at)) {
+                true => Ok("transcription stopping; the transcript is stored and announced once what was said is transcribed".into()),
+                false => Err("the transcription is not running".into()),
+            }
+        }
+        JobControl::Stop(StoppableOutput::ClosedCaptions) => announced(
+            outputs.transcription.as_mut().and_then(|t| t.stop_captions()),
+            emit,
+            "closed captions stopped",
+            "the closed captions are not running",
+        ),
+        JobControl::Stop(StoppableOutput::Rtmp(name)) => {
+            let chosen = outputs
+                .rtmp
+                .iter_mut()
+                .filter(|push| name.as_deref().is_none_or(|n| push.name() == n));
+            let stopped = chosen.fold(0, |n, push| n + usize::from(push.stop_alone(graph, emit)));
+            match (stopped, &name) {
+                (0, Some(name)) => Err(format!("no rtmp push named {name:?} is running")),
+                (0, None) => Err("no rtmp push is running".into()),
+                (n, _) => Ok(format!("{n} rtmp push(es) stopped")),
+            }
+        }
+        JobControl::Start { output, section } => start_output(output, section, job, media_dir, running),
+    })
+}
+
+/// Adds an output to the running call. An RTMP push joins the composite of its layout and
+/// orientation, and the encoder of its size when one runs; the others are refused with a clear
+/// answer for now.
+fn start_output(
+    output: OutputKind,
+    section: serde_json::Value,
+    job: &Job,
+    media_dir: &std::path::Path,
+    running: &mut Running,
+) -> Answer {
+    match output {
+        OutputKind::Rtmp => {
+            let push = rtmp::check_started_push(job, &section, media_dir)?;
+            let secrets = secrets_of_refused(&section.to_string());
+            running
+                .outputs
+                .started_secrets
+                .push(crate::redact::register(&secrets));
+            if running
+                .outputs
+                .rtmp
+                .iter()
+                .any(|p| p.name() == push.name && p.running())
+            {
+                return Err(format!(
+                    "rtmp.name: a push named {:?} is running already",
+                    push.name
+                ));
+            }
+            // Without a layout of its own, the first composite that fits: the recording's.
+            let mix = running.call.mix_for(push.layout.as_ref(), push.quality)?;
+            let name = push.name.clone();
+            running.outputs.rtmp.retain(|p| p.name() != name);
+            running.outputs.rtmp.push(RtmpOutput::new(push, mix));
+            Ok(format!(
+                "rtmp push {name:?} starting; call.rtmp_broadcast_started follows once the destination takes the stream"
+            ))
+        }
+        other => Err(format!(
+            "starting {} during the call is not supported yet; give it in the job (only rtmp starts during the call)",
+            other.name()
+        )),
+    }
 }
 
 /// Stops the pipeline. An element that hangs in its shutdown (a network sink, say) cannot hold

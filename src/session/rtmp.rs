@@ -180,6 +180,11 @@ impl RtmpOutput {
         &self.config.name
     }
 
+    /// Whether the push still runs (or tries to): not stopped alone, not failed for good.
+    pub fn running(&self) -> bool {
+        !self.failed && !self.stopped_alone
+    }
+
     /// Stops this push while the call and the other outputs run on: the connection is closed,
     /// nothing is retried, and its stopped event goes out now. False when it had ended already.
     pub fn stop_alone(&mut self, graph: &Composite, emit: Emit) -> bool {
@@ -208,4 +213,26 @@ fn first_line(error: &str) -> &str {
         .split(" (../")
         .next()
         .unwrap_or(error)
+}
+
+/// The push of an `egress start --output rtmp` section, checked as a part of the running job;
+/// the refusal names each field that is wrong, without secrets.
+pub fn check_started_push(
+    job: &crate::job::Job,
+    section: &serde_json::Value,
+    media_dir: &std::path::Path,
+) -> Result<RtmpConfig, String> {
+    let intake = crate::job::Intake::below(media_dir);
+    let secrets = super::secrets_of_refused(&section.to_string());
+    let with_push = crate::job::with_added_section(job, "rtmp", section, &intake).map_err(|problems| {
+        let said: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        let mut all = job.secrets();
+        all.extend(secrets);
+        crate::redact::redact(&format!("the rtmp section: {}", said.join("; ")), &all)
+    })?;
+    with_push
+        .rtmp
+        .last()
+        .cloned()
+        .ok_or_else(|| "the rtmp section: expected one push".to_owned())
 }

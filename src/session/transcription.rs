@@ -18,6 +18,7 @@ use serde_json::json;
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -52,7 +53,6 @@ impl Omissions {
 }
 
 pub struct TranscriptionOutput {
-    config: TranscriptionConfig,
     omissions: Arc<Mutex<Omissions>>,
     segmenters: Arc<Mutex<HashMap<String, Segmenter>>>,
     /// Shared with the speech tap; emptied at the end, so the model threads can finish.
@@ -69,6 +69,15 @@ pub struct TranscriptionOutput {
     pub started: bool,
     /// Caption latencies (end of speech to event), for the log.
     latencies: Vec<Duration>,
+    /// The transcript and the captions that still run (`egress stop --output` ends each).
+    transcript_on: bool,
+    captions_on: bool,
+    /// The transcript stopped alone: what was said before this call time goes in, once the
+    /// utterances handed over until the stop (this many) are transcribed.
+    transcript_cut: Option<(Duration, u64)>,
+    /// Utterances handed to the model threads, and outcomes received.
+    handed: Arc<AtomicU64>,
+    received: u64,
 }
 
 impl TranscriptionOutput {
@@ -120,6 +129,8 @@ impl TranscriptionOutput {
         let handler_feed = feed.clone();
         let omissions: Arc<Mutex<Omissions>> = Arc::default();
         let handler_omissions = omissions.clone();
+        let handed: Arc<AtomicU64> = Arc::default();
+        let handler_handed = handed.clone();
         graph.tap_speech(SpeechTap {
             handler: Arc::new(move |input: &str, at: Duration, samples: &[f32]| {
                 let omitted = handler_omissions
@@ -140,14 +151,13 @@ impl TranscriptionOutput {
                 let feed = handler_feed.lock().unwrap_or_else(|e| e.into_inner());
                 if let Some(feed) = feed.as_ref() {
                     for utterance in utterances {
-                        hand_over(feed, input, utterance);
+                        hand_over(feed, input, utterance, &handler_handed);
                     }
                 }
             }),
         });
         let prefix = storage::object_key(job.storage.path.as_deref(), "transcripts")?;
         Ok(TranscriptionOutput {
-            config: config.clone(),
             omissions,
             segmenters,
             feed,
@@ -160,7 +170,81 @@ impl TranscriptionOutput {
             call_start: Utc::now(),
             started: false,
             latencies: Vec::new(),
+            transcript_on: config.transcript,
+            captions_on: config.closed_captions,
+            transcript_cut: None,
+            handed,
+            received: 0,
         })
+    }
+
+    /// Ends the closed captions while the call runs on; the stopped event when they ran.
+    pub fn stop_captions(&mut self) -> Option<EventBody> {
+        if !self.captions_on {
+            return None;
+        }
+        self.captions_on = false;
+        self.stop_listening_when_done();
+        Some(EventBody::ClosedCaptionsStopped {})
+    }
+
+    /// Ends the transcript at call time `at` while the call runs on: what is being said is
+    /// closed off and transcribed, then the transcript is stored and announced (`publish`).
+    /// False when it had ended already.
+    pub fn stop_transcript(&mut self, at: Duration) -> bool {
+        if !self.transcript_on {
+            return false;
+        }
+        self.transcript_on = false;
+        let open: Vec<(String, Utterance)> = {
+            let mut all = self.segmenters.lock().unwrap_or_else(|e| e.into_inner());
+            all.iter_mut()
+                .filter_map(|(input, s)| s.finish().map(|u| (input.clone(), u)))
+                .collect()
+        };
+        if let Some(feed) = self.feed.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            for (input, utterance) in open {
+                hand_over(feed, &input, utterance, &self.handed);
+            }
+        }
+        self.transcript_cut = Some((at, self.handed.load(Ordering::Relaxed)));
+        self.stop_listening_when_done();
+        true
+    }
+
+    /// With neither the transcript nor the captions running, nothing more is handed over.
+    fn stop_listening_when_done(&mut self) {
+        if !self.transcript_on && !self.captions_on {
+            self.feed.lock().unwrap_or_else(|e| e.into_inner()).take();
+        }
+    }
+
+    /// Whether the transcript or the captions still run.
+    pub fn running(&self) -> bool {
+        self.transcript_on || self.captions_on
+    }
+
+    /// Stores the transcript stopped alone once everything said before the stop is in.
+    pub fn store_stopped_transcript(
+        &mut self,
+        uploader: &mut Uploader,
+        id: &JobIdentity,
+        job: &Job,
+        emit: Emit,
+    ) -> anyhow::Result<()> {
+        let Some((cut, handed)) = self.transcript_cut else {
+            return Ok(());
+        };
+        if self.received < handed {
+            return Ok(());
+        }
+        self.transcript_cut = None;
+        self.lines.retain(|line| line.start < cut);
+        if self.started {
+            self.store(uploader, id, job)?;
+        }
+        emit(EventBody::TranscriptionStopped {});
+        Ok(())
     }
 
     pub fn start(&mut self, emit: Emit) {
@@ -168,10 +252,10 @@ impl TranscriptionOutput {
             return;
         }
         self.started = true;
-        if self.config.transcript {
+        if self.transcript_on {
             emit(EventBody::TranscriptionStarted {});
         }
-        if self.config.closed_captions {
+        if self.captions_on {
             emit(EventBody::ClosedCaptionsStarted {});
         }
     }
@@ -198,6 +282,7 @@ impl TranscriptionOutput {
     /// Turns what the model has heard since the last call into captions and transcript lines.
     pub fn publish(&mut self, call: &LiveCall, emit: Emit) {
         let outcomes: Vec<Outcome> = self.results.try_iter().collect();
+        self.received += outcomes.len() as u64;
         for outcome in outcomes {
             match outcome {
                 Ok(heard) => self.caption(heard, call, emit),
@@ -228,7 +313,7 @@ impl TranscriptionOutput {
             queued_ms = heard.queued_at.elapsed().as_millis() as u64,
             "caption"
         );
-        if self.config.closed_captions {
+        if self.captions_on {
             let user = call
                 .participant(&speaker)
                 .map_or_else(|| UserObject::unknown(&speaker), UserObject::of);
@@ -251,6 +336,9 @@ impl TranscriptionOutput {
                     closed_caption: caption(english, "en", true),
                 });
             }
+        }
+        if !self.transcript_on && self.transcript_cut.is_none() {
+            return;
         }
         let text = self.jsonl(&line);
         if let Some(journal) = &mut self.journal {
@@ -278,7 +366,9 @@ impl TranscriptionOutput {
         let feed = self.feed.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(feed) = feed {
             for (input, utterance) in open {
-                let _ = feed.send((input, utterance, Instant::now()));
+                if feed.send((input, utterance, Instant::now())).is_ok() {
+                    self.handed.fetch_add(1, Ordering::Relaxed);
+                }
             }
         }
         // With every sender gone, the model threads end once the queue is empty.
@@ -287,11 +377,14 @@ impl TranscriptionOutput {
         }
         self.publish(call, emit);
         self.log_latencies();
-        if self.config.transcript && self.started {
+        // Everything handed over is in: a transcript stopped alone is stored as it was cut.
+        self.received = self.received.max(self.handed.load(Ordering::Relaxed));
+        self.store_stopped_transcript(uploader, id, job, emit)?;
+        if self.transcript_on && self.started {
             self.store(uploader, id, job)?;
             emit(EventBody::TranscriptionStopped {});
         }
-        if self.config.closed_captions && self.started {
+        if self.captions_on && self.started {
             emit(EventBody::ClosedCaptionsStopped {});
         }
         Ok(())
@@ -376,9 +469,11 @@ impl TranscriptionOutput {
 
 /// Hands an utterance to the model threads without ever blocking the streaming thread: when
 /// the queue is full, the utterance is dropped and the log says so.
-fn hand_over(feed: &Feed, input: &str, utterance: Utterance) {
+fn hand_over(feed: &Feed, input: &str, utterance: Utterance, handed: &AtomicU64) {
     match feed.try_send((input.to_owned(), utterance, Instant::now())) {
-        Ok(()) => {}
+        Ok(()) => {
+            handed.fetch_add(1, Ordering::Relaxed);
+        }
         Err(TrySendError::Full((_, u, _))) => tracing::warn!(
             input,
             seconds = (u.end - u.start).as_secs_f32(),

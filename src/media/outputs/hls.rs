@@ -2,7 +2,6 @@
 //! master playlist that lists them.
 
 use super::super::{make, presets};
-use super::branch;
 use crate::job::{HlsTrack, Quality};
 use crate::media::Composite;
 use anyhow::Context;
@@ -27,8 +26,85 @@ pub struct HlsRendition {
     pub playlist: PathBuf,
 }
 
-pub fn attach_hls(composite: &mut Composite, spec: &HlsSpec) -> anyhow::Result<Vec<HlsRendition>> {
+/// The branches that feed the renditions from the shared encoders, so that HLS can be ended
+/// while the other outputs run on.
+#[derive(Default)]
+pub struct HlsFeeds {
+    /// Each tee pad and the branch entry it feeds.
+    feeds: Vec<(gst::Element, gst::Pad, gst::Pad)>,
+    elements: Vec<gst::Element>,
+}
+
+impl HlsFeeds {
+    /// Cuts the branches off their encoders and sends each an end of stream: the sinks close
+    /// their last segment and end their playlists (`#EXT-X-ENDLIST`).
+    pub fn end(&self) {
+        for (_, tee_pad, entry) in &self.feeds {
+            let entry = entry.clone();
+            // Between two buffers, so that no segment gets half a frame.
+            tee_pad.add_probe(gst::PadProbeType::IDLE, move |pad, _| {
+                if let Some(peer) = pad.peer() {
+                    let _ = pad.unlink(&peer);
+                }
+                entry.send_event(gst::event::Eos::new());
+                gst::PadProbeReturn::Remove
+            });
+        }
+    }
+
+    /// Takes the ended branches out of the pipeline (after their playlists were ended).
+    pub fn remove(self, pipeline: &gst::Pipeline) {
+        for (tee, tee_pad, _) in &self.feeds {
+            tee.release_request_pad(tee_pad);
+        }
+        let pipeline = pipeline.clone();
+        let elements = self.elements;
+        let teardown = move || {
+            for element in &elements {
+                let _ = element.set_state(gst::State::Null);
+                let _ = pipeline.remove(element);
+            }
+        };
+        if let Err(e) = std::thread::Builder::new()
+            .name("hls-teardown".into())
+            .spawn(teardown)
+        {
+            tracing::warn!(error = %e, "cannot start a thread to take the hls branches out");
+        }
+    }
+}
+
+/// A queue and a parser from a tee of a shared encoder to a sink pad, noted in `feeds`.
+fn feed(
+    pipeline: &gst::Pipeline,
+    tee: &gst::Element,
+    parser: &str,
+    sink_pad: &gst::Pad,
+    feeds: &mut HlsFeeds,
+) -> anyhow::Result<()> {
+    let queue = make("queue")?;
+    let parse = make(parser)?;
+    super::prepare_parser(&parse);
+    pipeline.add_many([&queue, &parse])?;
+    queue.link(&parse)?;
+    parse
+        .static_pad("src")
+        .context("parser without src")?
+        .link(sink_pad)?;
+    let entry = queue.static_pad("sink").context("queue without sink")?;
+    let tee_pad = tee.request_pad_simple("src_%u").context("tee pad")?;
+    tee_pad.link(&entry)?;
+    feeds.feeds.push((tee.clone(), tee_pad, entry));
+    feeds.elements.extend([queue, parse]);
+    Ok(())
+}
+
+pub fn attach_hls(
+    composite: &mut Composite,
+    spec: &HlsSpec,
+) -> anyhow::Result<(Vec<HlsRendition>, HlsFeeds)> {
     let mut renditions = Vec::new();
+    let mut feeds = HlsFeeds::default();
     for &track in &spec.renditions {
         let dir = spec.dir.join(track.name());
         std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
@@ -50,22 +126,25 @@ pub fn attach_hls(composite: &mut Composite, spec: &HlsSpec) -> anyhow::Result<V
         if let Some(quality) = track.video() {
             let mix = spec.mix.context("a video rendition without a mix")?;
             let video = composite.encoded_video(mix, quality)?;
-            branch(
+            feed(
                 composite.pipeline(),
                 &video,
                 "h264parse",
                 &sink.request_pad_simple("video").context("hlssink2 video pad")?,
+                &mut feeds,
             )?;
         }
-        branch(
+        feed(
             composite.pipeline(),
             &composite.encoded_audio(),
             "aacparse",
             &sink.request_pad_simple("audio").context("hlssink2 audio pad")?,
+            &mut feeds,
         )?;
+        feeds.elements.push(sink);
         renditions.push(HlsRendition { track, dir, playlist });
     }
-    Ok(renditions)
+    Ok((renditions, feeds))
 }
 
 /// The peak bits per second of a rendition: x264's VBV (600 ms at the target rate) lets a

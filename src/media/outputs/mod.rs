@@ -7,7 +7,7 @@ mod pause;
 mod recording;
 mod rtmp;
 
-pub use hls::{HlsRendition, HlsSpec, attach_hls, master_playlist};
+pub use hls::{HlsFeeds, HlsRendition, HlsSpec, attach_hls, master_playlist};
 pub use recording::{PartEvent, RecordingControl, RecordingSpec, attach_recording};
 pub use rtmp::RtmpBranch;
 

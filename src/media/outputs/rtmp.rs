@@ -6,9 +6,12 @@ use crate::media::Composite;
 use anyhow::Context;
 use gst::prelude::*;
 use gstreamer as gst;
+use std::sync::{Arc, Mutex};
 
 /// How much media a stalled connection may hold before its oldest data is dropped.
 const BACKLOG: gst::ClockTime = gst::ClockTime::from_seconds(2);
+/// How long the muxer waits for the later of the two streams.
+const MUX_WAIT: gst::ClockTime = gst::ClockTime::from_seconds(1);
 
 pub struct RtmpBranch {
     bin: gst::Bin,
@@ -31,6 +34,10 @@ impl RtmpBranch {
         let bin = gst::Bin::with_name(&format!("rtmp-{name}"));
         let mux = make("flvmux")?;
         mux.set_property("streamable", true);
+        // FLV has one timeline for both streams: a muxer that does not wait for the encoder's
+        // pictures sends the sound ahead and then has to stamp the late pictures with the
+        // sound's times (uneven, some after their display time), which players stumble over.
+        mux.set_property("latency", MUX_WAIT.nseconds());
         let sink = make("rtmp2sink")?;
         sink.set_property("location", url);
         // The push follows the live pipeline's pace; it must never hold the pipeline back.
@@ -39,6 +46,7 @@ impl RtmpBranch {
         bin.add_many([&mux, &sink])?;
         mux.link(&sink)?;
         let mut feeds = Vec::new();
+        let video_from: Arc<Mutex<Option<gst::ClockTime>>> = Arc::default();
         for (tee, pad_template, is_video) in [(&video, "video", true), (&audio, "audio", false)] {
             let queue = make("queue")?;
             queue.set_property_from_str("leaky", "downstream");
@@ -52,8 +60,9 @@ impl RtmpBranch {
             let mux_pad = mux.request_pad_simple(pad_template).context("flvmux pad")?;
             parse.static_pad("src").context("parser src")?.link(&mux_pad)?;
             let entry = queue.static_pad("sink").context("queue sink")?;
-            if is_video {
-                start_at_keyframe(&entry);
+            match is_video {
+                true => start_at_keyframe(&entry, video_from.clone()),
+                false => start_with_video(&entry, video_from.clone()),
             }
             let ghost = super::isolating_ghost_pad(&entry, pad_template)?;
             bin.add_pad(&ghost)?;
@@ -120,10 +129,28 @@ impl RtmpBranch {
     }
 }
 
-/// Drops video until the first keyframe, so that a push attached mid-stream starts decodable.
-fn start_at_keyframe(pad: &gst::Pad) {
-    pad.add_probe(gst::PadProbeType::BUFFER, |_, info| match info.buffer() {
+/// Drops video until the first keyframe, so that a push attached mid-stream starts decodable,
+/// and notes where it starts (its decoding time).
+fn start_at_keyframe(pad: &gst::Pad, video_from: Arc<Mutex<Option<gst::ClockTime>>>) {
+    pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| match info.buffer() {
         Some(buffer) if buffer.flags().contains(gst::BufferFlags::DELTA_UNIT) => gst::PadProbeReturn::Drop,
-        _ => gst::PadProbeReturn::Remove,
+        Some(buffer) => {
+            *video_from.lock().unwrap_or_else(|e| e.into_inner()) = buffer.dts().or(buffer.pts());
+            gst::PadProbeReturn::Remove
+        }
+        None => gst::PadProbeReturn::Ok,
+    });
+}
+
+/// Drops sound from before the first picture: FLV has one timeline from its first tag, and
+/// pictures decoded before it (a keyframe's decoding time runs ahead of its display time with
+/// B-frames) would be clamped to one time, which players and servers refuse.
+fn start_with_video(pad: &gst::Pad, video_from: Arc<Mutex<Option<gst::ClockTime>>>) {
+    pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+        let from = *video_from.lock().unwrap_or_else(|e| e.into_inner());
+        match (from, info.buffer().and_then(|b| b.pts())) {
+            (Some(from), Some(pts)) if pts >= from => gst::PadProbeReturn::Remove,
+            _ => gst::PadProbeReturn::Drop,
+        }
     });
 }
