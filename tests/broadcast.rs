@@ -391,6 +391,12 @@ fn rtmp_pushes_resume_after_a_server_restart_with_one_encoder_per_size() {
         );
         let mut total = 0.0;
         for file in &files {
+            let silent = seconds_without_sound(file);
+            assert!(
+                silent < 1.0,
+                "{}: {silent} s of pictures without sound",
+                file.display()
+            );
             let info = probe(file);
             let video = streams_of(&info, "video");
             assert_eq!(video[0]["codec_name"], "h264", "{}", file.display());
@@ -482,6 +488,8 @@ fn rtmps_push_reaches_a_tls_ingest_and_an_untrusted_one_fails_by_name() {
     assert_eq!(of("call.rtmp_broadcast_stopped"), 1, "{events:#?}");
     let files = server.received(key);
     assert_eq!(files.len(), 1, "one stream received through TLS");
+    let silent = seconds_without_sound(&files[0]);
+    assert!(silent < 1.0, "{silent} s of pictures without sound");
     let info = probe(&files[0]);
     let video = streams_of(&info, "video");
     assert_eq!(video[0]["codec_name"], "h264");

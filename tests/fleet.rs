@@ -1628,6 +1628,8 @@ fn outputs_stopped_alone_end_while_the_call_and_the_others_run_on() {
         let files = server.received(key);
         assert_eq!(files.len(), 1, "{key}: {files:?}");
         assert_eq!(decode_errors(&files[0]), "", "{key} decodes cleanly");
+        let silent = seconds_without_sound(&files[0]);
+        assert!(silent < 1.0, "{key}: {silent} s of pictures without sound");
         duration_s(&probe(&files[0]))
     };
     let (first, second) = (received(keys[0]), received(keys[1]));
@@ -1794,6 +1796,173 @@ fn outputs_start_and_stop_during_the_call_and_the_job_ends_when_none_is_left() {
     let pushed = duration_s(&probe(&files[0]));
     assert!(pushed > 1.0, "push c carried {pushed} s");
     assert_eq!(decode_errors(&files[0]), "", "push c decodes");
+    let silent = seconds_without_sound(&files[0]);
+    assert!(silent < 1.0, "push c: {silent} s of pictures without sound");
+}
+
+/// The recording part being written in a worker's spool, and how many seconds it holds (its
+/// index is rewritten as it grows, so ffprobe reads it while it is written).
+fn recorded_in_spool(scratch: &Scratch) -> Option<f64> {
+    fn parts(dir: &Path, found: &mut Vec<std::path::PathBuf>) {
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                parts(&path, found);
+            } else if path.extension().is_some_and(|e| e == "mp4") {
+                found.push(path);
+            }
+        }
+    }
+    let mut found = Vec::new();
+    parts(&scratch.out().join(".spool"), &mut found);
+    let newest = found
+        .into_iter()
+        .max_by_key(|p| p.metadata().and_then(|m| m.modified()).ok())?;
+    let info = probe(&newest);
+    info["format"]["duration"].as_str()?.parse().ok()
+}
+
+fn seconds_between(from: &Value, to: &Value) -> f64 {
+    (time_of(&to["created_at"]) - time_of(&from["created_at"])).num_milliseconds() as f64 / 1000.0
+}
+
+#[test]
+fn a_job_with_no_output_records_only_between_the_starts_and_stops_it_is_given() {
+    let fleet = Fleet::new("no-output");
+    let scratch = Scratch::new("fleet-no-output");
+    let _worker = fleet.worker(&scratch, "a", 1.6);
+    let red = "#e53935";
+    let job = json!({
+        "egress_id": "eg_no_output",
+        "call_cid": "default:no-output",
+        "source": { "type": "synthetic", "duration_s": 90, "participants": [
+            { "user_id": "alice", "video": { "color": red }, "audio": "sine" } ] },
+        "limits": { "idle_output_timeout_s": 6 },
+        "storage": { "storage_type": "local", "path": "fleet/" }
+    });
+    let id = fleet.submit(&scratch, &job);
+    let status = || serde_json::from_slice::<Value>(&fleet.cli_ok(&["status", &id])).unwrap();
+    let idle = poll("the job runs", Duration::from_secs(30), || {
+        match cli(&fleet, &["status", &id]) {
+            (Some(0), _) => Ok(status()),
+            seen => Err(format!("{seen:?}")),
+        }
+    });
+    let job_running = Instant::now();
+    assert!(
+        idle.get("composite_recording").is_none(),
+        "nothing runs yet: {idle}"
+    );
+    assert_eq!(idle["broadcasting"], false, "{idle}");
+
+    let section = scratch.dir.join("recording.json");
+    std::fs::write(&section, json!({ "quality": "360p" }).to_string()).unwrap();
+    let section = section.to_str().unwrap();
+    fn recorded(count: usize, kind: &str) -> impl Fn(&[Value]) -> bool + '_ {
+        move |events| of_type(events, kind).len() >= count
+    }
+    let mut spans = Vec::new();
+    for (take, start_args) in [
+        (1, vec!["start", &id, "--output", "recording", section]),
+        (2, vec!["start", &id, "--output", "recording"]),
+    ] {
+        let (code, stderr) = cli(&fleet, &start_args);
+        assert_eq!(code, Some(0), "start {take}: {stderr}");
+        fleet.wait_until(
+            "recording started",
+            Duration::from_secs(10),
+            recorded(take, "call.recording_started"),
+        );
+        assert_eq!(status()["composite_recording"]["status"], "running");
+        let (code, stderr) = cli(&fleet, &["start", &id, "--output", "recording"]);
+        assert_eq!(code, Some(1), "a second recording at once: {stderr}");
+        assert!(stderr.contains("running already"), "{stderr}");
+        poll(
+            "the part holds 4 s",
+            Duration::from_secs(20),
+            || match recorded_in_spool(&scratch) {
+                Some(s) if s >= 4.0 => Ok(()),
+                seen => Err(format!("{seen:?}")),
+            },
+        );
+        let (code, stderr) = cli(&fleet, &["stop", &id, "--output", "recording"]);
+        assert_eq!(code, Some(0), "stop {take}: {stderr}");
+        let events = fleet.wait_until(
+            "part stored",
+            Duration::from_secs(20),
+            recorded(take, "call.recording_ready"),
+        );
+        assert_eq!(status()["composite_recording"]["status"], "stopped");
+        let span = seconds_between(
+            of_type(&events, "call.recording_started")[take - 1],
+            of_type(&events, "call.recording_stopped")[take - 1],
+        );
+        spans.push(span);
+        if take == 1 {
+            // Started again, it keeps the settings it had.
+            let other = scratch.dir.join("recording-720p.json");
+            std::fs::write(&other, json!({ "quality": "720p" }).to_string()).unwrap();
+            let (code, stderr) = cli(
+                &fleet,
+                &["start", &id, "--output", "recording", other.to_str().unwrap()],
+            );
+            assert_eq!(code, Some(1), "{stderr}");
+            assert!(stderr.contains("the settings it had"), "{stderr}");
+        }
+    }
+    poll("the job ends by itself", Duration::from_secs(30), || {
+        match cli(&fleet, &["status", &id]) {
+            (Some(1), stderr) if stderr.contains("no worker runs") => Ok(()),
+            seen => Err(format!("{seen:?}")),
+        }
+    });
+    let job_s = job_running.elapsed().as_secs_f64();
+    let events = fleet.events();
+    let types: Vec<&str> = events
+        .iter()
+        .filter(|e| e["egress_id"] == "eg_no_output")
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "call.recording_started",
+            "call.recording_stopped",
+            "call.recording_ready",
+            "call.recording_started",
+            "call.recording_stopped",
+            "call.recording_ready"
+        ]
+    );
+    let ready = of_type(&events, "call.recording_ready");
+    let mut recorded_s = 0.0;
+    for (part, span) in ready.iter().zip(&spans) {
+        let file = recording_file(part);
+        assert_eq!(decode_errors(&file), "", "{} decodes", file.display());
+        let info = probe(&file);
+        let duration = duration_s(&info);
+        // Each part holds the call from its start to its stop, not from the call's start.
+        assert!(
+            (duration - span).abs() < 1.0,
+            "{duration} s in a part started {span} s before its stop"
+        );
+        let video = &streams_of(&info, "video")[0];
+        assert_eq!(
+            (video["width"].as_u64(), video["height"].as_u64()),
+            (Some(640), Some(360))
+        );
+        assert_eq!(streams_of(&info, "audio").len(), 1, "sound in {}", file.display());
+        let middle = Frame::at(&file, duration / 2.0, 640, 360).colour_at(320, 180);
+        assert!(close(middle, hex_rgb(red)), "alice in the part: {middle:?}");
+        recorded_s += duration;
+    }
+    let first_end = time_of(&ready[0]["call_recording"]["end_time"]);
+    let second_start = time_of(&ready[1]["call_recording"]["start_time"]);
+    assert!(first_end <= second_start, "the parts do not overlap");
+    assert!(
+        recorded_s < job_s - 4.0,
+        "{recorded_s} s recorded in a job of {job_s} s: nothing before, between or after the takes"
+    );
 }
 
 /// Median and largest of some seconds.
@@ -1872,23 +2041,51 @@ fn bench_control_to_effect() {
         !of_type(events, "call.hls_broadcasting_stopped").is_empty()
     });
     let hls_stop = asked.elapsed().as_secs_f64();
-    let asked = Instant::now();
-    fleet.cli_ok(&["stop", &id, "--output", "recording"]);
-    fleet.wait_until("recording stopped", Duration::from_secs(20), |events| {
-        !of_type(events, "call.recording_stopped").is_empty()
-    });
-    let recording_stop = asked.elapsed().as_secs_f64();
-    fleet.wait_until("recording stored", Duration::from_secs(20), |events| {
-        !of_type(events, "call.recording_ready").is_empty()
-    });
-    let recording_ready = asked.elapsed().as_secs_f64();
+    // The recording stopped and started again ten times; the first stop waits for its part to
+    // be stored.
+    let count = |kind: &str| of_type(&fleet.events(), kind).len();
+    let (mut recording_starts, mut recording_stops, mut recording_ready) = (Vec::new(), Vec::new(), 0.0);
+    for n in 0..10 {
+        let before = count("call.recording_stopped");
+        let asked = Instant::now();
+        fleet.cli_ok(&["stop", &id, "--output", "recording"]);
+        fleet.wait_until("recording stopped", Duration::from_secs(20), |events| {
+            of_type(events, "call.recording_stopped").len() > before
+        });
+        recording_stops.push(asked.elapsed().as_secs_f64());
+        if n == 0 {
+            fleet.wait_until("recording stored", Duration::from_secs(20), |events| {
+                !of_type(events, "call.recording_ready").is_empty()
+            });
+            recording_ready = asked.elapsed().as_secs_f64();
+        }
+        let before = count("call.recording_started");
+        let asked = Instant::now();
+        fleet.cli_ok(&["start", &id, "--output", "recording"]);
+        fleet.wait_until("recording started", Duration::from_secs(20), |events| {
+            of_type(events, "call.recording_started").len() > before
+        });
+        recording_starts.push(asked.elapsed().as_secs_f64());
+    }
     fleet.cli_ok(&["stop", &id]);
     let (median, max) = median_and_max(starts);
-    println!("control: rtmp start to call.rtmp_broadcast_started, 10 tries: median {median:.2} s, max {max:.2} s");
-    let (median, max) = median_and_max(stops);
-    println!("control: rtmp stop to call.rtmp_broadcast_stopped, 10 tries: median {median:.2} s, max {max:.2} s");
-    println!("control: hls stop to call.hls_broadcasting_stopped (playlists ended and stored): {hls_stop:.2} s");
     println!(
-        "control: recording stop to call.recording_stopped {recording_stop:.2} s, to call.recording_ready {recording_ready:.2} s"
+        "control: rtmp start to call.rtmp_broadcast_started, 10 tries: median {median:.2} s, max {max:.2} s"
     );
+    let (median, max) = median_and_max(stops);
+    println!(
+        "control: rtmp stop to call.rtmp_broadcast_stopped, 10 tries: median {median:.2} s, max {max:.2} s"
+    );
+    println!(
+        "control: hls stop to call.hls_broadcasting_stopped (playlists ended and stored): {hls_stop:.2} s"
+    );
+    let (median, max) = median_and_max(recording_starts);
+    println!(
+        "control: recording start to call.recording_started (its part opens at the next keyframe, 2 s apart), 10 tries: median {median:.2} s, max {max:.2} s"
+    );
+    let (median, max) = median_and_max(recording_stops);
+    println!(
+        "control: recording stop to call.recording_stopped, 10 tries: median {median:.2} s, max {max:.2} s"
+    );
+    println!("control: recording stop to call.recording_ready (part stored): {recording_ready:.2} s");
 }

@@ -261,6 +261,20 @@ impl EventBody {
         Some(output.to_owned())
     }
 
+    /// The output a start event begins, named as `ends_output` names it.
+    pub fn starts_output(&self) -> Option<String> {
+        let output = match self {
+            EventBody::RecordingStarted { .. } => "recording",
+            EventBody::HlsStarted { .. } => "hls",
+            EventBody::RtmpStarted { name, .. } => return Some(format!("rtmp:{name}")),
+            EventBody::FrameRecordingStarted { .. } => "frame_recording",
+            EventBody::TranscriptionStarted { .. } => "transcription",
+            EventBody::ClosedCaptionsStarted { .. } => "closed_captions",
+            _ => return None,
+        };
+        Some(output.to_owned())
+    }
+
     fn carries_call(&self) -> bool {
         matches!(
             self,

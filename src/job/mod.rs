@@ -67,6 +67,16 @@ pub struct Job {
 }
 
 impl Job {
+    /// A job that starts with no output: it joins the call and waits for outputs to be started
+    /// (`egress start`).
+    pub fn has_no_output(&self) -> bool {
+        self.recording.is_none()
+            && self.hls.is_none()
+            && self.rtmp.is_empty()
+            && self.frame_recording.is_none()
+            && self.transcription.is_none()
+    }
+
     pub fn call_type(&self) -> &str {
         self.call_cid.split_once(':').map_or("", |(t, _)| t)
     }

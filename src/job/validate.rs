@@ -679,17 +679,6 @@ fn check_semantics(job: &Job, media: &LocalMedia, out: &mut Vec<Problem>) {
             ));
         }
     }
-    if job.recording.is_none()
-        && job.hls.is_none()
-        && job.rtmp.is_empty()
-        && job.frame_recording.is_none()
-        && job.transcription.is_none()
-    {
-        out.push(Problem::new(
-            "job",
-            "nothing to produce; expected at least one output section (recording, hls, rtmp, frame_recording, transcription)",
-        ));
-    }
     if let Some(frames) = &job.frame_recording
         && frames.quality.landscape() != frames.quality
     {

@@ -80,6 +80,11 @@ pub fn plan_mixes(job: &Job) -> anyhow::Result<(Vec<MixPlan>, MixAssignment)> {
         .iter()
         .map(|r| assign(r.layout.as_ref().unwrap_or(&default_layout), r.quality))
         .collect::<anyhow::Result<Vec<_>>>()?;
+    if job.has_no_output() {
+        // Ready for outputs started during the call: the default layout at the default size,
+        // composited but encoded only once an output asks for it.
+        assign(&default_layout, Quality::default())?;
+    }
     Ok((mixes, MixAssignment { recording, hls, rtmp }))
 }
 
@@ -177,7 +182,7 @@ impl LiveCall {
         self.relayout(graph, None)
     }
 
-    /// The running mix a push started mid-call joins: one of the orientation of `quality`, at
+    /// The running mix an output started during the call joins: one of the orientation of `quality`, at
     /// least its size, showing `layout` (any layout when `None`); the error lists what runs.
     pub fn mix_for(&self, layout: Option<&LayoutConfig>, quality: Quality) -> Result<usize, String> {
         let (w, h) = quality.size();
@@ -192,7 +197,7 @@ impl LiveCall {
                     .map(|m| format!("{} at {}x{}", m.layout.name.as_str(), m.size.0, m.size.1))
                     .collect();
                 format!(
-                    "no running composite shows that layout at {w}x{h} or larger (running: {}); a push started during the call joins one of the job's composites",
+                    "no running composite shows that layout at {w}x{h} or larger (running: {}); an output started during the call joins one of the job's composites",
                     match running.is_empty() {
                         true => "none".to_owned(),
                         false => running.join(", "),

@@ -2,6 +2,7 @@
 //! outputs and announces every step.
 
 mod call;
+mod control;
 mod frames;
 mod hls;
 mod recording;
@@ -336,7 +337,11 @@ pub fn run(
             let error = redact(job, &format!("{e:#}"));
             tracing::error!(egress_id = %id.egress_id, %error, "job failed");
             let running = |output: &str| !tracking.ended(output);
-            if job.recording.is_some() && !lost.contains(&Output::Recording) && running("recording") {
+            let asked = |output: &str| tracking.started(output);
+            if (job.recording.is_some() || asked("recording"))
+                && !lost.contains(&Output::Recording)
+                && running("recording")
+            {
                 emit(EventBody::RecordingFailed {
                     recording_type: COMPOSITE.into(),
                     error: error.clone(),
@@ -348,12 +353,12 @@ pub fn run(
             let pushes: BTreeSet<String> = job
                 .rtmp
                 .iter()
-                .map(|r| r.name.clone())
-                .chain(tracking.pushes_started())
+                .map(|r| format!("rtmp:{}", r.name))
+                .chain(tracking.started_pushes())
                 .collect();
-            for name in pushes.into_iter().filter(|name| running(&format!("rtmp:{name}"))) {
+            for output in pushes.into_iter().filter(|output| running(output)) {
                 emit(EventBody::RtmpFailed {
-                    name,
+                    name: output.trim_start_matches("rtmp:").to_owned(),
                     error: error.clone(),
                 });
             }
@@ -376,11 +381,12 @@ pub fn run(
 
 /// Passes a job's events on and notes which outputs have announced their end (whoever sent the
 /// event: the session or the uploader), so that a failure of the job later does not end them
-/// again, and which pushes started (those started during the call are not in the job).
+/// again, and which have started (those started during the call are not in the job). An output
+/// that starts again is no longer ended.
 struct OutputTracking<'a> {
     inner: &'a dyn EventSink,
     ended: std::sync::Mutex<BTreeSet<String>>,
-    pushes: std::sync::Mutex<BTreeSet<String>>,
+    started: std::sync::Mutex<BTreeSet<String>>,
 }
 
 impl<'a> OutputTracking<'a> {
@@ -388,36 +394,41 @@ impl<'a> OutputTracking<'a> {
         OutputTracking {
             inner,
             ended: Default::default(),
-            pushes: Default::default(),
+            started: Default::default(),
         }
     }
 
     fn ended(&self, output: &str) -> bool {
-        self.ended
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .contains(output)
+        lock(&self.ended).contains(output)
     }
 
-    fn pushes_started(&self) -> Vec<String> {
-        let pushes = self.pushes.lock().unwrap_or_else(|p| p.into_inner());
-        pushes.iter().cloned().collect()
+    fn started(&self, output: &str) -> bool {
+        lock(&self.started).contains(output)
     }
+
+    /// `rtmp:NAME` of every push that started.
+    fn started_pushes(&self) -> Vec<String> {
+        let started = lock(&self.started);
+        started
+            .iter()
+            .filter(|o| o.starts_with("rtmp:"))
+            .cloned()
+            .collect()
+    }
+}
+
+fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl EventSink for OutputTracking<'_> {
     fn emit(&self, event: &Event) {
         if let Some(output) = event.body.ends_output() {
-            self.ended
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(output);
+            lock(&self.ended).insert(output);
         }
-        if let EventBody::RtmpStarted { name, .. } = &event.body {
-            self.pushes
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(name.clone());
+        if let Some(output) = event.body.starts_output() {
+            lock(&self.ended).remove(&output);
+            lock(&self.started).insert(output);
         }
         self.inner.emit(event);
     }
@@ -562,9 +573,13 @@ fn redact(job: &Job, text: &str) -> String {
     crate::redact::redact(text, &job.secrets())
 }
 
-/// Whether any output of the job uses the call's sound.
+/// Whether any output of the job uses the call's sound (any may, in a job that starts with none).
 fn takes_sound(job: &Job) -> bool {
-    job.recording.is_some() || job.hls.is_some() || !job.rtmp.is_empty() || job.transcription.is_some()
+    job.recording.is_some()
+        || job.hls.is_some()
+        || !job.rtmp.is_empty()
+        || job.transcription.is_some()
+        || job.has_no_output()
 }
 
 /// Video apart from audio where the job's stills come from keyframes asked of the publishers
@@ -770,13 +785,14 @@ fn execute(
                 .try_iter()
                 .collect();
             for request in pending {
-                let mut running = Running {
+                let mut running = control::Running {
                     graph: &mut graph,
                     call: &mut call,
                     outputs: &mut outputs,
                     uploader: &mut *uploader,
                 };
-                let answer = apply_control(request.control, job, &options.media_dir, id, &mut running, emit)?;
+                let answer =
+                    control::apply_control(request.control, job, &options.media_dir, id, &mut running, emit)?;
                 match &answer {
                     Ok(done) => tracing::info!(egress_id = %id.egress_id, %done, "control applied"),
                     Err(refused) => tracing::warn!(egress_id = %id.egress_id, %refused, "control refused"),
@@ -854,7 +870,7 @@ fn execute(
             }
             if let Some(part) = PartEvent::from_message(&message) {
                 if let Some(recording) = &mut outputs.recording {
-                    recording.on_part(part, finishing.is_some(), uploader, id)?;
+                    recording.on_part(part, finishing.is_some(), uploader, id, emit)?;
                 }
                 continue;
             }
@@ -868,7 +884,11 @@ fn execute(
                 if let Some(path) = &options.dot_file {
                     write_graph(&pipeline, path, job);
                 }
-                if let Some(recording) = outputs.recording.as_mut().filter(|r| !r.stopped_alone) {
+                if let Some(recording) = outputs
+                    .recording
+                    .as_mut()
+                    .filter(|r| !r.stopped_alone && !r.started)
+                {
                     recording.started = true;
                     emit(EventBody::RecordingStarted {
                         recording_type: COMPOSITE.into(),
@@ -920,9 +940,13 @@ fn execute(
     shut_down(&pipeline);
     if let Some(recording) = &mut outputs.recording {
         for part in late {
-            recording.on_part(part, true, uploader, id)?;
+            recording.on_part(part, true, uploader, id, emit)?;
         }
         match recording.no_media() {
+            Some(error) if failure.is_none() && recording.joined_late => emit(EventBody::RecordingFailed {
+                recording_type: COMPOSITE.into(),
+                error,
+            }),
             Some(reason) if failure.is_none() => failure = Some(anyhow::anyhow!(reason)),
             _ if failure.is_none() && recording.started && !recording.stopped_alone => {
                 emit(EventBody::RecordingStopped {
@@ -978,14 +1002,6 @@ fn execute(
     })
 }
 
-/// What a control message acts on.
-struct Running<'a, 's, 'e> {
-    graph: &'a mut Composite,
-    call: &'a mut LiveCall,
-    outputs: &'a mut Outputs,
-    uploader: &'a mut Uploader<'s, 'e>,
-}
-
 impl Outputs {
     /// Whether any output still runs (none stopped alone and none failed for good).
     fn any_running(&self) -> bool {
@@ -997,169 +1013,6 @@ impl Outputs {
                 .transcription
                 .as_ref()
                 .is_some_and(TranscriptionOutput::running)
-    }
-}
-
-/// The answer to the sender: what was done, or why nothing was.
-type Answer = Result<String, String>;
-
-/// `done` when an event says the output changed (it is emitted), `refused` otherwise.
-fn announced(event: Option<EventBody>, emit: Emit, done: &str, refused: &str) -> Answer {
-    match event {
-        Some(event) => {
-            emit(event);
-            Ok(done.to_owned())
-        }
-        None => Err(refused.to_owned()),
-    }
-}
-
-/// Carries out one control message. A refusal (`Ok(Err)`) goes back to the sender and changes
-/// nothing; an error fails the job.
-fn apply_control(
-    control: JobControl,
-    job: &Job,
-    media_dir: &std::path::Path,
-    id: &JobIdentity,
-    running: &mut Running,
-    emit: Emit,
-) -> anyhow::Result<Answer> {
-    let outputs = &mut *running.outputs;
-    let graph = &mut *running.graph;
-    Ok(match control {
-        JobControl::Update(update) => {
-            tracing::info!(egress_id = %id.egress_id, ?update, "job updated");
-            running.call.update(&update, graph)?;
-            Ok("updated".into())
-        }
-        JobControl::Pause(PausableOutput::Recording) => announced(
-            outputs.recording.as_mut().and_then(|r| r.pause()),
-            emit,
-            "recording paused",
-            "the recording is not running (nothing to pause)",
-        ),
-        JobControl::Resume(PausableOutput::Recording) => announced(
-            outputs.recording.as_mut().and_then(|r| r.resume()),
-            emit,
-            "recording resumed",
-            "the recording is not paused",
-        ),
-        JobControl::Pause(PausableOutput::Transcription) => {
-            let at = call_time_now(graph);
-            announced(
-                outputs.transcription.as_mut().and_then(|t| t.pause(at)),
-                emit,
-                "transcription paused",
-                "the transcription is not running (nothing to pause)",
-            )
-        }
-        JobControl::Resume(PausableOutput::Transcription) => {
-            let at = call_time_now(graph);
-            announced(
-                outputs.transcription.as_mut().and_then(|t| t.resume(at)),
-                emit,
-                "transcription resumed",
-                "the transcription is not paused",
-            )
-        }
-        JobControl::Stop(StoppableOutput::Recording) => announced(
-            outputs.recording.as_mut().and_then(|r| r.stop_alone()),
-            emit,
-            "recording stopped; its last part is stored and announced",
-            "the recording is not running",
-        ),
-        JobControl::Stop(StoppableOutput::Hls) => match outputs.hls.as_mut().is_some_and(|h| h.stop_alone()) {
-            true => Ok(
-                "hls stopping; call.hls_broadcasting_stopped follows once its playlists are ended and stored"
-                    .into(),
-            ),
-            false => Err("hls is not running".into()),
-        },
-        JobControl::Stop(StoppableOutput::FrameRecording) => {
-            let stopped = match outputs.frames.as_mut() {
-                Some(frames) => {
-                    frames.stop_alone(running.uploader, running.call, id, emit, &mut outputs.warnings)?
-                }
-                None => None,
-            };
-            announced(
-                stopped,
-                emit,
-                "frame recording stopped",
-                "the frame recording is not running",
-            )
-        }
-        JobControl::Stop(StoppableOutput::Transcription) => {
-            let at = call_time_now(graph);
-            match outputs.transcription.as_mut().is_some_and(|t| t.stop_transcript(at)) {
-                true => Ok("transcription stopping; the transcript is stored and announced once what was said is transcribed".into()),
-                false => Err("the transcription is not running".into()),
-            }
-        }
-        JobControl::Stop(StoppableOutput::ClosedCaptions) => announced(
-            outputs.transcription.as_mut().and_then(|t| t.stop_captions()),
-            emit,
-            "closed captions stopped",
-            "the closed captions are not running",
-        ),
-        JobControl::Stop(StoppableOutput::Rtmp(name)) => {
-            let chosen = outputs
-                .rtmp
-                .iter_mut()
-                .filter(|push| name.as_deref().is_none_or(|n| push.name() == n));
-            let stopped = chosen.fold(0, |n, push| n + usize::from(push.stop_alone(graph, emit)));
-            match (stopped, &name) {
-                (0, Some(name)) => Err(format!("no rtmp push named {name:?} is running")),
-                (0, None) => Err("no rtmp push is running".into()),
-                (n, _) => Ok(format!("{n} rtmp push(es) stopped")),
-            }
-        }
-        JobControl::Start { output, section } => start_output(output, section, job, media_dir, running),
-    })
-}
-
-/// Adds an output to the running call. An RTMP push joins the composite of its layout and
-/// orientation, and the encoder of its size when one runs; the others are refused with a clear
-/// answer for now.
-fn start_output(
-    output: OutputKind,
-    section: serde_json::Value,
-    job: &Job,
-    media_dir: &std::path::Path,
-    running: &mut Running,
-) -> Answer {
-    match output {
-        OutputKind::Rtmp => {
-            let push = rtmp::check_started_push(job, &section, media_dir)?;
-            let secrets = secrets_of_refused(&section.to_string());
-            running
-                .outputs
-                .started_secrets
-                .push(crate::redact::register(&secrets));
-            if running
-                .outputs
-                .rtmp
-                .iter()
-                .any(|p| p.name() == push.name && p.running())
-            {
-                return Err(format!(
-                    "rtmp.name: a push named {:?} is running already",
-                    push.name
-                ));
-            }
-            // Without a layout of its own, the first composite that fits: the recording's.
-            let mix = running.call.mix_for(push.layout.as_ref(), push.quality)?;
-            let name = push.name.clone();
-            running.outputs.rtmp.retain(|p| p.name() != name);
-            running.outputs.rtmp.push(RtmpOutput::new(push, mix));
-            Ok(format!(
-                "rtmp push {name:?} starting; call.rtmp_broadcast_started follows once the destination takes the stream"
-            ))
-        }
-        other => Err(format!(
-            "starting {} during the call is not supported yet; give it in the job (only rtmp starts during the call)",
-            other.name()
-        )),
     }
 }
 

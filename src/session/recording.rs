@@ -2,7 +2,7 @@
 //! opens (so that a part left by a dead worker can still be stored), stores each one when it
 //! closes and announces it.
 
-use super::JobIdentity;
+use super::{Emit, JobIdentity};
 use crate::events::{COMPOSITE, CallRecording, EventBody, PausedSpan, now_rfc3339};
 use crate::job::{Job, RecordingConfig};
 use crate::media::{Composite, PartEvent, RecordingControl, RecordingSpec, attach_recording};
@@ -35,6 +35,11 @@ pub struct RecordingOutput {
     pauses: Vec<PausedSpan>,
     /// Stopped by the coordinator before the end of the call (its stopped event is out).
     pub stopped_alone: bool,
+    /// Started during the call: announced started when its first part opens.
+    announce_first_part: bool,
+    /// Started during the call (not by the job): a call that ends before its first part
+    /// fails this recording alone, not the job.
+    pub joined_late: bool,
 }
 
 impl RecordingOutput {
@@ -76,7 +81,28 @@ impl RecordingOutput {
             control,
             pauses: Vec::new(),
             stopped_alone: false,
+            announce_first_part: false,
+            joined_late: false,
         })
+    }
+
+    /// Announces the recording started when its first part opens, for one that starts after
+    /// media flows (added or started again during the call).
+    pub fn started_during_the_call(&mut self) {
+        self.announce_first_part = true;
+        self.joined_late = true;
+    }
+
+    /// Records again after a stop alone, with the same settings; the next part opens at the
+    /// next keyframe and is announced started then. False when it was not stopped.
+    pub fn restart(&mut self) -> bool {
+        if !self.stopped_alone || !self.control.restart() {
+            return false;
+        }
+        self.stopped_alone = false;
+        self.started = false;
+        self.started_during_the_call();
+        true
     }
 
     /// Ends the recording while the call runs on; its parts are stored and announced as they
@@ -138,6 +164,7 @@ impl RecordingOutput {
         ending: bool,
         uploader: &mut Uploader,
         id: &JobIdentity,
+        emit: Emit,
     ) -> anyhow::Result<()> {
         match part {
             PartEvent::Opened(path) => {
@@ -145,6 +172,13 @@ impl RecordingOutput {
                 let open = self.describe(&path, uploader, id)?;
                 uploader.spool().note_open_part(&path, &open)?;
                 self.opened.insert(path, open);
+                if std::mem::take(&mut self.announce_first_part) && !self.started {
+                    self.started = true;
+                    emit(EventBody::RecordingStarted {
+                        recording_type: COMPOSITE.into(),
+                        warnings: Vec::new(),
+                    });
+                }
             }
             PartEvent::Closed(path) => {
                 tracing::info!(file = %path.display(), "recording part closed");

@@ -214,25 +214,3 @@ fn first_line(error: &str) -> &str {
         .next()
         .unwrap_or(error)
 }
-
-/// The push of an `egress start --output rtmp` section, checked as a part of the running job;
-/// the refusal names each field that is wrong, without secrets.
-pub fn check_started_push(
-    job: &crate::job::Job,
-    section: &serde_json::Value,
-    media_dir: &std::path::Path,
-) -> Result<RtmpConfig, String> {
-    let intake = crate::job::Intake::below(media_dir);
-    let secrets = super::secrets_of_refused(&section.to_string());
-    let with_push = crate::job::with_added_section(job, "rtmp", section, &intake).map_err(|problems| {
-        let said: Vec<String> = problems.iter().map(ToString::to_string).collect();
-        let mut all = job.secrets();
-        all.extend(secrets);
-        crate::redact::redact(&format!("the rtmp section: {}", said.join("; ")), &all)
-    })?;
-    with_push
-        .rtmp
-        .last()
-        .cloned()
-        .ok_or_else(|| "the rtmp section: expected one push".to_owned())
-}

@@ -176,6 +176,28 @@ pub fn duration_s(probe: &Value) -> f64 {
         .expect("a duration")
 }
 
+/// How many seconds of a file's pictures have no sound beside them: the span of its video
+/// packets less the span of its audio packets (all of it when there is no sound).
+pub fn seconds_without_sound(file: &Path) -> f64 {
+    let span = |stream: &str| {
+        let out = Command::new("ffprobe")
+            .args(["-v", "error", "-select_streams", stream])
+            .args(["-show_entries", "packet=pts_time", "-of", "csv=p=0"])
+            .arg(file)
+            .output()
+            .expect("ffprobe runs");
+        let times: Vec<f64> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.trim().trim_end_matches(',').parse().ok())
+            .collect();
+        let (low, high) = times
+            .iter()
+            .fold((f64::MAX, f64::MIN), |(l, h), &t| (l.min(t), h.max(t)));
+        if times.is_empty() { 0.0 } else { high - low }
+    };
+    span("v:0") - span("a:0")
+}
+
 /// Decodes the whole file; returns what ffmpeg reported as errors (empty when clean).
 pub fn decode_errors(file: &Path) -> String {
     let out = Command::new("ffmpeg")

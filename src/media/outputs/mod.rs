@@ -34,6 +34,10 @@ pub(crate) fn branch(
         .static_pad("src")
         .context("parser without src")?
         .link(sink_pad)?;
+    // Playing before the tee feeds it (a branch added during the call): one still in NULL
+    // answers FLUSHING, which a tee passes up to the encoder.
+    queue.sync_state_with_parent()?;
+    parse.sync_state_with_parent()?;
     tee.link(&queue)?;
     Ok(())
 }

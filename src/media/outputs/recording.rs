@@ -91,6 +91,12 @@ impl RecordingControl {
         lock(&self.writer).stop()
     }
 
+    /// Records again after a stop: a new part opens at the next keyframe. False when it was
+    /// not stopped, or the call is ending.
+    pub fn restart(&self) -> bool {
+        lock(&self.writer).restart()
+    }
+
     /// The call's running time now: samples with earlier times were captured before it.
     fn now(&self) -> gst::ClockTime {
         self.pipeline
@@ -109,6 +115,7 @@ pub fn attach_recording(composite: &mut Composite, spec: &RecordingSpec) -> anyh
     let announcer: gst::Element = audio_sink.clone().upcast();
     let writer = Arc::new(Mutex::new(Writer {
         cutter: Cutter::new(clock_time(spec.max_part), with_video),
+        max_part: clock_time(spec.max_part),
         longest: clock_time(spec.max_part) + PART_OVERRUN,
         with_video,
         part_path: spec.part_path.clone(),
@@ -123,27 +130,28 @@ pub fn attach_recording(composite: &mut Composite, spec: &RecordingSpec) -> anyh
         ended: [!with_video, false],
         announcer: announcer.downgrade(),
     }));
+    // Each sink plays before its branch is linked, for a recording started during the call.
     if let (Some((mix, quality)), Some(sink)) = (spec.video, &video_sink) {
         pipeline.add(sink)?;
         let video = composite.encoded_video(mix, quality)?;
         feed(sink, Stream::Video, &writer);
+        sink.sync_state_with_parent()?;
         branch(
             &pipeline,
             &video,
             "h264parse",
             &sink.static_pad("sink").context("appsink without sink")?,
         )?;
-        sink.sync_state_with_parent()?;
     }
     pipeline.add(&audio_sink)?;
     feed(&audio_sink, Stream::Audio, &writer);
+    audio_sink.sync_state_with_parent()?;
     branch(
         &pipeline,
         &composite.encoded_audio(),
         "aacparse",
         &audio_sink.static_pad("sink").context("appsink without sink")?,
     )?;
-    audio_sink.sync_state_with_parent()?;
     Ok(RecordingControl {
         writer,
         pipeline: pipeline.downgrade(),
@@ -187,6 +195,7 @@ fn lock(writer: &Mutex<Writer>) -> std::sync::MutexGuard<'_, Writer> {
 /// The parts of one recording and where the samples go.
 struct Writer {
     cutter: Cutter,
+    max_part: gst::ClockTime,
     longest: gst::ClockTime,
     with_video: bool,
     part_path: Arc<dyn Fn(u32) -> PathBuf + Send + Sync>,
@@ -222,6 +231,16 @@ impl Writer {
         if let Some(part) = self.current.take() {
             self.close(part);
         }
+        true
+    }
+
+    fn restart(&mut self) -> bool {
+        if !self.stopped || self.ended[Stream::Audio as usize] {
+            return false;
+        }
+        self.stopped = false;
+        self.cutter = Cutter::new(self.max_part, self.with_video);
+        self.gate = PauseGate::new(self.with_video);
         true
     }
 

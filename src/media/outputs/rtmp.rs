@@ -130,12 +130,13 @@ impl RtmpBranch {
 }
 
 /// Drops video until the first keyframe, so that a push attached mid-stream starts decodable,
-/// and notes where it starts (its decoding time).
+/// and notes where it starts (the running time of its decoding time).
 fn start_at_keyframe(pad: &gst::Pad, video_from: Arc<Mutex<Option<gst::ClockTime>>>) {
-    pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| match info.buffer() {
+    pad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| match info.buffer() {
         Some(buffer) if buffer.flags().contains(gst::BufferFlags::DELTA_UNIT) => gst::PadProbeReturn::Drop,
         Some(buffer) => {
-            *video_from.lock().unwrap_or_else(|e| e.into_inner()) = buffer.dts().or(buffer.pts());
+            *video_from.lock().unwrap_or_else(|e| e.into_inner()) =
+                running_time(pad, buffer.dts().or(buffer.pts()));
             gst::PadProbeReturn::Remove
         }
         None => gst::PadProbeReturn::Ok,
@@ -146,11 +147,23 @@ fn start_at_keyframe(pad: &gst::Pad, video_from: Arc<Mutex<Option<gst::ClockTime
 /// pictures decoded before it (a keyframe's decoding time runs ahead of its display time with
 /// B-frames) would be clamped to one time, which players and servers refuse.
 fn start_with_video(pad: &gst::Pad, video_from: Arc<Mutex<Option<gst::ClockTime>>>) {
-    pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+    pad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
         let from = *video_from.lock().unwrap_or_else(|e| e.into_inner());
-        match (from, info.buffer().and_then(|b| b.pts())) {
-            (Some(from), Some(pts)) if pts >= from => gst::PadProbeReturn::Remove,
+        match (from, running_time(pad, info.buffer().and_then(|b| b.pts()))) {
+            (Some(from), Some(at)) if at >= from => gst::PadProbeReturn::Remove,
             _ => gst::PadProbeReturn::Drop,
         }
     });
+}
+
+/// The running time of a timestamp on `pad` (0 for one before the stream's start). The streams'
+/// own times are not comparable: x264enc shifts its timestamps (by 1000 hours, so that no
+/// decoding time is negative) and its segment with them.
+fn running_time(pad: &gst::Pad, at: Option<gst::ClockTime>) -> Option<gst::ClockTime> {
+    let segment = pad.sticky_event::<gst::event::Segment>(0)?;
+    let segment = segment.segment().downcast_ref::<gst::ClockTime>()?;
+    match segment.to_running_time_full(at?)? {
+        gst::Signed::Positive(time) => Some(time),
+        gst::Signed::Negative(_) => Some(gst::ClockTime::ZERO),
+    }
 }

@@ -1,0 +1,268 @@
+//! Control messages for a running job: each one carried out on the outputs, and the answer
+//! that goes back to the sender.
+
+use super::{
+    Emit, JobControl, JobIdentity, OutputKind, Outputs, PausableOutput, StoppableOutput, call::LiveCall,
+    call_time_now, recording::RecordingOutput, rtmp::RtmpOutput, secrets_of_refused,
+};
+use crate::events::EventBody;
+use crate::job::Job;
+use crate::media::Composite;
+use crate::storage::Uploader;
+
+/// What a control message acts on.
+pub(super) struct Running<'a, 's, 'e> {
+    pub graph: &'a mut Composite,
+    pub call: &'a mut LiveCall,
+    pub outputs: &'a mut Outputs,
+    pub uploader: &'a mut Uploader<'s, 'e>,
+}
+
+/// The answer to the sender: what was done, or why nothing was.
+pub(super) type Answer = Result<String, String>;
+
+/// `done` when an event says the output changed (it is emitted), `refused` otherwise.
+fn announced(event: Option<EventBody>, emit: Emit, done: &str, refused: &str) -> Answer {
+    match event {
+        Some(event) => {
+            emit(event);
+            Ok(done.to_owned())
+        }
+        None => Err(refused.to_owned()),
+    }
+}
+
+/// Carries out one control message. A refusal (`Ok(Err)`) goes back to the sender and changes
+/// nothing; an error fails the job.
+pub(super) fn apply_control(
+    control: JobControl,
+    job: &Job,
+    media_dir: &std::path::Path,
+    id: &JobIdentity,
+    running: &mut Running,
+    emit: Emit,
+) -> anyhow::Result<Answer> {
+    let outputs = &mut *running.outputs;
+    let graph = &mut *running.graph;
+    Ok(match control {
+        JobControl::Update(update) => {
+            tracing::info!(egress_id = %id.egress_id, ?update, "job updated");
+            running.call.update(&update, graph)?;
+            Ok("updated".into())
+        }
+        JobControl::Pause(PausableOutput::Recording) => announced(
+            outputs.recording.as_mut().and_then(|r| r.pause()),
+            emit,
+            "recording paused",
+            "the recording is not running (nothing to pause)",
+        ),
+        JobControl::Resume(PausableOutput::Recording) => announced(
+            outputs.recording.as_mut().and_then(|r| r.resume()),
+            emit,
+            "recording resumed",
+            "the recording is not paused",
+        ),
+        JobControl::Pause(PausableOutput::Transcription) => {
+            let at = call_time_now(graph);
+            announced(
+                outputs.transcription.as_mut().and_then(|t| t.pause(at)),
+                emit,
+                "transcription paused",
+                "the transcription is not running (nothing to pause)",
+            )
+        }
+        JobControl::Resume(PausableOutput::Transcription) => {
+            let at = call_time_now(graph);
+            announced(
+                outputs.transcription.as_mut().and_then(|t| t.resume(at)),
+                emit,
+                "transcription resumed",
+                "the transcription is not paused",
+            )
+        }
+        JobControl::Stop(StoppableOutput::Recording) => announced(
+            outputs.recording.as_mut().and_then(|r| r.stop_alone()),
+            emit,
+            "recording stopped; its last part is stored and announced",
+            "the recording is not running",
+        ),
+        JobControl::Stop(StoppableOutput::Hls) => match outputs.hls.as_mut().is_some_and(|h| h.stop_alone()) {
+            true => Ok(
+                "hls stopping; call.hls_broadcasting_stopped follows once its playlists are ended and stored"
+                    .into(),
+            ),
+            false => Err("hls is not running".into()),
+        },
+        JobControl::Stop(StoppableOutput::FrameRecording) => {
+            let stopped = match outputs.frames.as_mut() {
+                Some(frames) => {
+                    frames.stop_alone(running.uploader, running.call, id, emit, &mut outputs.warnings)?
+                }
+                None => None,
+            };
+            announced(
+                stopped,
+                emit,
+                "frame recording stopped",
+                "the frame recording is not running",
+            )
+        }
+        JobControl::Stop(StoppableOutput::Transcription) => {
+            let at = call_time_now(graph);
+            match outputs.transcription.as_mut().is_some_and(|t| t.stop_transcript(at)) {
+                true => Ok("transcription stopping; the transcript is stored and announced once what was said is transcribed".into()),
+                false => Err("the transcription is not running".into()),
+            }
+        }
+        JobControl::Stop(StoppableOutput::ClosedCaptions) => announced(
+            outputs.transcription.as_mut().and_then(|t| t.stop_captions()),
+            emit,
+            "closed captions stopped",
+            "the closed captions are not running",
+        ),
+        JobControl::Stop(StoppableOutput::Rtmp(name)) => {
+            let chosen = outputs
+                .rtmp
+                .iter_mut()
+                .filter(|push| name.as_deref().is_none_or(|n| push.name() == n));
+            let stopped = chosen.fold(0, |n, push| n + usize::from(push.stop_alone(graph, emit)));
+            match (stopped, &name) {
+                (0, Some(name)) => Err(format!("no rtmp push named {name:?} is running")),
+                (0, None) => Err("no rtmp push is running".into()),
+                (n, _) => Ok(format!("{n} rtmp push(es) stopped")),
+            }
+        }
+        JobControl::Start { output, section } => start_output(output, section, job, media_dir, running),
+    })
+}
+
+/// Adds an output to the running call. A recording or an RTMP push joins the composite of its
+/// layout and size, and the encoder of its size when one runs; the others are refused with a
+/// clear answer for now.
+fn start_output(
+    output: OutputKind,
+    section: serde_json::Value,
+    job: &Job,
+    media_dir: &std::path::Path,
+    running: &mut Running,
+) -> Answer {
+    match output {
+        OutputKind::Rtmp => start_push(section, job, media_dir, running),
+        OutputKind::Recording => start_recording(section, job, media_dir, running),
+        other => Err(format!(
+            "starting {} during the call is not supported yet; give it in the job (recording and rtmp start during the call)",
+            other.name()
+        )),
+    }
+}
+
+/// The job with an `egress start` section added, checked as a part of it: the refusal names
+/// each field that is wrong, without secrets.
+fn checked_section(
+    job: &Job,
+    output: OutputKind,
+    section: &serde_json::Value,
+    media_dir: &std::path::Path,
+) -> Result<Job, String> {
+    let intake = crate::job::Intake::below(media_dir);
+    crate::job::with_added_section(job, output.name(), section, &intake).map_err(|problems| {
+        let said: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        let mut secrets = job.secrets();
+        secrets.extend(secrets_of_refused(&section.to_string()));
+        crate::redact::redact(
+            &format!("the {} section: {}", output.name(), said.join("; ")),
+            &secrets,
+        )
+    })
+}
+
+fn start_push(
+    section: serde_json::Value,
+    job: &Job,
+    media_dir: &std::path::Path,
+    running: &mut Running,
+) -> Answer {
+    let push = checked_section(job, OutputKind::Rtmp, &section, media_dir)?
+        .rtmp
+        .pop()
+        .ok_or_else(|| "the rtmp section: expected one push".to_owned())?;
+    let secrets = secrets_of_refused(&section.to_string());
+    running
+        .outputs
+        .started_secrets
+        .push(crate::redact::register(&secrets));
+    if running
+        .outputs
+        .rtmp
+        .iter()
+        .any(|p| p.name() == push.name && p.running())
+    {
+        return Err(format!(
+            "rtmp.name: a push named {:?} is running already",
+            push.name
+        ));
+    }
+    // Without a layout of its own, the first composite that fits: the recording's.
+    let mix = running.call.mix_for(push.layout.as_ref(), push.quality)?;
+    let name = push.name.clone();
+    running.outputs.rtmp.retain(|p| p.name() != name);
+    running.outputs.rtmp.push(RtmpOutput::new(push, mix));
+    Ok(format!(
+        "rtmp push {name:?} starting; call.rtmp_broadcast_started follows once the destination takes the stream"
+    ))
+}
+
+/// Starts the composite recording: the job's own again after a stop (same settings, a new
+/// part), or one the job did not have, from the section (`{}` for the defaults). Its first part
+/// opens at the next keyframe of the shared encoder and is announced started then.
+fn start_recording(
+    section: serde_json::Value,
+    job: &Job,
+    media_dir: &std::path::Path,
+    running: &mut Running,
+) -> Answer {
+    // `{}` (what `egress start` sends without a file) asks for nothing in particular.
+    let given = match &section {
+        serde_json::Value::Null => false,
+        serde_json::Value::Object(fields) => !fields.is_empty(),
+        _ => true,
+    };
+    let section = if section.is_null() {
+        serde_json::json!({})
+    } else {
+        section
+    };
+    const STARTING: &str = "call.recording_started follows when its part opens, at the next keyframe";
+    if let Some(recording) = running.outputs.recording.as_mut() {
+        if !recording.stopped_alone {
+            return Err("the recording is running already".into());
+        }
+        let asked = checked_section(job, OutputKind::Recording, &section, media_dir)?.recording;
+        let same = |a: &Option<crate::job::RecordingConfig>| serde_json::to_value(a).ok();
+        if given && same(&asked) != same(&job.recording) {
+            return Err("the recording section: a recording of this job starts again with the settings it had; give no section, or the same".into());
+        }
+        return match recording.restart() {
+            true => Ok(format!("recording starting again; {STARTING}")),
+            false => Err("the recording cannot start again: the call is ending".into()),
+        };
+    }
+    let with_recording = checked_section(job, OutputKind::Recording, &section, media_dir)?;
+    let config = with_recording
+        .recording
+        .as_ref()
+        .ok_or_else(|| "the recording section: expected an object".to_owned())?;
+    let mix = match config.audio_only {
+        true => None,
+        false => {
+            let layout = section.get("layout").map(|_| &config.layout);
+            Some(running.call.mix_for(layout, config.quality)?)
+        }
+    };
+    let spool = running.uploader.spool().dir.clone();
+    let mut recording = RecordingOutput::attach(running.graph, &with_recording, config, mix, &spool)
+        .map_err(|e| format!("the recording cannot start: {e:#}"))?;
+    recording.started_during_the_call();
+    running.outputs.recording = Some(recording);
+    Ok(format!("recording starting; {STARTING}"))
+}
