@@ -109,7 +109,7 @@ pub struct Composite {
     audio_tee: gst::Element,
     live_sources: Vec<gst::Element>,
     inputs: HashMap<String, Input>,
-    encoders: HashMap<(usize, Quality), gst::Element>,
+    encoders: HashMap<(usize, Quality), Encoder>,
     /// Still frames of every video track, when asked for.
     frames: Option<super::FrameTap>,
     /// The speech of every audio track, when asked for.
@@ -122,6 +122,24 @@ pub struct Composite {
     departing: Vec<(RunningNs, Input)>,
     /// The running time each aggregator has mixed up to.
     mixed: Vec<Arc<AtomicU64>>,
+}
+
+/// One shared H.264 encoder: the tee its outputs branch from, and whether HLS segments follow
+/// its fixed keyframe interval.
+struct Encoder {
+    tee: gst::Element,
+    x264: gst::Element,
+    segmented: Arc<AtomicBool>,
+}
+
+/// Keeps an encoder's keyframes at their fixed interval while it lives (HLS holds one per
+/// video rendition).
+pub struct KeyframeIntervalHold(Arc<AtomicBool>);
+
+impl Drop for KeyframeIntervalHold {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Relaxed);
+    }
 }
 
 impl Composite {
@@ -212,19 +230,52 @@ impl Composite {
     /// The H.264 stream of `mix` at `quality` (a tee to branch from), made on first use: outputs
     /// that share a layout and a size share one encoder.
     pub fn encoded_video(&mut self, mix: usize, quality: Quality) -> anyhow::Result<gst::Element> {
-        if let Some(tee) = self.encoders.get(&(mix, quality)) {
-            return Ok(tee.clone());
+        if let Some(encoder) = self.encoders.get(&(mix, quality)) {
+            return Ok(encoder.tee.clone());
         }
         let m = self.mixes.get(mix).context("no such mix")?;
-        let tee = build_encoder(
+        let (tee, x264) = build_encoder(
             &self.pipeline,
             &m.tee,
             m.size,
             quality,
             self.first_frame_seen.clone(),
         )?;
-        self.encoders.insert((mix, quality), tee.clone());
+        let encoder = Encoder {
+            tee: tee.clone(),
+            x264,
+            segmented: Arc::default(),
+        };
+        self.encoders.insert((mix, quality), encoder);
         Ok(tee)
+    }
+
+    /// HLS segments are cut from this encoder's stream: while the hold lives, its keyframes
+    /// keep their fixed interval (renditions stay aligned) and `ask_keyframe` leaves it alone.
+    pub fn keep_keyframe_interval(&self, mix: usize, quality: Quality) -> Option<KeyframeIntervalHold> {
+        let encoder = self.encoders.get(&(mix, quality))?;
+        encoder.segmented.store(true, Ordering::Relaxed);
+        Some(KeyframeIntervalHold(encoder.segmented.clone()))
+    }
+
+    /// Asks the encoder of `mix` at `quality` for a keyframe now, so that an output that joins
+    /// it (a recording or a push started during the call) starts at once rather than at the next
+    /// scheduled keyframe. False when it keeps its interval for HLS, or runs no such encoder.
+    pub fn ask_keyframe(&self, mix: usize, quality: Quality) -> bool {
+        let Some(encoder) = self
+            .encoders
+            .get(&(mix, quality))
+            .filter(|e| !e.segmented.load(Ordering::Relaxed))
+        else {
+            return false;
+        };
+        let request = gstreamer_video::UpstreamForceKeyUnitEvent::builder()
+            .all_headers(true)
+            .build();
+        encoder
+            .x264
+            .static_pad("src")
+            .is_some_and(|pad| pad.send_event(request))
     }
 
     /// The AAC stream (a tee to branch from).
@@ -687,7 +738,7 @@ fn build_encoder(
     mix_size: (u32, u32),
     quality: Quality,
     first_frame_seen: Arc<AtomicBool>,
-) -> anyhow::Result<gst::Element> {
+) -> anyhow::Result<(gst::Element, gst::Element)> {
     let p = presets();
     let mut chain = vec![make("queue")?];
     if quality.size() != mix_size {
@@ -720,7 +771,7 @@ fn build_encoder(
         element.sync_state_with_parent()?;
     }
     mix_tee.link(&chain[0])?;
-    Ok(tee)
+    Ok((tee, encoder))
 }
 
 fn build_audio(pipeline: &gst::Pipeline) -> anyhow::Result<(gst::Element, gst::Element, gst::Element)> {

@@ -12,7 +12,7 @@ mod speech;
 mod tap;
 mod timeline;
 
-pub use composite::{Composite, GraphNotice, MixScene, MixSpec};
+pub use composite::{Composite, GraphNotice, KeyframeIntervalHold, MixScene, MixSpec};
 pub use frames::{FrameHandler, FrameTap, StillFrame};
 pub use mp4_inspect::{Mp4Summary, TrackSummary, inspect as inspect_mp4};
 pub use mp4_padding::{PADDING_WORTH_REMOVING, remove_padding};

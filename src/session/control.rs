@@ -232,7 +232,7 @@ fn start_recording(
     } else {
         section
     };
-    const STARTING: &str = "call.recording_started follows when its part opens, at the next keyframe";
+    const STARTING: &str = "call.recording_started follows when its part opens, at the next keyframe (asked of the encoder at once unless HLS keeps its interval)";
     if let Some(recording) = running.outputs.recording.as_mut() {
         if !recording.stopped_alone {
             return Err("the recording is running already".into());
@@ -242,10 +242,13 @@ fn start_recording(
         if given && same(&asked) != same(&job.recording) {
             return Err("the recording section: a recording of this job starts again with the settings it had; give no section, or the same".into());
         }
-        return match recording.restart() {
-            true => Ok(format!("recording starting again; {STARTING}")),
-            false => Err("the recording cannot start again: the call is ending".into()),
-        };
+        if !recording.restart() {
+            return Err("the recording cannot start again: the call is ending".into());
+        }
+        if let Some((mix, quality)) = recording.video() {
+            running.graph.ask_keyframe(mix, quality);
+        }
+        return Ok(format!("recording starting again; {STARTING}"));
     }
     let with_recording = checked_section(job, OutputKind::Recording, &section, media_dir)?;
     let config = with_recording
@@ -263,6 +266,9 @@ fn start_recording(
     let mut recording = RecordingOutput::attach(running.graph, &with_recording, config, mix, &spool)
         .map_err(|e| format!("the recording cannot start: {e:#}"))?;
     recording.started_during_the_call();
+    if let Some(mix) = mix {
+        running.graph.ask_keyframe(mix, config.quality);
+    }
     running.outputs.recording = Some(recording);
     Ok(format!("recording starting; {STARTING}"))
 }

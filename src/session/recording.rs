@@ -37,6 +37,8 @@ pub struct RecordingOutput {
     pub stopped_alone: bool,
     /// Started during the call: announced started when its first part opens.
     announce_first_part: bool,
+    /// The mix and size of its pictures (none for audio only).
+    video: Option<(usize, crate::job::Quality)>,
     /// Started during the call (not by the job): a call that ends before its first part
     /// fails this recording alone, not the job.
     pub joined_late: bool,
@@ -82,6 +84,7 @@ impl RecordingOutput {
             pauses: Vec::new(),
             stopped_alone: false,
             announce_first_part: false,
+            video: mix.map(|m| (m, config.quality)),
             joined_late: false,
         })
     }
@@ -91,6 +94,11 @@ impl RecordingOutput {
     pub fn started_during_the_call(&mut self) {
         self.announce_first_part = true;
         self.joined_late = true;
+    }
+
+    /// The mix and size of its pictures (none for audio only).
+    pub fn video(&self) -> Option<(usize, crate::job::Quality)> {
+        self.video
     }
 
     /// Records again after a stop alone, with the same settings; the next part opens at the

@@ -33,6 +33,8 @@ pub struct HlsFeeds {
     /// Each tee pad and the branch entry it feeds.
     feeds: Vec<(gst::Element, gst::Pad, gst::Pad)>,
     elements: Vec<gst::Element>,
+    /// The encoders' fixed keyframe interval, kept until the feeds are removed.
+    holds: Vec<crate::media::KeyframeIntervalHold>,
 }
 
 impl HlsFeeds {
@@ -126,6 +128,7 @@ pub fn attach_hls(
         if let Some(quality) = track.video() {
             let mix = spec.mix.context("a video rendition without a mix")?;
             let video = composite.encoded_video(mix, quality)?;
+            feeds.holds.extend(composite.keep_keyframe_interval(mix, quality));
             feed(
                 composite.pipeline(),
                 &video,

@@ -78,6 +78,9 @@ impl RtmpBranch {
             tee_pad.link(&ghost)?;
             linked.push((tee, tee_pad));
         }
+        // A push that joins a running encoder (started or reconnected during the call) starts
+        // at once, not at the next scheduled keyframe.
+        composite.ask_keyframe(mix, quality);
         Ok(RtmpBranch {
             bin,
             sink,
