@@ -26,5 +26,5 @@ echo "== Janus join latency and ingest CPU =="
 cargo test --release --locked --test janus -- --ignored --nocapture bench_join_latency_and_ingest_cpu 2>&1 \
   | grep -E "^(run|join latency|[0-9]+ publisher|ingest per)"
 echo "== control messages to their effect =="
-cargo test --release --locked --test fleet -- --ignored --nocapture bench_control_to_effect 2>&1 \
+cargo test --release --locked --test fleet -- --ignored --nocapture --test-threads=1 bench_control_to_effect bench_hls_started_during_the_call 2>&1 \
   | grep -E "^control:"

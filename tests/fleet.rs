@@ -1827,7 +1827,7 @@ fn seconds_between(from: &Value, to: &Value) -> f64 {
 }
 
 #[test]
-fn a_job_with_no_output_records_only_between_the_starts_and_stops_it_is_given() {
+fn a_job_with_no_output_records_only_between_the_starts_and_stops_it_is_given_and_gets_hls_later() {
     let fleet = Fleet::new("no-output");
     let scratch = Scratch::new("fleet-no-output");
     let _worker = fleet.worker(&scratch, "a", 1.6);
@@ -1910,6 +1910,42 @@ fn a_job_with_no_output_records_only_between_the_starts_and_stops_it_is_given() 
             assert!(stderr.contains("the settings it had"), "{stderr}");
         }
     }
+    // HLS started after the recordings, from the same composite; then stopped alone.
+    let hls_section = scratch.dir.join("hls.json");
+    std::fs::write(
+        &hls_section,
+        json!({ "quality_tracks": ["360p"], "segment_duration_s": 2 }).to_string(),
+    )
+    .unwrap();
+    let hls_section = hls_section.to_str().unwrap();
+    let (code, stderr) = cli(&fleet, &["start", &id, "--output", "hls", hls_section]);
+    assert_eq!(code, Some(0), "start hls: {stderr}");
+    let events = fleet.wait_until("hls started", Duration::from_secs(20), |events| {
+        !of_type(events, "call.hls_broadcasting_started").is_empty()
+    });
+    let (code, stderr) = cli(&fleet, &["start", &id, "--output", "hls", hls_section]);
+    assert_eq!(code, Some(1), "a second hls: {stderr}");
+    assert!(stderr.contains("hls is running already"), "{stderr}");
+    assert_eq!(status()["hls"]["status"], "running");
+    let master = of_type(&events, "call.hls_broadcasting_started")[0]["hls_playlist_url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let stored_playlist = Path::new(master.strip_prefix("file://").unwrap())
+        .with_file_name("360p")
+        .join("index.m3u8");
+    let (code, stderr) = cli(&fleet, &["stop", &id, "--output", "hls"]);
+    assert_eq!(code, Some(0), "stop hls: {stderr}");
+    fleet.wait_until("hls stopped", Duration::from_secs(20), |events| {
+        !of_type(events, "call.hls_broadcasting_stopped").is_empty()
+    });
+    let playlist = std::fs::read_to_string(&stored_playlist).unwrap();
+    assert!(playlist.trim_end().ends_with("#EXT-X-ENDLIST"), "{playlist}");
+    assert!(playlist.contains(".ts"), "{playlist}");
+    assert_eq!(decode_errors(&stored_playlist), "", "the broadcast decodes");
+    let (code, stderr) = cli(&fleet, &["start", &id, "--output", "hls", hls_section]);
+    assert_eq!(code, Some(1), "hls again: {stderr}");
+    assert!(stderr.contains("does not start again"), "{stderr}");
     poll("the job ends by itself", Duration::from_secs(30), || {
         match cli(&fleet, &["status", &id]) {
             (Some(1), stderr) if stderr.contains("no worker runs") => Ok(()),
@@ -1931,7 +1967,9 @@ fn a_job_with_no_output_records_only_between_the_starts_and_stops_it_is_given() 
             "call.recording_ready",
             "call.recording_started",
             "call.recording_stopped",
-            "call.recording_ready"
+            "call.recording_ready",
+            "call.hls_broadcasting_started",
+            "call.hls_broadcasting_stopped"
         ]
     );
     let ready = of_type(&events, "call.recording_ready");
@@ -1962,6 +2000,79 @@ fn a_job_with_no_output_records_only_between_the_starts_and_stops_it_is_given() 
     assert!(
         recorded_s < job_s - 4.0,
         "{recorded_s} s recorded in a job of {job_s} s: nothing before, between or after the takes"
+    );
+}
+
+/// CPU seconds a process has used so far (user and system, from /proc).
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the command name (which may hold spaces) start at ") ".
+    let fields: Vec<&str> = stat.rsplit_once(") ").unwrap().1.split_whitespace().collect();
+    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+    ticks / 100.0
+}
+
+/// Figures for `scripts/bench.sh`: the worker's CPU for a 30 s call whose HLS runs from the
+/// start, against the same call whose HLS is started 10 s in (it joins the recording's
+/// composite and encoder, so only its muxing is missing for those 10 s). Three runs of each,
+/// alternated, on one worker.
+#[test]
+#[ignore]
+fn bench_hls_started_during_the_call() {
+    let fleet = Fleet::new("bench-hls-start");
+    let scratch = Scratch::new("fleet-bench-hls-start");
+    let worker = fleet.worker(&scratch, "a", 1.6);
+    let pid = worker.child.id();
+    let hls = json!({ "quality_tracks": ["360p"], "segment_duration_s": 2 });
+    let section = scratch.dir.join("hls.json");
+    std::fs::write(&section, hls.to_string()).unwrap();
+    let (mut from_start, mut started_late) = (Vec::new(), Vec::new());
+    for run in 0..6 {
+        let late = run % 2 == 1;
+        let egress_id = format!("eg_bench_hls_{run}");
+        let mut job = json!({
+            "egress_id": egress_id,
+            "call_cid": format!("default:bench-hls-{run}"),
+            "source": { "type": "synthetic", "duration_s": 30, "participants": [
+                { "user_id": "alice", "video": { "pattern": "ball" }, "audio": "sine" },
+                { "user_id": "bob", "video": { "pattern": "smpte" }, "audio": "sine" } ] },
+            "recording": { "quality": "360p" },
+            "storage": { "storage_type": "local", "path": "bench/" }
+        });
+        if !late {
+            job["hls"] = hls.clone();
+        }
+        let before = cpu_seconds(pid);
+        let id = fleet.submit(&scratch, &job);
+        let mine = |events: &[Value], kind: &str| {
+            of_type(events, kind)
+                .iter()
+                .filter(|e| e["egress_id"] == egress_id.as_str())
+                .count()
+        };
+        let events = fleet.wait_until("recording started", Duration::from_secs(30), |events| {
+            mine(events, "call.recording_started") == 1
+        });
+        if late {
+            let started = time_of(&of_type(&events, "call.recording_started").last().unwrap()["created_at"]);
+            let wait = started + chrono::Duration::seconds(10) - chrono::Utc::now();
+            std::thread::sleep(wait.to_std().unwrap_or_default());
+            fleet.cli_ok(&["start", &id, "--output", "hls", section.to_str().unwrap()]);
+        }
+        fleet.wait_until("the job ended", Duration::from_secs(90), |events| {
+            mine(events, "call.recording_ready") == 1 && mine(events, "call.hls_broadcasting_stopped") == 1
+        });
+        let used = cpu_seconds(pid) - before;
+        match late {
+            false => from_start.push(used),
+            true => started_late.push(used),
+        }
+    }
+    let (early, _) = median_and_max(from_start.clone());
+    let (late, _) = median_and_max(started_late.clone());
+    println!(
+        "control: worker CPU for a 30 s call, HLS from the start: median {early:.2} s {from_start:?}; HLS started at 10 s: median {late:.2} s {started_late:?}; ratio {:.3}",
+        late / early
     );
 }
 

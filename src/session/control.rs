@@ -3,7 +3,7 @@
 
 use super::{
     Emit, JobControl, JobIdentity, OutputKind, Outputs, PausableOutput, StoppableOutput, call::LiveCall,
-    call_time_now, recording::RecordingOutput, rtmp::RtmpOutput, secrets_of_refused,
+    call_time_now, hls::HlsOutput, recording::RecordingOutput, rtmp::RtmpOutput, secrets_of_refused,
 };
 use crate::events::EventBody;
 use crate::job::Job;
@@ -132,7 +132,7 @@ pub(super) fn apply_control(
                 (n, _) => Ok(format!("{n} rtmp push(es) stopped")),
             }
         }
-        JobControl::Start { output, section } => start_output(output, section, job, media_dir, running),
+        JobControl::Start { output, section } => start_output(output, section, job, id, media_dir, running),
     })
 }
 
@@ -143,14 +143,16 @@ fn start_output(
     output: OutputKind,
     section: serde_json::Value,
     job: &Job,
+    id: &JobIdentity,
     media_dir: &std::path::Path,
     running: &mut Running,
 ) -> Answer {
     match output {
         OutputKind::Rtmp => start_push(section, job, media_dir, running),
         OutputKind::Recording => start_recording(section, job, media_dir, running),
+        OutputKind::Hls => start_hls(section, job, id, media_dir, running),
         other => Err(format!(
-            "starting {} during the call is not supported yet; give it in the job (recording and rtmp start during the call)",
+            "starting {} during the call is not supported yet; give it in the job (recording, hls and rtmp start during the call)",
             other.name()
         )),
     }
@@ -271,4 +273,48 @@ fn start_recording(
     }
     running.outputs.recording = Some(recording);
     Ok(format!("recording starting; {STARTING}"))
+}
+
+/// Starts a live HLS broadcast the job did not have, from the section (the job's shape). It
+/// joins the running composite of its layout (the recording's when it names none) and the
+/// encoders of its sizes; `call.hls_broadcasting_started` follows once every rendition has a
+/// segment stored. A broadcast that was stopped does not start again: its playlists are ended.
+fn start_hls(
+    section: serde_json::Value,
+    job: &Job,
+    id: &JobIdentity,
+    media_dir: &std::path::Path,
+    running: &mut Running,
+) -> Answer {
+    if let Some(hls) = &running.outputs.hls {
+        return Err(match hls.running() {
+            true => "hls is running already".into(),
+            false => {
+                "hls ran in this job and was stopped; its playlists are ended, so it does not start again"
+                    .into()
+            }
+        });
+    }
+    let with_hls = checked_section(job, OutputKind::Hls, &section, media_dir)?;
+    let config = with_hls
+        .hls
+        .as_ref()
+        .ok_or_else(|| "the hls section: expected an object".to_owned())?;
+    let largest = config
+        .quality_tracks
+        .iter()
+        .filter_map(|t| t.video())
+        .max_by_key(|q| q.size().0 * q.size().1);
+    let mix = match largest {
+        Some(quality) => Some(running.call.mix_for(config.layout.as_ref(), quality)?),
+        None => None,
+    };
+    let spool = running.uploader.spool().dir.clone();
+    let hls = HlsOutput::attach(running.graph, &with_hls, &id.egress_id, config, mix, &spool)
+        .map_err(|e| format!("hls cannot start: {e:#}"))?;
+    running.outputs.hls = Some(hls);
+    Ok(
+        "hls starting; call.hls_broadcasting_started follows once every rendition has a segment stored"
+            .into(),
+    )
 }

@@ -347,7 +347,7 @@ pub fn run(
                     error: error.clone(),
                 });
             }
-            if job.hls.is_some() && !lost.contains(&Output::Hls) && running("hls") {
+            if (job.hls.is_some() || asked("hls")) && !lost.contains(&Output::Hls) && running("hls") {
                 emit(EventBody::HlsFailed { error: error.clone() });
             }
             let pushes: BTreeSet<String> = job

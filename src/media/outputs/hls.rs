@@ -94,6 +94,14 @@ fn feed(
         .context("parser without src")?
         .link(sink_pad)?;
     let entry = queue.static_pad("sink").context("queue without sink")?;
+    if parser == "h264parse" {
+        // Started during the call, the branch may join mid-GOP: its first segment must open
+        // on a keyframe.
+        super::drop_until_keyframe(&entry);
+    }
+    // Playing before the tee feeds it (HLS started during the call).
+    queue.sync_state_with_parent()?;
+    parse.sync_state_with_parent()?;
     let tee_pad = tee.request_pad_simple("src_%u").context("tee pad")?;
     tee_pad.link(&entry)?;
     feeds.feeds.push((tee.clone(), tee_pad, entry));
@@ -125,6 +133,9 @@ pub fn attach_hls(
         // rendition would misalign the others.
         sink.set_property("send-keyframe-requests", false);
         composite.pipeline().add(&sink)?;
+        // splitmuxsink's own sinks are not async: a sink added to the playing pipeline does not
+        // make it lose its state.
+        sink.sync_state_with_parent()?;
         if let Some(quality) = track.video() {
             let mix = spec.mix.context("a video rendition without a mix")?;
             let video = composite.encoded_video(mix, quality)?;

@@ -70,6 +70,16 @@ pub(crate) fn isolating_ghost_pad(target: &gst::Pad, name: &str) -> anyhow::Resu
     Ok(ghost)
 }
 
+/// Drops the pictures that reach `pad` before the first keyframe: a branch linked to an encoder
+/// mid-GOP then starts decodable.
+pub(crate) fn drop_until_keyframe(pad: &gst::Pad) {
+    pad.add_probe(gst::PadProbeType::BUFFER, |_, info| match info.buffer() {
+        Some(buffer) if buffer.flags().contains(gst::BufferFlags::DELTA_UNIT) => gst::PadProbeReturn::Drop,
+        Some(_) => gst::PadProbeReturn::Remove,
+        None => gst::PadProbeReturn::Ok,
+    });
+}
+
 /// A parser of a shared encoder's stream: H.264 gets its parameter sets before every keyframe,
 /// so that an output which starts late (a reconnecting push) can start at any keyframe.
 pub(crate) fn prepare_parser(parse: &gst::Element) {
