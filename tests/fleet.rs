@@ -2054,6 +2054,9 @@ fn bench_hls_started_during_the_call() {
             mine(events, "call.recording_started") == 1
         });
         if late {
+            // A benchmark, not a test: 10 s of the call by the clock from the started event.
+            // Probing the part being written meanwhile would load the machine whose CPU is
+            // measured, in this arm only.
             let started = time_of(&of_type(&events, "call.recording_started").last().unwrap()["created_at"]);
             let wait = started + chrono::Duration::seconds(10) - chrono::Utc::now();
             std::thread::sleep(wait.to_std().unwrap_or_default());
