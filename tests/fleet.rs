@@ -1623,19 +1623,20 @@ fn outputs_stopped_alone_end_while_the_call_and_the_others_run_on() {
         "b ran to the end of the call"
     );
 
-    // What the viewers of each destination got, and the recording: each as long as it ran.
+    // What the viewers of each destination got, and the recording: each as long as it ran. The
+    // pictures are compared (one encoder feeds all three, so they end where each was stopped);
+    // the sound of a push runs on past its last picture by the encoder's latency.
+    let last_picture = |file: &Path| video_times(file).last().copied().unwrap_or(0.0);
     let received = |key: &str| {
         let files = server.received(key);
         assert_eq!(files.len(), 1, "{key}: {files:?}");
         assert_eq!(decode_errors(&files[0]), "", "{key} decodes cleanly");
         let silent = seconds_without_sound(&files[0]);
         assert!(silent < 1.0, "{key}: {silent} s of pictures without sound");
-        duration_s(&probe(&files[0]))
+        last_picture(&files[0])
     };
     let (first, second) = (received(keys[0]), received(keys[1]));
-    let recorded = duration_s(&probe(&recording_file(
-        of_type(&events, "call.recording_ready")[0],
-    )));
+    let recorded = last_picture(&recording_file(of_type(&events, "call.recording_ready")[0]));
     assert!(
         first < recorded && recorded < second,
         "a {first} s, recording {recorded} s, b {second} s"
