@@ -3,7 +3,13 @@
 //! invalid jobs land in the dead-letter queue with a failed event, and `egress stop` reaches the
 //! right job. Each test has its own queue and exchange names.
 
+#[allow(dead_code)]
+#[path = "janus/bed.rs"]
+mod bed;
 mod common;
+#[allow(dead_code)]
+#[path = "janus/publisher.rs"]
+mod publisher;
 
 use common::*;
 use futures_lite::StreamExt;
@@ -1598,7 +1604,7 @@ fn outputs_stopped_alone_end_while_the_call_and_the_others_run_on() {
     assert_eq!(code, Some(2), "a usage error: {stderr}");
     assert!(
         stderr.contains(
-            "expected recording, hls, frame_recording, transcription, closed_captions, rtmp or rtmp:NAME"
+            "expected recording, hls, frame_recording, transcription, closed_captions, thumbnails, rtmp or rtmp:NAME"
         ),
         "{stderr}"
     );
@@ -1671,7 +1677,10 @@ fn outputs_start_and_stop_during_the_call_and_the_job_ends_when_none_is_left() {
     let fleet = Fleet::new("start-output");
     let scratch = Scratch::new("fleet-start-output");
     let server = RtmpServer::new(scratch.dir.join("nginx"));
-    let _worker = fleet.worker(&scratch, "a", 1.6);
+    let graphs = scratch.dir.join("graphs");
+    std::fs::create_dir_all(&graphs).unwrap();
+    let graph_dir = graphs.to_str().unwrap().to_owned();
+    let _worker = fleet.worker_with(&scratch, "a", 1.6, &[("EGRESS_GRAPH_DIR", graph_dir)]);
     let url = format!("rtmp://127.0.0.1:{}/live", server.port);
     let keys = ["sk-from-start-5e2a", "sk-added-later-91c4"];
     let call_s = 60.0;
@@ -1708,6 +1717,12 @@ fn outputs_start_and_stop_during_the_call_and_the_job_ends_when_none_is_left() {
             .iter()
             .any(|e| e["name"] == "c")
     });
+    // The graph as push c joined it: its branch off the one 360p encoder that ran, no second one.
+    let dot = std::fs::read_to_string(graphs.join("eg_start_output.dot")).unwrap();
+    assert!(dot.contains("rtmp-c"), "the graph shows push c");
+    let encoders = dot.lines().filter(|l| l.contains("GstX264Enc")).count();
+    assert_eq!(encoders, 1, "one x264 for one size");
+    assert!(!dot.contains(keys[1]), "no stream key in the graph");
     let status = || serde_json::from_slice::<Value>(&fleet.cli_ok(&["status", &id])).unwrap();
     let now = status();
     let names: Vec<&str> = now["rtmps"]
@@ -1812,6 +1827,130 @@ fn outputs_start_and_stop_during_the_call_and_the_job_ends_when_none_is_left() {
     assert_eq!(decode_errors(&files[0]), "", "push c decodes");
     let silent = seconds_without_sound(&files[0]);
     assert!(silent < 1.0, "push c: {silent} s of pictures without sound");
+}
+
+/// The file behind a `file://` URL of local storage.
+fn stored_file(url: &Value) -> std::path::PathBuf {
+    std::path::PathBuf::from(url.as_str().unwrap().strip_prefix("file://").unwrap())
+}
+
+#[test]
+fn frames_and_thumbnails_start_and_stop_during_the_call() {
+    let fleet = Fleet::new("start-stills");
+    let scratch = Scratch::new("fleet-start-stills");
+    let _worker = fleet.worker(&scratch, "a", 1.6);
+    let job = json!({
+        "egress_id": "eg_start_stills",
+        "call_cid": "default:start-stills",
+        "source": { "type": "synthetic", "duration_s": 60.0, "participants": [
+            { "user_id": "alice", "video": { "color": "#e02020" } },
+            { "user_id": "bob", "video": { "color": "#2040e0" } } ] },
+        "recording": { "quality": "360p" },
+        "storage": { "storage_type": "local", "path": "fleet/" }
+    });
+    let id = fleet.submit(&scratch, &job);
+    fleet.wait_until("recording started", Duration::from_secs(30), |events| {
+        !of_type(events, "call.recording_started").is_empty()
+    });
+    let section = |name: &str, value: Value| {
+        let path = scratch.dir.join(name);
+        std::fs::write(&path, value.to_string()).unwrap();
+        path.to_str().unwrap().to_owned()
+    };
+    let frames = section("frames.json", json!({ "capture_interval_in_seconds": 2 }));
+    let asked_at = chrono::Utc::now();
+    let (code, stderr) = cli(&fleet, &["start", &id, "--output", "frame_recording", &frames]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let (code, stderr) = cli(&fleet, &["start", &id, "--output", "frame_recording", &frames]);
+    assert_eq!(code, Some(1), "a second start: {stderr}");
+    assert!(stderr.contains("running already"), "{stderr}");
+    let stills_of = |events: &[Value], user: &str| -> usize {
+        of_type(events, "call.frame_recording_ready")
+            .iter()
+            .filter(|e| e["users"].get(user).is_some())
+            .count()
+    };
+    fleet.wait_until("two stills of each", Duration::from_secs(20), |events| {
+        stills_of(events, "alice") >= 2 && stills_of(events, "bob") >= 2
+    });
+    let (code, stderr) = cli(&fleet, &["stop", &id, "--output", "frame_recording"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let stopped_at = chrono::Utc::now();
+    let status = || serde_json::from_slice::<Value>(&fleet.cli_ok(&["status", &id])).unwrap();
+    assert_eq!(status()["frame_recording"]["status"], "stopped");
+
+    // Thumbnails from the composite, every 2 s; two of them prove time ran past the stop.
+    let thumbnails = section("thumbnails.json", json!({ "interval_s": 2 }));
+    let (code, stderr) = cli(&fleet, &["start", &id, "--output", "thumbnails", &thumbnails]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let events = fleet.wait_until("two thumbnails", Duration::from_secs(20), |events| {
+        of_type(events, "call.thumbnail_ready").len() >= 2
+    });
+    let now = status();
+    let image_url = &now["thumbnails"]["image_url"];
+    assert!(
+        image_url
+            .as_str()
+            .unwrap()
+            .ends_with("thumbnails/default_start-stills/thumbnail.jpg"),
+        "{now}"
+    );
+    let thumbnail = probe(&stored_file(image_url));
+    assert_eq!(thumbnail["streams"][0]["codec_name"], "mjpeg", "{thumbnail}");
+    assert_eq!(thumbnail["streams"][0]["width"], 320, "{thumbnail}");
+    let (code, stderr) = cli(&fleet, &["stop", &id, "--output", "thumbnails"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let (code, stderr) = cli(&fleet, &["stop", &id, "--output", "thumbnails"]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("not running"), "{stderr}");
+
+    // Stills only between the start and the stop, each a picture of its participant.
+    let stills = of_type(&events, "call.frame_recording_ready");
+    for still in &stills {
+        let at = time_of(&still["captured_at"]);
+        assert!(
+            at >= asked_at - chrono::Duration::milliseconds(500) && at <= stopped_at,
+            "a still at {at}, outside {asked_at}..{stopped_at}"
+        );
+        let file = stored_file(&still["url"]);
+        let bytes = std::fs::read(&file).unwrap();
+        assert_eq!(&bytes[..2], [0xff, 0xd8], "{} is a JPEG", file.display());
+    }
+    let taken = stills.len();
+
+    // Started again: stills again, from the new start.
+    let again_at = chrono::Utc::now();
+    let (code, stderr) = cli(&fleet, &["start", &id, "--output", "frame_recording", &frames]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let events = fleet.wait_until("a still after the restart", Duration::from_secs(20), |events| {
+        of_type(events, "call.frame_recording_ready")
+            .iter()
+            .any(|e| time_of(&e["captured_at"]) >= again_at)
+    });
+    let between = of_type(&events, "call.frame_recording_ready")
+        .iter()
+        .filter(|e| {
+            let at = time_of(&e["captured_at"]);
+            at > stopped_at && at < again_at
+        })
+        .count();
+    assert_eq!(between, 0, "no still while stopped ({taken} before)");
+    fleet.cli_ok(&["stop", &id]);
+    let events = fleet.wait_until("recording stored", Duration::from_secs(30), |events| {
+        !of_type(events, "call.recording_ready").is_empty()
+            && of_type(events, "call.frame_recording_stopped").len() >= 2
+    });
+    let types: Vec<&str> = events
+        .iter()
+        .filter(|e| e["egress_id"] == "eg_start_stills")
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    let count = |t: &str| types.iter().filter(|&&x| x == t).count();
+    assert_eq!(count("call.frame_recording_started"), 2, "{types:?}");
+    assert_eq!(count("call.frame_recording_stopped"), 2, "{types:?}");
+    assert_eq!(count("call.recording_stopped"), 1, "{types:?}");
+    let failures = types.iter().filter(|t| t.ends_with("_failed")).count();
+    assert_eq!(failures, 0, "{types:?}");
 }
 
 /// The recording part being written in a worker's spool, and how many seconds it holds (its
@@ -2234,4 +2373,118 @@ fn bench_control_to_effect() {
         "control: recording stop to call.recording_stopped, 15 tries: median {median:.2} s, max {max:.2} s"
     );
     println!("control: recording stop to call.recording_ready (part stored): {recording_ready:.2} s");
+}
+
+/// A colour `0xRRGGBB` as bytes.
+fn rgb(colour: u32) -> [u8; 3] {
+    [(colour >> 16) as u8, (colour >> 8) as u8, colour as u8]
+}
+
+#[test]
+fn a_janus_call_recorded_twice_by_control_while_publishers_come_and_go_gives_two_whole_parts() {
+    use publisher::{Publisher, Publishing};
+    const RED: u32 = 0xd03030;
+    const GREEN: u32 = 0x30a040;
+    const BLUE: u32 = 0x3050d0;
+    let bed = bed::JanusBed::start();
+    let fleet = Fleet::new("janus-twice");
+    let scratch = Scratch::new("fleet-janus-twice");
+    let _worker = fleet.worker(&scratch, "a", 1.6);
+    let alice = Publisher::join(&bed.url, 1234, Publishing::camera("alice", RED, 400.0));
+    alice.wait_published(Duration::from_secs(10));
+    // No output at the start: the job joins the call and waits.
+    let job = json!({
+        "egress_id": "eg_janus_twice",
+        "call_cid": "default:janus-twice",
+        "source": { "type": "janus", "url": bed.url, "room": 1234 },
+        "limits": { "idle_output_timeout_s": 120, "max_duration_seconds": 150 },
+        "storage": { "storage_type": "local", "path": "fleet/" }
+    });
+    let id = fleet.submit(&scratch, &job);
+    poll("the job runs", Duration::from_secs(20), || {
+        match cli(&fleet, &["status", &id]) {
+            (Some(0), _) => Ok(()),
+            seen => Err(format!("{seen:?}")),
+        }
+    });
+    let section = scratch.dir.join("recording.json");
+    std::fs::write(&section, json!({ "quality": "360p" }).to_string()).unwrap();
+    let section = section.to_str().unwrap().to_owned();
+    let ready = |events: &[Value]| of_type(events, "call.recording_ready").len();
+
+    // First part: alice, then bob joins.
+    let (code, stderr) = cli(&fleet, &["start", &id, "--output", "recording", &section]);
+    assert_eq!(code, Some(0), "{stderr}");
+    fleet.wait_until("recording started", Duration::from_secs(20), |events| {
+        !of_type(events, "call.recording_started").is_empty()
+    });
+    let bob = Publisher::join(&bed.url, 1234, Publishing::camera("bob", GREEN, 700.0));
+    bob.wait_published(Duration::from_secs(10));
+    poll(
+        "bob recorded for a while",
+        Duration::from_secs(30),
+        || match recorded_in_spool(&scratch) {
+            Some(s) if s >= 6.0 => Ok(()),
+            seen => Err(format!("{seen:?}")),
+        },
+    );
+    let (code, stderr) = cli(&fleet, &["stop", &id, "--output", "recording"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    fleet.wait_until("first part stored", Duration::from_secs(20), |events| {
+        ready(events) == 1
+    });
+
+    // Second part, started again: bob has left, carol has come.
+    bob.leave();
+    let carol = Publisher::join(&bed.url, 1234, Publishing::camera("carol", BLUE, 1000.0));
+    carol.wait_published(Duration::from_secs(10));
+    let (code, stderr) = cli(&fleet, &["start", &id, "--output", "recording"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    fleet.wait_until("recording started again", Duration::from_secs(20), |events| {
+        of_type(events, "call.recording_started").len() == 2
+    });
+    poll("carol recorded for a while", Duration::from_secs(30), || {
+        let events = fleet.events();
+        let second_open = ready(&events) == 1;
+        match recorded_in_spool(&scratch) {
+            Some(s) if second_open && s >= 5.0 => Ok(()),
+            seen => Err(format!("{seen:?}")),
+        }
+    });
+    let (code, stderr) = cli(&fleet, &["stop", &id, "--output", "recording"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let events = fleet.wait_until("second part stored", Duration::from_secs(20), |events| {
+        ready(events) == 2
+    });
+    fleet.cli_ok(&["stop", &id]);
+    drop((alice, carol));
+
+    let parts: Vec<std::path::PathBuf> = of_type(&events, "call.recording_ready")
+        .iter()
+        .map(|e| recording_file(e))
+        .collect();
+    let tiles = |file: &Path, at_s: f64, colours: &[u32], what: &str| {
+        let frame = Frame::at(file, at_s, 640, 360);
+        for colour in colours {
+            let share = share_of(&frame, rgb(*colour));
+            assert!(share > 0.05, "{what}: {colour:06x} covers {share:.3} at {at_s} s");
+        }
+    };
+    let first = duration_s(&probe(&parts[0]));
+    assert!(first >= 5.5, "first part: {first} s");
+    assert_eq!(decode_errors(&parts[0]), "", "the first part decodes");
+    tiles(&parts[0], first - 1.0, &[RED, GREEN], "first part, at its end");
+    let second = duration_s(&probe(&parts[1]));
+    assert!(second >= 4.5, "second part: {second} s");
+    assert_eq!(decode_errors(&parts[1]), "", "the second part decodes");
+    tiles(&parts[1], second - 1.0, &[RED, BLUE], "second part, at its end");
+    let late = Frame::at(&parts[1], second - 1.0, 640, 360);
+    assert!(share_of(&late, rgb(GREEN)) < 0.01, "bob has left the second part");
+    let types: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(
+        types.iter().filter(|t| **t == "call.recording_stopped").count(),
+        2,
+        "{types:?}"
+    );
+    assert!(!types.iter().any(|t| t.ends_with("_failed")), "{types:?}");
 }

@@ -299,3 +299,65 @@ fn urls_with_passwords_stay_hidden_and_the_spool_is_private() {
     let mode = std::fs::metadata(&stored).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o644, "stored files are readable by the storage's readers");
 }
+
+/// A media pipeline error mid-job (here: the folder HLS writes its next segment to is gone,
+/// a file in its place) fails the job: every output that ran is announced failed once, and
+/// none is also announced stopped.
+#[test]
+fn a_pipeline_error_mid_job_fails_each_running_output_once_and_stops_none() {
+    let _alone = alone();
+    let scratch = Scratch::new("isolation-pipeline-error");
+    let server = RtmpServer::new(scratch.dir.join("nginx"));
+    let job = json!({
+        "egress_id": "eg_pipeline_error",
+        "call_cid": "default:pipeline-error",
+        "source": { "type": "synthetic", "duration_s": 60.0, "participants": participants() },
+        "recording": { "quality": "360p" },
+        "hls": { "quality_tracks": ["360p"], "segment_duration_s": 2 },
+        "frame_recording": { "capture_interval_in_seconds": 2, "quality": "360p" },
+        "rtmp": [{ "name": "live", "stream_url": format!("rtmp://127.0.0.1:{}/live", server.port),
+                   "stream_key": "sk-pipeline-error", "quality": "360p" }],
+        "storage": { "storage_type": "local" }
+    });
+    let mut running = Running::spawn(&scratch, &job, &[]);
+    for started in [
+        "call.recording_started",
+        "call.hls_broadcasting_started",
+        "call.frame_recording_started",
+        "call.rtmp_broadcast_started",
+    ] {
+        running.wait_for(started, Duration::from_secs(30));
+    }
+    let rendition = scratch.out().join(".spool/eg_pipeline_error/hls/360p");
+    assert!(rendition.is_dir(), "{} is where HLS writes", rendition.display());
+    std::fs::remove_dir_all(&rendition).unwrap();
+    std::fs::write(&rendition, b"not a folder").unwrap();
+    let (status, events) = running.end(Duration::from_secs(60));
+    assert!(!status.success(), "the job reports its failure");
+    let types = event_types(&events);
+    let count = |t: &str| types.iter().filter(|x| x.as_str() == t).count();
+    for output in ["recording", "hls_broadcasting", "frame_recording"] {
+        assert_eq!(count(&format!("call.{output}_failed")), 1, "{output}: {types:?}");
+        assert_eq!(count(&format!("call.{output}_stopped")), 0, "{output}: {types:?}");
+    }
+    assert_eq!(
+        of(&events, "call.rtmp_broadcast_failed", "live").len(),
+        1,
+        "{types:?}"
+    );
+    assert_eq!(
+        of(&events, "call.rtmp_broadcast_stopped", "live").len(),
+        0,
+        "{types:?}"
+    );
+    let failed = events
+        .iter()
+        .find(|e| e["type"] == "call.hls_broadcasting_failed")
+        .unwrap();
+    let error = failed["error"].as_str().unwrap();
+    assert!(
+        error.contains("pipeline"),
+        "the reason names the pipeline error: {error}"
+    );
+    assert!(!error.contains("sk-pipeline-error"), "{error}");
+}

@@ -84,6 +84,20 @@ struct Mix {
     overlay: SharedTimeline<Option<gst_video::VideoOverlayComposition>>,
 }
 
+/// Takes a branch off the tee that feeds it while the stream runs.
+fn remove_branch(pipeline: &gst::Pipeline, bin: &gst::Bin) {
+    if let Some(sink) = bin.static_pad("sink")
+        && let Some(tee_pad) = sink.peer()
+    {
+        let _ = tee_pad.unlink(&sink);
+        if let Some(tee) = tee_pad.parent_element() {
+            tee.release_request_pad(&tee_pad);
+        }
+    }
+    let _ = bin.set_state(gst::State::Null);
+    let _ = pipeline.remove(bin);
+}
+
 /// One track's way into one aggregator.
 struct Branch {
     pad: gst::Pad,
@@ -206,9 +220,25 @@ impl Composite {
         self.speech = Some(tap);
     }
 
-    /// Captures a still of every video track added from now on, one per `tap.interval`.
-    pub fn capture_frames(&mut self, tap: super::FrameTap) {
+    /// Captures a still of every video track, one per `tap.interval`: those added from now on
+    /// and those in the call already (a frame recording started during the call; one started
+    /// again replaces the branches of the one before).
+    pub fn capture_frames(&mut self, tap: super::FrameTap) -> anyhow::Result<()> {
+        for (id, input) in &mut self.inputs {
+            let Some(front) = input.last_frame.as_ref().and(input.head.last()) else {
+                continue;
+            };
+            if let Some(old) = input.capture.take() {
+                remove_branch(&self.pipeline, &old);
+            }
+            let bin = super::frames::capture_branch(id, &tap, self.cut_at.clone(), false)?;
+            self.pipeline.add(&bin)?;
+            front.link(&bin)?;
+            bin.sync_state_with_parent()?;
+            input.capture = Some(bin);
+        }
         self.frames = Some(tap);
+        Ok(())
     }
 
     /// Stills of the picture of `mix` as outputs show it (after the overlay), one per

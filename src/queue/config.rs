@@ -90,6 +90,9 @@ pub struct WorkerSection {
     /// A CA file (PEM) trusted beside the system's by the worker's own TLS clients (Janus
     /// `wss://`, WHEP `https://`); `EGRESS_TLS_CA_FILE` sets it too.
     pub tls_ca_file: Option<PathBuf>,
+    /// Where each job's media graph (Graphviz, `EGRESS_ID.dot`, without secrets) is written
+    /// once media flows and again after each output started during the call; none when unset.
+    pub graph_dir: Option<PathBuf>,
 }
 
 impl Default for WorkerSection {
@@ -108,6 +111,7 @@ impl Default for WorkerSection {
             ops_address: None,
             whisper_model: None,
             tls_ca_file: None,
+            graph_dir: None,
         }
     }
 }
@@ -265,6 +269,9 @@ impl WorkerConfig {
         }
         if let Some(value) = var("EGRESS_TLS_CA_FILE") {
             self.worker.tls_ca_file = Some(value.into());
+        }
+        if let Some(value) = var("EGRESS_GRAPH_DIR") {
+            self.worker.graph_dir = Some(value.into());
         }
         Ok(())
     }

@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 /// A job running on this worker.
 struct RunningJob {
     stop: Arc<AtomicBool>,
-    updates: std::sync::mpsc::Sender<session::ControlRequest>,
+    updates: session::ControlSender,
     cost: f64,
     /// The delivery to settle when the job ends (the latest, after a redelivery).
     delivery: Delivery,
@@ -488,7 +488,7 @@ impl Worker {
 
     fn start(&mut self, egress_id: String, validated: ValidatedJob, cost: f64, delivery: Delivery) {
         let stop = Arc::new(AtomicBool::new(false));
-        let (updates, update_rx) = std::sync::mpsc::channel();
+        let (updates, inbox) = session::inbox();
         let worker = &self.config.worker;
         let options = RunOptions {
             out_dir: worker.out_dir.clone(),
@@ -496,10 +496,13 @@ impl Worker {
             backup_dir: worker.backup_dir(),
             media_dir: worker.media_dir.clone(),
             launched: Instant::now(),
-            dot_file: None,
+            dot_file: worker
+                .graph_dir
+                .as_ref()
+                .map(|dir| dir.join(format!("{egress_id}.dot"))),
             decode_every_frame: false,
             retry: worker.retry(),
-            updates: Some(Mutex::new(update_rx)),
+            updates: Some(Mutex::new(inbox)),
             whisper_model: worker
                 .whisper_model
                 .clone()

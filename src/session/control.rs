@@ -1,9 +1,12 @@
 //! Control messages for a running job: each one carried out on the outputs, and the answer
 //! that goes back to the sender.
 
+use super::lifecycle::{Lifecycles, OutputId};
+use super::output::SessionOutput;
 use super::{
     Emit, JobControl, JobIdentity, OutputKind, Outputs, PausableOutput, StoppableOutput, call::LiveCall,
-    call_time_now, hls::HlsOutput, recording::RecordingOutput, rtmp::RtmpOutput, secrets_of_refused,
+    call_time_now, frames::FrameOutput, hls::HlsOutput, recording::RecordingOutput, rtmp::RtmpOutput,
+    secrets_of_refused, thumbnails::ThumbnailOutput,
 };
 use crate::events::EventBody;
 use crate::job::Job;
@@ -16,6 +19,10 @@ pub(super) struct Running<'a, 's, 'e> {
     pub call: &'a mut LiveCall,
     pub outputs: &'a mut Outputs,
     pub uploader: &'a mut Uploader<'s, 'e>,
+    pub lifecycles: &'a Lifecycles<'a>,
+    /// Validation warnings not carried by a started event yet.
+    pub warnings: &'a mut Vec<String>,
+    pub waker: &'a super::Waker,
 }
 
 /// The answer to the sender: what was done, or why nothing was.
@@ -96,7 +103,7 @@ pub(super) fn apply_control(
         JobControl::Stop(StoppableOutput::FrameRecording) => {
             let stopped = match outputs.frames.as_mut() {
                 Some(frames) => {
-                    frames.stop_alone(running.uploader, running.call, id, emit, &mut outputs.warnings)?
+                    frames.stop_alone(running.uploader, running.call, id, emit, running.warnings)?
                 }
                 None => None,
             };
@@ -112,6 +119,12 @@ pub(super) fn apply_control(
             match outputs.transcription.as_mut().is_some_and(|t| t.stop_transcript(at)) {
                 true => Ok("transcription stopping; the transcript is stored and announced once what was said is transcribed".into()),
                 false => Err("the transcription is not running".into()),
+            }
+        }
+        JobControl::Stop(StoppableOutput::Thumbnails) => {
+            match outputs.thumbnails.as_mut().is_some_and(|t| t.stop_alone()) {
+                true => Ok("thumbnails stopped; the last one stays stored".into()),
+                false => Err("the thumbnails are not running".into()),
             }
         }
         JobControl::Stop(StoppableOutput::ClosedCaptions) => announced(
@@ -132,7 +145,9 @@ pub(super) fn apply_control(
                 (n, _) => Ok(format!("{n} rtmp push(es) stopped")),
             }
         }
-        JobControl::Start { output, section } => start_output(output, section, job, id, media_dir, running),
+        JobControl::Start { output, section } => {
+            start_output(output, section, job, id, media_dir, running, emit)
+        }
     })
 }
 
@@ -146,13 +161,16 @@ fn start_output(
     id: &JobIdentity,
     media_dir: &std::path::Path,
     running: &mut Running,
+    emit: Emit,
 ) -> Answer {
     match output {
         OutputKind::Rtmp => start_push(section, job, media_dir, running),
         OutputKind::Recording => start_recording(section, job, media_dir, running),
         OutputKind::Hls => start_hls(section, job, id, media_dir, running),
+        OutputKind::FrameRecording => start_frames(section, job, id, media_dir, running, emit),
+        OutputKind::Thumbnails => start_thumbnails(section, job, media_dir, running),
         other => Err(format!(
-            "starting {} during the call is not supported yet; give it in the job (recording, hls and rtmp start during the call)",
+            "starting {} during the call is not supported yet; give it in the job (recording, hls, rtmp, frame_recording and thumbnails start during the call)",
             other.name()
         )),
     }
@@ -209,6 +227,7 @@ fn start_push(
     let name = push.name.clone();
     running.outputs.rtmp.retain(|p| p.name() != name);
     running.outputs.rtmp.push(RtmpOutput::new(push, mix));
+    running.lifecycles.register(OutputId::Rtmp(name.clone()));
     Ok(format!(
         "rtmp push {name:?} starting; call.rtmp_broadcast_started follows once the destination takes the stream"
     ))
@@ -247,6 +266,7 @@ fn start_recording(
         if !recording.restart() {
             return Err("the recording cannot start again: the call is ending".into());
         }
+        running.lifecycles.register(OutputId::Recording);
         if let Some((mix, quality)) = recording.video() {
             running.graph.ask_keyframe(mix, quality);
         }
@@ -272,6 +292,7 @@ fn start_recording(
         running.graph.ask_keyframe(mix, config.quality);
     }
     running.outputs.recording = Some(recording);
+    running.lifecycles.register(OutputId::Recording);
     Ok(format!("recording starting; {STARTING}"))
 }
 
@@ -313,8 +334,101 @@ fn start_hls(
     let hls = HlsOutput::attach(running.graph, &with_hls, &id.egress_id, config, mix, &spool)
         .map_err(|e| format!("hls cannot start: {e:#}"))?;
     running.outputs.hls = Some(hls);
+    running.lifecycles.register(OutputId::Hls);
     Ok(
         "hls starting; call.hls_broadcasting_started follows once every rendition has a segment stored"
             .into(),
     )
+}
+
+/// `{}` for a section not given (`egress start` without a file).
+fn or_empty(section: serde_json::Value) -> serde_json::Value {
+    match section {
+        serde_json::Value::Null => serde_json::json!({}),
+        given => given,
+    }
+}
+
+/// The wall-clock time of call time zero, for outputs that date what they take.
+fn call_start(graph: &Composite) -> chrono::DateTime<chrono::Utc> {
+    chrono::Utc::now() - chrono::Duration::from_std(call_time_now(graph)).unwrap_or_default()
+}
+
+/// Starts the frame recording during the call: a still of every camera and screen share per
+/// interval from now, taken from the tracks the composite decodes already. One stopped before
+/// starts again with the section given (the job's when none is).
+fn start_frames(
+    section: serde_json::Value,
+    job: &Job,
+    id: &JobIdentity,
+    media_dir: &std::path::Path,
+    running: &mut Running,
+    emit: Emit,
+) -> Answer {
+    if running.outputs.frames.as_ref().is_some_and(|f| !f.stopped_alone) {
+        return Err("the frame recording is running already".into());
+    }
+    if running.graph.mix_count() == 0 && running.outputs.frames.is_none() {
+        return Err("the frame recording cannot start: this job takes no video from the call (it has no composite output)".into());
+    }
+    let section = match (&section, &job.frame_recording) {
+        (serde_json::Value::Null, Some(config)) => {
+            serde_json::to_value(config).map_err(|e| format!("the frame_recording section: {e}"))?
+        }
+        _ => or_empty(section),
+    };
+    let with_frames = checked_section(job, OutputKind::FrameRecording, &section, media_dir)?;
+    let config = with_frames
+        .frame_recording
+        .as_ref()
+        .ok_or_else(|| "the frame_recording section: expected an object".to_owned())?;
+    let spool = running.uploader.spool().dir.clone();
+    let mut frames = FrameOutput::attach(
+        running.graph,
+        &with_frames,
+        id,
+        config,
+        &spool,
+        false,
+        running.waker,
+    )
+    .map_err(|e| format!("the frame recording cannot start: {e:#}"))?;
+    frames.playing(call_start(running.graph));
+    running.lifecycles.register(OutputId::FrameRecording);
+    frames.start(emit, running.warnings);
+    running.outputs.frames = Some(frames);
+    Ok("frame recording started; a still of every camera and screen share follows each interval".into())
+}
+
+/// Starts the call's thumbnail during the call, from the first composite's picture.
+fn start_thumbnails(
+    section: serde_json::Value,
+    job: &Job,
+    media_dir: &std::path::Path,
+    running: &mut Running,
+) -> Answer {
+    if running.outputs.thumbnails.as_ref().is_some_and(|t| t.running()) {
+        return Err("the thumbnails are running already".into());
+    }
+    if running.graph.mix_count() == 0 {
+        return Err(
+            "the thumbnails cannot start: this job has no composite picture to take them from".into(),
+        );
+    }
+    let with_thumbnails = checked_section(job, OutputKind::Thumbnails, &or_empty(section), media_dir)?;
+    let config = with_thumbnails
+        .thumbnails
+        .as_ref()
+        .ok_or_else(|| "the thumbnails section: expected an object".to_owned())?;
+    if !config.enabled {
+        return Err("thumbnails.enabled: false asks for no thumbnails".into());
+    }
+    let spool = running.uploader.spool().dir.clone();
+    let mut thumbnails =
+        ThumbnailOutput::attach(running.graph, &with_thumbnails, config, 0, &spool, running.waker)
+            .map_err(|e| format!("the thumbnails cannot start: {e:#}"))?;
+    thumbnails.playing(call_start(running.graph));
+    running.lifecycles.register(OutputId::Thumbnails);
+    running.outputs.thumbnails = Some(thumbnails);
+    Ok("thumbnails started; call.thumbnail_ready follows each one stored".into())
 }

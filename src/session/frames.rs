@@ -3,6 +3,8 @@
 //! time it was shown in the call.
 
 use super::call::LiveCall;
+use super::lifecycle::OutputId;
+use super::output::{Live, SessionOutput};
 use super::{Emit, JobIdentity};
 use crate::events::{EventBody, UserObject};
 use crate::job::{FrameRecordingConfig, Job};
@@ -47,6 +49,7 @@ impl FrameOutput {
         config: &FrameRecordingConfig,
         spool: &Path,
         keyframes_only: bool,
+        wake: &super::Waker,
     ) -> anyhow::Result<FrameOutput> {
         tracing::info!(
             keyframes_only,
@@ -73,6 +76,7 @@ impl FrameOutput {
         let fit = config.quality.size();
         let stopped = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let handler_stopped = stopped.clone();
+        let wake = wake.clone();
         let handler = Arc::new(move |frame: StillFrame| {
             if handler_stopped.load(std::sync::atomic::Ordering::Relaxed) {
                 return;
@@ -92,6 +96,7 @@ impl FrameOutput {
                         at: frame.at,
                         path,
                     });
+                    wake();
                 }
                 Err(e) => {
                     tracing::warn!(input = %frame.input, error = %format!("{e:#}"), "frame not captured")
@@ -102,7 +107,7 @@ impl FrameOutput {
             interval: Duration::from_secs(u64::from(config.capture_interval_in_seconds)),
             handler,
             keyframes_only,
-        });
+        })?;
         Ok(FrameOutput {
             prefix,
             stopped,
@@ -195,6 +200,54 @@ impl FrameOutput {
                 .with_context(|| format!("storing the frame of {user_id} failed"))?;
         }
         Ok(())
+    }
+}
+
+impl SessionOutput for FrameOutput {
+    fn output_id(&self) -> OutputId {
+        OutputId::FrameRecording
+    }
+
+    fn running(&self) -> bool {
+        !self.stopped_alone
+    }
+
+    fn playing(&mut self, call_start: DateTime<Utc>) {
+        self.call_start = call_start;
+    }
+
+    fn media_flowing(&mut self, live: &mut Live) {
+        self.start(live.emit, live.warnings);
+    }
+
+    fn tick(&mut self, live: &mut Live) -> anyhow::Result<()> {
+        let end = live.graph.end_time();
+        self.publish(
+            live.uploader,
+            live.call,
+            end,
+            live.now,
+            live.id,
+            live.emit,
+            live.warnings,
+        )
+    }
+
+    fn wind_up(&mut self, live: &mut Live) -> anyhow::Result<()> {
+        let end = live.graph.end_time();
+        self.publish(
+            live.uploader,
+            live.call,
+            end,
+            None,
+            live.id,
+            live.emit,
+            live.warnings,
+        )
+    }
+
+    fn stopped_once_stored(&self) -> Option<EventBody> {
+        (self.started && !self.stopped_alone).then_some(EventBody::FrameRecordingStopped {})
     }
 }
 

@@ -2,6 +2,8 @@
 //! it (so viewers can play from storage during the call), then the playlist, and the master
 //! playlist once every rendition has a segment.
 
+use super::lifecycle::OutputId;
+use super::output::{Live, SessionOutput};
 use crate::events::EventBody;
 use crate::job::{HlsConfig, Job};
 use crate::media::{Composite, HlsFeeds, HlsRendition, HlsSpec, attach_hls, master_playlist};
@@ -10,6 +12,8 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+/// How often new segments are looked for.
+const PUBLISH_EVERY: Duration = Duration::from_millis(250);
 /// How long the playlists of HLS stopped alone may take to get their end tag.
 const ENDING_WAIT: Duration = Duration::from_secs(10);
 
@@ -34,6 +38,7 @@ pub struct HlsOutput {
     ending_since: Option<Instant>,
     /// Stopped alone and announced.
     pub stopped_alone: bool,
+    last_publish: Instant,
 }
 
 impl HlsOutput {
@@ -68,6 +73,7 @@ impl HlsOutput {
             feeds: Some(feeds),
             ending_since: None,
             stopped_alone: false,
+            last_publish: Instant::now(),
         })
     }
 
@@ -218,6 +224,32 @@ fn read_playlist(path: &Path) -> Option<(String, Vec<String>)> {
         .map(str::to_owned)
         .collect();
     Some((text, segments))
+}
+
+impl SessionOutput for HlsOutput {
+    fn output_id(&self) -> OutputId {
+        OutputId::Hls
+    }
+
+    fn running(&self) -> bool {
+        HlsOutput::running(self)
+    }
+
+    fn tick(&mut self, live: &mut Live) -> anyhow::Result<()> {
+        if self.last_publish.elapsed() < PUBLISH_EVERY {
+            return Ok(());
+        }
+        self.last_publish = Instant::now();
+        self.publish(live.uploader, live.graph, live.emit, live.warnings)
+    }
+
+    fn store_rest(&mut self, live: &mut Live) -> anyhow::Result<()> {
+        self.publish(live.uploader, live.graph, live.emit, live.warnings)
+    }
+
+    fn stopped_once_stored(&self) -> Option<EventBody> {
+        (self.started && !self.stopped_alone).then_some(EventBody::HlsStopped {})
+    }
 }
 
 #[cfg(test)]

@@ -5,6 +5,8 @@ mod call;
 mod control;
 mod frames;
 mod hls;
+mod lifecycle;
+mod output;
 mod recording;
 mod rtmp;
 mod thumbnails;
@@ -16,13 +18,15 @@ use crate::media::{self, Composite, GraphNotice, PartEvent};
 use crate::source::{
     CallClock, JanusSource, Source, SourceEvent, Subscriptions, SyntheticSource, WhepSource,
 };
-use crate::storage::{JobSpool, Output, RetryPolicy, Uploader};
+use crate::storage::{JobSpool, RetryPolicy, Uploader};
 use anyhow::Context;
 use call::{LayoutAssets, LiveCall, MixPlan, plan_mixes};
 use frames::FrameOutput;
 use gst::prelude::*;
 use gstreamer as gst;
 use hls::HlsOutput;
+use lifecycle::{Lifecycles, OutputId};
+use output::{Claim, Live, SessionOutput};
 use recording::RecordingOutput;
 use rtmp::RtmpOutput;
 use std::collections::BTreeSet;
@@ -36,18 +40,15 @@ use transcription::TranscriptionOutput;
 
 /// How long the muxers may take to finalize after the stream ends.
 const FINALIZE_TIMEOUT: Duration = Duration::from_secs(15);
-/// How long RTMP pushes may take to pass the end of stream before they are closed anyway.
-const RTMP_END_GRACE: Duration = Duration::from_secs(5);
 /// How long stopping the pipeline may take before it is left behind.
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a stopped source may take to leave the call.
 const SOURCE_GOODBYE: Duration = Duration::from_secs(3);
-/// How often the session loop looks at the source, the bus and the stop flag.
-const POLL: Duration = Duration::from_millis(5);
+/// How often the session looks at its timers (the stop flag, the duration limits, idle
+/// outputs, pushes to retry) when nothing wakes it.
+const TICK: Duration = Duration::from_millis(100);
 /// How often the cameras are checked for frames that stopped.
 const MEDIA_CHECK: Duration = Duration::from_millis(250);
-/// How often new HLS segments are looked for.
-const PUBLISH_EVERY: Duration = Duration::from_millis(250);
 
 pub struct RunOptions {
     /// Root folder of the local storage.
@@ -67,7 +68,7 @@ pub struct RunOptions {
     /// Where files the store would not take are kept, per egress id.
     pub backup_dir: PathBuf,
     /// Updates, pauses and resumes for the running job, when someone may send them.
-    pub updates: Option<std::sync::Mutex<mpsc::Receiver<ControlRequest>>>,
+    pub updates: Option<std::sync::Mutex<Inbox>>,
     /// The Whisper model (ggml) for transcription.
     pub whisper_model: PathBuf,
 }
@@ -106,6 +107,7 @@ impl ControlRequest {
 /// The kinds of output of a job, as `egress start --output` names them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
+#[value(rename_all = "snake_case")]
 pub enum OutputKind {
     Recording,
     Hls,
@@ -140,12 +142,14 @@ pub enum StoppableOutput {
     FrameRecording,
     Transcription,
     ClosedCaptions,
+    Thumbnails,
     /// One push by name, or all of them.
     Rtmp(Option<String>),
 }
 
 /// What `StoppableOutput` accepts, for its error.
-const STOPPABLE: &str = "recording, hls, frame_recording, transcription, closed_captions, rtmp or rtmp:NAME";
+const STOPPABLE: &str =
+    "recording, hls, frame_recording, transcription, closed_captions, thumbnails, rtmp or rtmp:NAME";
 
 impl std::str::FromStr for StoppableOutput {
     type Err = String;
@@ -158,6 +162,7 @@ impl std::str::FromStr for StoppableOutput {
                 "frame_recording" => Ok(StoppableOutput::FrameRecording),
                 "transcription" => Ok(StoppableOutput::Transcription),
                 "closed_captions" => Ok(StoppableOutput::ClosedCaptions),
+                "thumbnails" => Ok(StoppableOutput::Thumbnails),
                 "rtmp" => Ok(StoppableOutput::Rtmp(None)),
                 _ => Err(format!("expected {STOPPABLE}; got {text:?}")),
             },
@@ -183,6 +188,7 @@ impl From<StoppableOutput> for String {
             StoppableOutput::FrameRecording => "frame_recording".into(),
             StoppableOutput::Transcription => "transcription".into(),
             StoppableOutput::ClosedCaptions => "closed_captions".into(),
+            StoppableOutput::Thumbnails => "thumbnails".into(),
             StoppableOutput::Rtmp(None) => "rtmp".into(),
             StoppableOutput::Rtmp(Some(name)) => format!("rtmp:{name}"),
         }
@@ -268,8 +274,6 @@ struct Outputs {
     frames: Option<FrameOutput>,
     transcription: Option<TranscriptionOutput>,
     thumbnails: Option<ThumbnailOutput>,
-    /// Validation warnings, carried by the first started event.
-    warnings: Vec<String>,
     /// The secrets of outputs started during the call, kept out of the logs while it runs.
     started_secrets: Vec<crate::redact::Registration>,
 }
@@ -287,8 +291,11 @@ pub fn run(
     let id = JobIdentity::of(job);
     let _secrets_kept_out_of_logs = crate::redact::register(&job.secrets());
     let redacting = crate::events::RedactingSink::new(events, &job.secrets());
-    let tracking = OutputTracking::new(&redacting);
-    let events: &dyn EventSink = &tracking;
+    let lifecycles = Lifecycles::new(&redacting);
+    for output in asked_outputs(job) {
+        lifecycles.register(output);
+    }
+    let events: &dyn EventSink = &lifecycles;
     // Every log line of the job's own thread names it.
     let _span = tracing::info_span!("job", egress_id = %id.egress_id).entered();
     let emit = |body: EventBody| {
@@ -310,7 +317,16 @@ pub fn run(
                 &options.backup_dir,
             );
             uploader.describe_call(job.call.clone());
-            let result = execute(job, &id, options, warnings, &emit, stop, &mut uploader);
+            let result = execute(
+                job,
+                &id,
+                options,
+                warnings,
+                &emit,
+                stop,
+                &mut uploader,
+                &lifecycles,
+            );
             lost = uploader.finish(result.is_ok());
             result
         })
@@ -318,12 +334,10 @@ pub fn run(
     match result {
         Ok(ended) => {
             // Stopped once every file of the output is stored; an output that lost files to
-            // the backup folder has announced its failure instead.
-            if ended.hls_started && !lost.contains(&Output::Hls) {
-                emit(EventBody::HlsStopped {});
-            }
-            if ended.frames_started && !lost.contains(&Output::Frames) {
-                emit(EventBody::FrameRecordingStopped {});
+            // the backup folder has announced its failure instead (and the lifecycle leaves a
+            // second end out).
+            for stopped in ended.stopped_once_stored {
+                emit(stopped);
             }
             match lost.is_empty() {
                 true => Ok(()),
@@ -336,102 +350,39 @@ pub fn run(
         Err(e) => {
             let error = redact(job, &format!("{e:#}"));
             tracing::error!(egress_id = %id.egress_id, %error, "job failed");
-            let running = |output: &str| !tracking.ended(output);
-            let asked = |output: &str| tracking.started(output);
-            if (job.recording.is_some() || asked("recording"))
-                && !lost.contains(&Output::Recording)
-                && running("recording")
-            {
-                emit(EventBody::RecordingFailed {
-                    recording_type: COMPOSITE.into(),
-                    error: error.clone(),
-                });
-            }
-            if (job.hls.is_some() || asked("hls")) && !lost.contains(&Output::Hls) && running("hls") {
-                emit(EventBody::HlsFailed { error: error.clone() });
-            }
-            let pushes: BTreeSet<String> = job
-                .rtmp
-                .iter()
-                .map(|r| format!("rtmp:{}", r.name))
-                .chain(tracking.started_pushes())
-                .collect();
-            for output in pushes.into_iter().filter(|output| running(output)) {
-                emit(EventBody::RtmpFailed {
-                    name: output.trim_start_matches("rtmp:").to_owned(),
-                    error: error.clone(),
-                });
-            }
-            if job.frame_recording.is_some() && !lost.contains(&Output::Frames) && running("frame_recording")
-            {
-                emit(EventBody::FrameRecordingFailed { error: error.clone() });
-            }
-            if let Some(t) = &job.transcription {
-                if t.transcript && !lost.contains(&Output::Transcript) && running("transcription") {
-                    emit(EventBody::TranscriptionFailed { error: error.clone() });
-                }
-                if t.closed_captions && running("closed_captions") {
-                    emit(EventBody::ClosedCaptionsFailed { error: error.clone() });
-                }
-            }
+            lifecycles.fail_unfinished(&job.call_cid, &id.egress_id, &error, &|event| {
+                event.with_call_details(job.call.as_ref())
+            });
             Err(e)
         }
     }
 }
 
-/// Passes a job's events on and notes which outputs have announced their end (whoever sent the
-/// event: the session or the uploader), so that a failure of the job later does not end them
-/// again, and which have started (those started during the call are not in the job). An output
-/// that starts again is no longer ended.
-struct OutputTracking<'a> {
-    inner: &'a dyn EventSink,
-    ended: std::sync::Mutex<BTreeSet<String>>,
-    started: std::sync::Mutex<BTreeSet<String>>,
-}
-
-impl<'a> OutputTracking<'a> {
-    fn new(inner: &'a dyn EventSink) -> Self {
-        OutputTracking {
-            inner,
-            ended: Default::default(),
-            started: Default::default(),
+/// The outputs a job asks for from its start: each must end with an event.
+fn asked_outputs(job: &Job) -> Vec<OutputId> {
+    let mut asked = Vec::new();
+    if job.recording.is_some() {
+        asked.push(OutputId::Recording);
+    }
+    if job.hls.is_some() {
+        asked.push(OutputId::Hls);
+    }
+    asked.extend(job.rtmp.iter().map(|push| OutputId::Rtmp(push.name.clone())));
+    if job.frame_recording.is_some() {
+        asked.push(OutputId::FrameRecording);
+    }
+    if let Some(t) = &job.transcription {
+        if t.transcript {
+            asked.push(OutputId::Transcription);
+        }
+        if t.closed_captions {
+            asked.push(OutputId::ClosedCaptions);
         }
     }
-
-    fn ended(&self, output: &str) -> bool {
-        lock(&self.ended).contains(output)
+    if job.thumbnails.as_ref().is_some_and(|t| t.enabled) {
+        asked.push(OutputId::Thumbnails);
     }
-
-    fn started(&self, output: &str) -> bool {
-        lock(&self.started).contains(output)
-    }
-
-    /// `rtmp:NAME` of every push that started.
-    fn started_pushes(&self) -> Vec<String> {
-        let started = lock(&self.started);
-        started
-            .iter()
-            .filter(|o| o.starts_with("rtmp:"))
-            .cloned()
-            .collect()
-    }
-}
-
-fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-impl EventSink for OutputTracking<'_> {
-    fn emit(&self, event: &Event) {
-        if let Some(output) = event.body.ends_output() {
-            lock(&self.ended).insert(output);
-        }
-        if let Some(output) = event.body.starts_output() {
-            lock(&self.ended).remove(&output);
-            lock(&self.started).insert(output);
-        }
-        self.inner.emit(event);
-    }
+    asked
 }
 
 /// Opens the job's storage, checks that it takes files (before anything is recorded) and
@@ -458,8 +409,7 @@ fn open_storage(
 
 /// What a job that ran to its end still has to announce once its files are stored.
 struct Ended {
-    hls_started: bool,
-    frames_started: bool,
+    stopped_once_stored: Vec<EventBody>,
 }
 
 /// Announces a job that cannot run (it did not validate): a failed event for each output the
@@ -593,6 +543,7 @@ fn janus_subscriptions(job: &Job, mixes: &[MixPlan], options: &RunOptions) -> Su
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn execute(
     job: &Job,
     id: &JobIdentity,
@@ -601,7 +552,19 @@ fn execute(
     emit: Emit,
     stop: Arc<AtomicBool>,
     uploader: &mut Uploader,
+    lifecycles: &Lifecycles,
 ) -> anyhow::Result<Ended> {
+    let mut own_inbox = None;
+    let mut given_inbox = options
+        .updates
+        .as_ref()
+        .map(|m| m.lock().unwrap_or_else(|p| p.into_inner()));
+    let inbox: &Inbox = match given_inbox.as_deref_mut() {
+        Some(inbox) => inbox,
+        None => own_inbox.insert(inbox().1),
+    };
+    let waker = inbox.waker();
+    let mut warnings = warnings;
     let spool = uploader.spool().dir.clone();
     media::init()?;
     let (mixes, assignment) = plan_mixes(job)?;
@@ -653,12 +616,13 @@ fn execute(
                 config,
                 &spool,
                 !options.decode_every_frame && source.answers_key_unit_requests(),
+                &waker,
             )?),
             None => None,
         },
         transcription: match &job.transcription {
             Some(config) => Some(
-                TranscriptionOutput::attach(&mut graph, job, config, &spool, &options.whisper_model)
+                TranscriptionOutput::attach(&mut graph, job, config, &spool, &options.whisper_model, &waker)
                     .context("transcription cannot start")?,
             ),
             None => None,
@@ -670,13 +634,12 @@ fn execute(
                 .or(assignment.hls)
                 .or(assignment.rtmp.first().copied());
             match (&job.thumbnails, mix) {
-                (Some(config), Some(mix)) if config.enabled => {
-                    Some(ThumbnailOutput::attach(&mut graph, job, config, mix, &spool)?)
-                }
+                (Some(config), Some(mix)) if config.enabled => Some(ThumbnailOutput::attach(
+                    &mut graph, job, config, mix, &spool, &waker,
+                )?),
                 _ => None,
             }
         },
-        warnings,
         started_secrets: Vec::new(),
     };
     let mut call = LiveCall::new(mixes, assets);
@@ -684,22 +647,17 @@ fn execute(
 
     let pipeline = graph.pipeline().clone();
     let bus = pipeline.bus().context("pipeline without bus")?;
+    // The bus posts into the session's channel as messages arrive, from the media threads.
+    let _bus_handler = BusForwarding::start(&bus, inbox.tx.clone());
     pipeline
         .set_state(gst::State::Playing)
         .context("the media pipeline did not start")?;
     let playing_since = Instant::now();
-    let mut media_checked = playing_since;
-    if let Some(frames) = &mut outputs.frames {
-        frames.call_start = chrono::Utc::now();
-    }
-    if let Some(transcription) = &mut outputs.transcription {
-        transcription.call_start = chrono::Utc::now();
-    }
-    if let Some(thumbnails) = &mut outputs.thumbnails {
-        thumbnails.call_start = chrono::Utc::now();
+    let call_start = chrono::Utc::now();
+    for output in outputs.each() {
+        output.playing(call_start);
     }
 
-    let (tx, rx) = mpsc::channel();
     let source_stop = Arc::new(AtomicBool::new(false));
     let running = pipeline.clone();
     let clock: CallClock = Arc::new(move || {
@@ -707,7 +665,8 @@ fn execute(
             .current_running_time()
             .map_or(Duration::ZERO, |t| Duration::from_nanos(t.nseconds()))
     });
-    source.start(clock.clone(), tx, source_stop.clone())?;
+    let source_events = forward_source_events(inbox.tx.clone())?;
+    source.start(clock.clone(), source_events, source_stop.clone())?;
 
     let max_duration = match job.limits.max_duration_seconds {
         None | Some(0) => Duration::from_secs(u64::MAX / 4),
@@ -716,304 +675,379 @@ fn execute(
     let mut finishing: Option<Instant> = None;
     let mut failure: Option<anyhow::Error> = None;
     let mut media_flowing = false;
-    let mut last_publish = Instant::now();
+    let mut media_checked = playing_since;
+    let mut next_tick = playing_since + TICK;
+    let mut source_gone = false;
     // Since when no output has run (each stopped alone), for `limits.idle_output_timeout_s`.
     let mut idle_since: Option<Instant> = None;
     let idle_timeout = Duration::from_secs(u64::from(job.limits.idle_output_timeout_s()));
-    'run: loop {
-        let end = |reason: &str,
-                   at: Option<Duration>,
-                   finishing: &mut Option<Instant>,
-                   graph: &mut Composite,
-                   outputs: &mut Outputs| {
-            if finishing.is_none() {
-                tracing::info!(egress_id = %id.egress_id, reason, "stopping");
-                *finishing = Some(Instant::now());
-                for push in &mut outputs.rtmp {
-                    push.finish(graph, emit);
-                }
-                graph.finish(at);
+    // What the outputs may use of the session, made anew for each use.
+    macro_rules! live {
+        () => {
+            Live {
+                graph: &mut graph,
+                call: &call,
+                uploader: &mut *uploader,
+                id,
+                job,
+                emit,
+                warnings: &mut warnings,
+                now: Some(clock()),
+                ending_since: finishing,
+                job_failed: false,
             }
         };
-        if stop.load(Ordering::Relaxed) {
-            end("stop requested", None, &mut finishing, &mut graph, &mut outputs);
-        } else if playing_since.elapsed() >= max_duration {
-            end(
-                "maximum duration reached",
-                None,
-                &mut finishing,
-                &mut graph,
-                &mut outputs,
-            );
+    }
+    // Begins the end of the job once: the outputs end their streams, then the graph.
+    macro_rules! end {
+        ($reason:expr, $at:expr) => {
+            if finishing.is_none() {
+                tracing::info!(egress_id = %id.egress_id, reason = $reason, "stopping");
+                finishing = Some(Instant::now());
+                let mut live = live!();
+                for output in outputs.each() {
+                    output.job_ending(&mut live);
+                }
+                graph.finish($at);
+            }
+        };
+    }
+    let mut woken: std::collections::VecDeque<Wake> = std::collections::VecDeque::new();
+    let mut graph_changed = false;
+    'run: loop {
+        let wait = next_tick.saturating_duration_since(Instant::now());
+        if let Ok(wake) = inbox.rx.recv_timeout(wait) {
+            woken.push_back(wake);
         }
-        // Waiting on the source (not the bus) keeps cues within a few ms of their time.
-        let mut events = Vec::new();
-        match rx.recv_timeout(POLL) {
-            Ok(event) => events.push(event),
-            Err(mpsc::RecvTimeoutError::Disconnected) => std::thread::sleep(POLL),
-            Err(mpsc::RecvTimeoutError::Timeout) => {}
-        }
-        events.extend(rx.try_iter());
+        woken.extend(inbox.rx.try_iter());
         graph.reap_departed();
-        if finishing.is_none() && media_checked.elapsed() >= MEDIA_CHECK {
-            media_checked = Instant::now();
-            call.watch_media(&graph)?;
-        }
-        for event in events {
-            if finishing.is_some() {
-                break;
+        if Instant::now() >= next_tick {
+            next_tick = Instant::now() + TICK;
+            if stop.load(Ordering::Relaxed) {
+                end!("stop requested", None);
+            } else if playing_since.elapsed() >= max_duration {
+                end!("maximum duration reached", None);
             }
-            let ended_at = match &event {
-                SourceEvent::Ended { at } => *at,
-                _ => None,
-            };
-            match call.apply(event, &mut graph) {
-                Ok(true) => {}
-                Ok(false) => end("call ended", ended_at, &mut finishing, &mut graph, &mut outputs),
-                Err(e) => {
-                    failure = Some(e);
-                    end("source failed", None, &mut finishing, &mut graph, &mut outputs);
-                }
+            if finishing.is_none() && media_checked.elapsed() >= MEDIA_CHECK {
+                media_checked = Instant::now();
+                call.watch_media(&graph)?;
             }
-        }
-        if finishing.is_none()
-            && let Some(updates) = &options.updates
-        {
-            let pending: Vec<ControlRequest> = updates
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .try_iter()
-                .collect();
-            for request in pending {
-                let mut running = control::Running {
-                    graph: &mut graph,
-                    call: &mut call,
-                    outputs: &mut outputs,
-                    uploader: &mut *uploader,
-                };
-                let answer =
-                    control::apply_control(request.control, job, &options.media_dir, id, &mut running, emit)?;
-                match &answer {
-                    Ok(done) => tracing::info!(egress_id = %id.egress_id, %done, "control applied"),
-                    Err(refused) => tracing::warn!(egress_id = %id.egress_id, %refused, "control refused"),
+            if finishing.is_none() && !outputs.each().iter().any(|o| o.running()) {
+                let idle = *idle_since.get_or_insert_with(Instant::now);
+                if idle.elapsed() >= idle_timeout {
+                    end!("every output stopped and none started", None);
                 }
-                if let Some(reply) = request.reply {
-                    reply(answer);
-                }
+            } else {
+                idle_since = None;
+            }
+            if let Some(since) = finishing
+                && since.elapsed() > FINALIZE_TIMEOUT
+            {
+                failure.get_or_insert_with(|| {
+                    anyhow::anyhow!("the outputs did not finalize within {FINALIZE_TIMEOUT:?}")
+                });
+                break 'run;
             }
         }
-        if finishing.is_none() && !outputs.any_running() {
-            let idle = *idle_since.get_or_insert_with(Instant::now);
-            if idle.elapsed() >= idle_timeout {
-                end(
-                    "every output stopped and none started",
-                    None,
-                    &mut finishing,
-                    &mut graph,
-                    &mut outputs,
-                );
-            }
-        } else {
-            idle_since = None;
-        }
-        if let Some(since) = finishing
-            && since.elapsed() > RTMP_END_GRACE
-        {
-            for push in &mut outputs.rtmp {
-                push.cut_short(&graph);
-            }
-        }
-        if let Some(since) = finishing
-            && since.elapsed() > FINALIZE_TIMEOUT
-        {
-            failure.get_or_insert_with(|| {
-                anyhow::anyhow!("the outputs did not finalize within {FINALIZE_TIMEOUT:?}")
-            });
-            break;
-        }
-        if finishing.is_none() {
-            for push in &mut outputs.rtmp {
-                push.tick(&mut graph, emit, &mut outputs.warnings);
-            }
-        }
-        if last_publish.elapsed() >= PUBLISH_EVERY
-            && let Some(hls) = &mut outputs.hls
-        {
-            last_publish = Instant::now();
-            hls.publish(uploader, &graph, emit, &mut outputs.warnings)?;
-        }
-        if let Some(frames) = &mut outputs.frames {
-            frames.publish(
-                uploader,
-                &call,
-                graph.end_time(),
-                Some(clock()),
-                id,
-                emit,
-                &mut outputs.warnings,
-            )?;
-        }
-        if let Some(transcription) = &mut outputs.transcription {
-            transcription.publish(&call, emit);
-            transcription.store_stopped_transcript(uploader, id, job, emit)?;
-        }
-        if let Some(thumbnails) = &mut outputs.thumbnails {
-            thumbnails.publish(uploader)?;
-        }
-        while let Some(message) = bus.pop() {
-            if let Some((input, level_db)) = graph.audio_level(&message) {
-                let user_id = input.split('/').next().unwrap_or_default().to_owned();
-                if finishing.is_none() {
-                    call.hear(&user_id, level_db, clock(), &graph)?;
+        while let Some(wake) = woken.pop_front() {
+            match wake {
+                Wake::Source(_) if finishing.is_some() => {}
+                Wake::Source(event) => {
+                    let ended_at = match &event {
+                        SourceEvent::Ended { at } => *at,
+                        _ => None,
+                    };
+                    match call.apply(event, &mut graph) {
+                        Ok(true) => {}
+                        Ok(false) => end!("call ended", ended_at),
+                        Err(e) => {
+                            failure = Some(e);
+                            end!("source failed", None);
+                        }
+                    }
                 }
-                continue;
-            }
-            if let Some(part) = PartEvent::from_message(&message) {
-                if let Some(recording) = &mut outputs.recording {
-                    recording.on_part(part, finishing.is_some(), uploader, id, emit)?;
+                Wake::SourceGone => source_gone = true,
+                Wake::OutputReady => {}
+                Wake::Control(request) if finishing.is_some() => {
+                    request.answer(Err("the job is ending".into()))
                 }
-                continue;
-            }
-            if GraphNotice::from_message(&message) == Some(GraphNotice::FirstEncodedFrame) {
-                media_flowing = true;
-                tracing::info!(
-                    egress_id = %id.egress_id,
-                    ms_since_launch = options.launched.elapsed().as_millis() as u64,
-                    "first encoded frame"
-                );
-                if let Some(path) = &options.dot_file {
-                    write_graph(&pipeline, path, job);
+                Wake::Control(request) => {
+                    let starts = matches!(request.control, JobControl::Start { .. });
+                    let mut running = control::Running {
+                        graph: &mut graph,
+                        call: &mut call,
+                        outputs: &mut outputs,
+                        uploader: &mut *uploader,
+                        lifecycles,
+                        warnings: &mut warnings,
+                        waker: &waker,
+                    };
+                    let answer = control::apply_control(
+                        request.control,
+                        job,
+                        &options.media_dir,
+                        id,
+                        &mut running,
+                        emit,
+                    )?;
+                    match &answer {
+                        Ok(done) => tracing::info!(egress_id = %id.egress_id, %done, "control applied"),
+                        Err(refused) => {
+                            tracing::warn!(egress_id = %id.egress_id, %refused, "control refused")
+                        }
+                    }
+                    graph_changed |= starts && answer.is_ok();
+                    if let Some(reply) = request.reply {
+                        reply(answer);
+                    }
                 }
-                if let Some(recording) = outputs
-                    .recording
-                    .as_mut()
-                    .filter(|r| !r.stopped_alone && !r.started)
-                {
-                    recording.started = true;
-                    emit(EventBody::RecordingStarted {
-                        recording_type: COMPOSITE.into(),
-                        warnings: std::mem::take(&mut outputs.warnings),
-                    });
-                }
-                if let Some(frames) = &mut outputs.frames {
-                    frames.start(emit, &mut outputs.warnings);
-                }
-                if let Some(transcription) = &mut outputs.transcription {
-                    transcription.start(emit);
-                }
-                continue;
-            }
-            match message.view() {
-                gst::MessageView::Eos(_) => break 'run,
-                gst::MessageView::Error(err) => {
-                    let source = err.src().cloned();
-                    let text = format!("{} ({})", err.error(), err.debug().unwrap_or_default());
-                    if let Some(push) = source
-                        .as_ref()
-                        .and_then(|s| outputs.rtmp.iter_mut().find(|p| p.owns(s)))
-                    {
-                        push.dropped(&text, &graph, emit);
+                Wake::Bus(message) => {
+                    if let Some((input, level_db)) = graph.audio_level(&message) {
+                        let user_id = input.split('/').next().unwrap_or_default().to_owned();
+                        if finishing.is_none() {
+                            call.hear(&user_id, level_db, clock(), &graph)?;
+                        }
                         continue;
                     }
-                    let path = source.map(|s| s.path_string().to_string()).unwrap_or_default();
-                    tracing::error!(element = %path, details = %redact(job, &text), "media pipeline error");
-                    failure = Some(anyhow::anyhow!("media pipeline error in {path}: {}", err.error()));
-                    break 'run;
+                    if let Some(part) = PartEvent::from_message(&message) {
+                        let mut live = live!();
+                        for output in outputs.each() {
+                            output.on_part(&part, &mut live)?;
+                        }
+                        continue;
+                    }
+                    if GraphNotice::from_message(&message) == Some(GraphNotice::FirstEncodedFrame) {
+                        media_flowing = true;
+                        tracing::info!(
+                            egress_id = %id.egress_id,
+                            ms_since_launch = options.launched.elapsed().as_millis() as u64,
+                            "first encoded frame"
+                        );
+                        if let Some(path) = &options.dot_file {
+                            write_graph(&pipeline, path, job);
+                        }
+                        let mut live = live!();
+                        for output in outputs.each() {
+                            output.media_flowing(&mut live);
+                        }
+                        continue;
+                    }
+                    let mut claimed = false;
+                    {
+                        let mut live = live!();
+                        for output in outputs.each() {
+                            if let Claim::Handled = output.on_message(&message, &mut live)? {
+                                claimed = true;
+                                break;
+                            }
+                        }
+                    }
+                    if claimed {
+                        continue;
+                    }
+                    match message.view() {
+                        gst::MessageView::Eos(_) => break 'run,
+                        gst::MessageView::Error(err) => {
+                            let text = format!("{} ({})", err.error(), err.debug().unwrap_or_default());
+                            let path = err.src().map(|s| s.path_string().to_string()).unwrap_or_default();
+                            tracing::error!(element = %path, details = %redact(job, &text), "media pipeline error");
+                            failure =
+                                Some(anyhow::anyhow!("media pipeline error in {path}: {}", err.error()));
+                            break 'run;
+                        }
+                        _ => {}
+                    }
                 }
-                _ => {}
             }
+        }
+        let mut live = live!();
+        for output in outputs.each() {
+            output.tick(&mut live)?;
+        }
+        // The graph again once an output started during the call has joined it (a push joins
+        // on its first tick).
+        if std::mem::take(&mut graph_changed)
+            && let Some(path) = &options.dot_file
+        {
+            write_graph(&pipeline, path, job);
         }
     }
     source_stop.store(true, Ordering::Relaxed);
     // Let the source leave the call politely (Janus handles detached, the WHEP session
-    // deleted): its thread lets go of the channel when done.
+    // deleted); parts closed while the pipeline drained come in meanwhile.
+    let mut late_parts = Vec::new();
+    let mut sort_late = |wake: Wake, source_gone: &mut bool| match wake {
+        Wake::SourceGone => *source_gone = true,
+        Wake::Bus(message) => late_parts.extend(PartEvent::from_message(&message)),
+        Wake::Control(request) => request.answer(Err("the job has ended".into())),
+        Wake::Source(_) | Wake::OutputReady => {}
+    };
+    for wake in woken.drain(..) {
+        sort_late(wake, &mut source_gone);
+    }
     let goodbye = Instant::now() + SOURCE_GOODBYE;
-    while let Some(left) = goodbye.checked_duration_since(Instant::now()) {
-        if let Err(mpsc::RecvTimeoutError::Disconnected) = rx.recv_timeout(left) {
-            break;
+    while !source_gone && let Some(left) = goodbye.checked_duration_since(Instant::now()) {
+        match inbox.rx.recv_timeout(left) {
+            Ok(wake) => sort_late(wake, &mut source_gone),
+            Err(_) => break,
         }
     }
-    // Parts closed while the pipeline drained are on the bus still.
-    let late: Vec<PartEvent> = std::iter::from_fn(|| bus.pop())
-        .filter_map(|m| PartEvent::from_message(&m))
-        .collect();
     shut_down(&pipeline);
-    if let Some(recording) = &mut outputs.recording {
-        for part in late {
-            recording.on_part(part, true, uploader, id, emit)?;
-        }
-        match recording.no_media() {
-            Some(error) if failure.is_none() && recording.joined_late => emit(EventBody::RecordingFailed {
-                recording_type: COMPOSITE.into(),
-                error,
-            }),
-            Some(reason) if failure.is_none() => failure = Some(anyhow::anyhow!(reason)),
-            _ if failure.is_none() && recording.started && !recording.stopped_alone => {
-                emit(EventBody::RecordingStopped {
-                    recording_type: COMPOSITE.into(),
-                })
-            }
-            _ => {}
+    drop(_bus_handler);
+    for wake in inbox.rx.try_iter() {
+        sort_late(wake, &mut source_gone);
+    }
+    let mut live = Live {
+        now: None,
+        ending_since: Some(finishing.unwrap_or_else(Instant::now)),
+        job_failed: failure.is_some(),
+        ..live!()
+    };
+    for part in &late_parts {
+        for output in outputs.each() {
+            output.on_part(part, &mut live)?;
         }
     }
-    for push in &outputs.rtmp {
-        if let Some(stopped) = push.stopped() {
-            emit(stopped);
+    // Every output winds up, whichever fails: what each made is announced and stored.
+    for output in outputs.each() {
+        if let Err(e) = output.wind_up(&mut live) {
+            tracing::error!(output = %output.output_id(), error = %format!("{e:#}"), "output failed as the job ended");
+            failure.get_or_insert(e);
+            live.job_failed = true;
         }
-    }
-    if let Some(frames) = &mut outputs.frames {
-        frames.publish(
-            uploader,
-            &call,
-            graph.end_time(),
-            None,
-            id,
-            emit,
-            &mut outputs.warnings,
-        )?;
-    }
-    if let Some(thumbnails) = &mut outputs.thumbnails {
-        thumbnails.publish(uploader)?;
-    }
-    if let Some(transcription) = &mut outputs.transcription {
-        transcription.finish(uploader, &call, id, job, emit)?;
     }
     if let Some(e) = failure {
         return Err(e.context(format!("what was written is kept in {}", spool.display())));
     }
-    if let Some(hls) = &mut outputs.hls {
-        hls.publish(uploader, &graph, emit, &mut outputs.warnings)?;
-    }
-    if let Some(recording) = &mut outputs.recording {
-        recording.finish(uploader, id)?;
+    for output in outputs.each() {
+        output.store_rest(&mut live)?;
     }
     if !media_flowing {
         tracing::warn!(egress_id = %id.egress_id, "the job ended before any media was encoded");
     }
     Ok(Ended {
-        hls_started: outputs
-            .hls
-            .as_ref()
-            .is_some_and(|h| h.started && !h.stopped_alone),
-        frames_started: outputs
-            .frames
-            .as_ref()
-            .is_some_and(|f| f.started && !f.stopped_alone),
+        stopped_once_stored: outputs
+            .each()
+            .iter()
+            .filter_map(|o| o.stopped_once_stored())
+            .collect(),
     })
 }
 
 impl Outputs {
-    /// Whether any output still runs (none stopped alone and none failed for good).
-    fn any_running(&self) -> bool {
-        self.recording.as_ref().is_some_and(|r| !r.stopped_alone)
-            || self.hls.as_ref().is_some_and(HlsOutput::running)
-            || self.rtmp.iter().any(RtmpOutput::running)
-            || self.frames.as_ref().is_some_and(|f| !f.stopped_alone)
-            || self
-                .transcription
-                .as_ref()
-                .is_some_and(TranscriptionOutput::running)
+    /// Every output of the job, in the order the session drives them: registering an output is
+    /// one line here.
+    fn each(&mut self) -> Vec<&mut dyn SessionOutput> {
+        let mut all: Vec<&mut dyn SessionOutput> = Vec::new();
+        all.extend(self.recording.as_mut().map(|o| o as &mut dyn SessionOutput));
+        all.extend(self.rtmp.iter_mut().map(|o| o as &mut dyn SessionOutput));
+        all.extend(self.frames.as_mut().map(|o| o as &mut dyn SessionOutput));
+        all.extend(self.thumbnails.as_mut().map(|o| o as &mut dyn SessionOutput));
+        all.extend(self.transcription.as_mut().map(|o| o as &mut dyn SessionOutput));
+        all.extend(self.hls.as_mut().map(|o| o as &mut dyn SessionOutput));
+        all
     }
+}
+
+/// What wakes a running job: everything it acts on comes through one channel.
+pub enum Wake {
+    Source(SourceEvent),
+    /// The source's thread has let go of the call.
+    SourceGone,
+    Bus(gst::Message),
+    Control(ControlRequest),
+    /// A helper thread of an output has something for it (a still written, words heard).
+    OutputReady,
+}
+
+/// The channel of a job's wakes. A worker keeps the `ControlSender` to pass control messages;
+/// the session takes the rest.
+pub struct Inbox {
+    tx: mpsc::Sender<Wake>,
+    rx: mpsc::Receiver<Wake>,
+}
+
+/// Passes control messages to a running job.
+#[derive(Clone)]
+pub struct ControlSender(mpsc::Sender<Wake>);
+
+impl ControlSender {
+    /// The request back when the job is gone.
+    pub fn send(&self, request: ControlRequest) -> Result<(), ControlRequest> {
+        self.0.send(Wake::Control(request)).map_err(|e| match e.0 {
+            Wake::Control(request) => request,
+            _ => unreachable!("only control messages are sent here"),
+        })
+    }
+}
+
+/// A new channel for a job's wakes.
+pub fn inbox() -> (ControlSender, Inbox) {
+    let (tx, rx) = mpsc::channel();
+    (ControlSender(tx.clone()), Inbox { tx, rx })
+}
+
+impl Inbox {
+    /// Lets a helper thread of an output wake the session.
+    fn waker(&self) -> Waker {
+        let tx = self.tx.clone();
+        Arc::new(move || {
+            let _ = tx.send(Wake::OutputReady);
+        })
+    }
+}
+
+/// Wakes the session from another thread, for an output that has something for it.
+pub(crate) type Waker = Arc<dyn Fn() + Send + Sync>;
+
+impl ControlRequest {
+    /// Answers the sender, when one waits.
+    fn answer(self, answer: Result<String, String>) {
+        if let Some(reply) = self.reply {
+            reply(answer);
+        }
+    }
+}
+
+/// Forwards the pipeline's bus into the session's channel while it lives.
+struct BusForwarding(gst::Bus);
+
+impl BusForwarding {
+    fn start(bus: &gst::Bus, tx: mpsc::Sender<Wake>) -> BusForwarding {
+        // Messages posted while the graph was built.
+        while let Some(message) = bus.pop() {
+            let _ = tx.send(Wake::Bus(message));
+        }
+        bus.set_sync_handler(move |_, message| {
+            let _ = tx.send(Wake::Bus(message.clone()));
+            gst::BusSyncReply::Drop
+        });
+        BusForwarding(bus.clone())
+    }
+}
+
+impl Drop for BusForwarding {
+    fn drop(&mut self) {
+        self.0.unset_sync_handler();
+    }
+}
+
+/// The sender a source reports on; its events reach the session's channel, and `SourceGone`
+/// once the source has let go of it.
+fn forward_source_events(tx: mpsc::Sender<Wake>) -> anyhow::Result<mpsc::Sender<SourceEvent>> {
+    let (source_tx, source_rx) = mpsc::channel();
+    std::thread::Builder::new()
+        .name("source-events".into())
+        .spawn(move || {
+            for event in source_rx {
+                if tx.send(Wake::Source(event)).is_err() {
+                    return;
+                }
+            }
+            let _ = tx.send(Wake::SourceGone);
+        })
+        .context("cannot start the thread that passes the source's events on")?;
+    Ok(source_tx)
 }
 
 /// Stops the pipeline. An element that hangs in its shutdown (a network sink, say) cannot hold
@@ -1042,7 +1076,9 @@ fn shut_down(pipeline: &gst::Pipeline) {
 /// Writes the pipeline as a Graphviz file, without stream keys.
 fn write_graph(pipeline: &gst::Pipeline, path: &std::path::Path, job: &Job) {
     let dot = pipeline.debug_to_dot_data(gst::DebugGraphDetails::all());
-    if let Err(e) = std::fs::write(path, redact(job, &dot)) {
+    // The secrets of outputs started during the call are registered, not in the job.
+    let dot = crate::redact::redact_registered(&redact(job, &dot));
+    if let Err(e) = std::fs::write(path, dot) {
         tracing::warn!(error = %e, path = %path.display(), "cannot write the pipeline graph");
     }
 }

@@ -2,6 +2,8 @@
 //! opens (so that a part left by a dead worker can still be stored), stores each one when it
 //! closes and announces it.
 
+use super::lifecycle::OutputId;
+use super::output::{Live, SessionOutput};
 use super::{Emit, JobIdentity};
 use crate::events::{COMPOSITE, CallRecording, EventBody, PausedSpan, now_rfc3339};
 use crate::job::{Job, RecordingConfig};
@@ -166,7 +168,7 @@ impl RecordingOutput {
 
     /// Handles a part opening or closing; a closed part is stored and announced at once,
     /// unless the job is ending (then after `stopped`).
-    pub fn on_part(
+    fn handle_part(
         &mut self,
         part: PartEvent,
         ending: bool,
@@ -210,7 +212,7 @@ impl RecordingOutput {
     }
 
     /// Why the recording holds nothing to play, when no part of it does.
-    pub fn no_media(&self) -> Option<String> {
+    fn no_media(&self) -> Option<String> {
         if self.playable_parts > 0 || (self.stopped_alone && self.unplayable.is_empty()) {
             return None;
         }
@@ -221,7 +223,7 @@ impl RecordingOutput {
     }
 
     /// Stores the parts that closed as the job ended.
-    pub fn finish(&mut self, uploader: &mut Uploader, id: &JobIdentity) -> anyhow::Result<()> {
+    fn finish(&mut self, uploader: &mut Uploader, id: &JobIdentity) -> anyhow::Result<()> {
         for path in std::mem::take(&mut self.closing) {
             self.store(&path, uploader, id)?;
         }
@@ -271,5 +273,54 @@ impl RecordingOutput {
         uploader.submit_file(Output::Recording, path, &open.key, Some(ready))?;
         uploader.spool().forget_open_part(path);
         Ok(())
+    }
+}
+
+impl SessionOutput for RecordingOutput {
+    fn output_id(&self) -> OutputId {
+        OutputId::Recording
+    }
+
+    fn running(&self) -> bool {
+        !self.stopped_alone
+    }
+
+    fn media_flowing(&mut self, live: &mut Live) {
+        if !self.stopped_alone && !self.started {
+            self.started = true;
+            (live.emit)(EventBody::RecordingStarted {
+                recording_type: COMPOSITE.into(),
+                warnings: std::mem::take(live.warnings),
+            });
+        }
+    }
+
+    fn on_part(&mut self, part: &PartEvent, live: &mut Live) -> anyhow::Result<()> {
+        let ending = live.ending();
+        self.handle_part(part.clone(), ending, live.uploader, live.id, live.emit)
+    }
+
+    /// A recording with nothing to play fails: the job, or itself alone when it was started
+    /// during the call.
+    fn wind_up(&mut self, live: &mut Live) -> anyhow::Result<()> {
+        if live.job_failed {
+            return Ok(());
+        }
+        match self.no_media() {
+            Some(error) if self.joined_late => (live.emit)(EventBody::RecordingFailed {
+                recording_type: COMPOSITE.into(),
+                error,
+            }),
+            Some(reason) => anyhow::bail!(reason),
+            None if self.started && !self.stopped_alone => (live.emit)(EventBody::RecordingStopped {
+                recording_type: COMPOSITE.into(),
+            }),
+            None => {}
+        }
+        Ok(())
+    }
+
+    fn store_rest(&mut self, live: &mut Live) -> anyhow::Result<()> {
+        self.finish(live.uploader, live.id)
     }
 }

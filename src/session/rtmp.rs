@@ -2,6 +2,8 @@
 //! connection drops while everything else carries on. Stream keys never reach logs or events.
 
 use super::Emit;
+use super::lifecycle::OutputId;
+use super::output::{Claim, Live, SessionOutput};
 use crate::events::EventBody;
 use crate::job::RtmpConfig;
 use crate::media::{Composite, RtmpBranch};
@@ -11,6 +13,8 @@ use std::time::{Duration, Instant};
 
 const FIRST_RETRY: Duration = Duration::from_secs(1);
 const LONGEST_RETRY: Duration = Duration::from_secs(16);
+/// How long pushes may take to pass the end of stream before they are closed anyway.
+const END_GRACE: Duration = Duration::from_secs(5);
 /// A destination unreachable for this long is given up, with a failed event.
 const GIVE_UP_AFTER: Duration = Duration::from_secs(60);
 
@@ -48,7 +52,7 @@ impl RtmpOutput {
     }
 
     /// Attaches when a retry is due, and notices when the server starts taking data.
-    pub fn tick(&mut self, graph: &mut Composite, emit: Emit, warnings: &mut Vec<String>) {
+    fn try_and_watch(&mut self, graph: &mut Composite, emit: Emit, warnings: &mut Vec<String>) {
         // A bin added to (and taken out of) a pipeline still prerolling its files makes the
         // pipeline lose that state change: it stays PAUSED and every file waits for ever. Pushes
         // are first attached once the pipeline plays.
@@ -85,13 +89,13 @@ impl RtmpOutput {
     }
 
     /// True when `source` (of a bus error) belongs to this push.
-    pub fn owns(&self, source: &gst::Object) -> bool {
+    fn owns(&self, source: &gst::Object) -> bool {
         self.branch.as_ref().is_some_and(|b| b.owns(source))
     }
 
     /// The push failed: drop it and try again after a backoff, unless retrying cannot help (the
     /// destination's certificate is not trusted).
-    pub fn dropped(&mut self, error: &str, graph: &Composite, emit: Emit) {
+    fn dropped(&mut self, error: &str, graph: &Composite, emit: Emit) {
         let error = self.config.redact(error);
         if error.contains("TLS certificate") {
             let reason = format!(
@@ -129,7 +133,7 @@ impl RtmpOutput {
     /// At the end of the job: a connected push gets a clean end of stream with the rest of the
     /// graph; one that is not connected is dropped so that it cannot hold the end up, and one that
     /// never reached its destination is announced as failed.
-    pub fn finish(&mut self, graph: &Composite, emit: Emit) {
+    fn end_with_job(&mut self, graph: &Composite, emit: Emit) {
         self.retry_at = None;
         if self.stopped_alone {
             return;
@@ -161,7 +165,7 @@ impl RtmpOutput {
 
     /// The end of stream did not get through this push in time (a slow or stalled server):
     /// it is taken out so that the files of the job can finish without it.
-    pub fn cut_short(&mut self, graph: &Composite) {
+    fn cut_short(&mut self, graph: &Composite) {
         if let Some(branch) = self.branch.take() {
             tracing::warn!(name = %self.config.name, "rtmp push did not end in time; closed");
             branch.detach(graph.pipeline());
@@ -170,7 +174,7 @@ impl RtmpOutput {
 
     /// The announcement of the end, for a push that started, did not fail and was not stopped
     /// alone before (that one is announced already).
-    pub fn stopped(&self) -> Option<EventBody> {
+    fn stopped(&self) -> Option<EventBody> {
         (self.started && !self.failed && !self.stopped_alone).then(|| EventBody::RtmpStopped {
             name: self.config.name.clone(),
         })
@@ -213,4 +217,49 @@ fn first_line(error: &str) -> &str {
         .split(" (../")
         .next()
         .unwrap_or(error)
+}
+
+impl SessionOutput for RtmpOutput {
+    fn output_id(&self) -> OutputId {
+        OutputId::Rtmp(self.config.name.clone())
+    }
+
+    fn running(&self) -> bool {
+        RtmpOutput::running(self)
+    }
+
+    fn on_message(&mut self, message: &gst::Message, live: &mut Live) -> anyhow::Result<Claim> {
+        let gst::MessageView::Error(err) = message.view() else {
+            return Ok(Claim::NotMine);
+        };
+        if !err.src().is_some_and(|source| self.owns(source)) {
+            return Ok(Claim::NotMine);
+        }
+        let text = format!("{} ({})", err.error(), err.debug().unwrap_or_default());
+        self.dropped(&text, live.graph, live.emit);
+        Ok(Claim::Handled)
+    }
+
+    fn tick(&mut self, live: &mut Live) -> anyhow::Result<()> {
+        match live.ending_since {
+            Some(since) if since.elapsed() > END_GRACE => self.cut_short(live.graph),
+            Some(_) => {}
+            None => self.try_and_watch(live.graph, live.emit, live.warnings),
+        }
+        Ok(())
+    }
+
+    fn job_ending(&mut self, live: &mut Live) {
+        self.end_with_job(live.graph, live.emit);
+    }
+
+    fn wind_up(&mut self, live: &mut Live) -> anyhow::Result<()> {
+        if live.job_failed {
+            return Ok(());
+        }
+        if let Some(stopped) = self.stopped() {
+            (live.emit)(stopped);
+        }
+        Ok(())
+    }
 }

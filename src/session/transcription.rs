@@ -4,6 +4,8 @@
 //! the call goes and stored once at the end (JSONL, with WebVTT and SRT beside it).
 
 use super::call::LiveCall;
+use super::lifecycle::OutputId;
+use super::output::{Live, SessionOutput};
 use super::{Emit, JobIdentity};
 use crate::events::{CallClosedCaption, CallTranscription, EventBody, UserObject};
 use crate::job::{Job, TranscriptionConfig};
@@ -87,6 +89,7 @@ impl TranscriptionOutput {
         config: &TranscriptionConfig,
         spool: &Path,
         model_path: &Path,
+        wake: &super::Waker,
     ) -> anyhow::Result<TranscriptionOutput> {
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
         // One model thread per two cores, each computing with two: a 2-core machine runs one
@@ -114,6 +117,7 @@ impl TranscriptionOutput {
             config.translates(),
             workers,
             results_tx,
+            wake.clone(),
         )?;
         let feed = pool.sender().context("the transcription pool has no queue")?;
         let dir = spool.join("transcripts");
@@ -225,7 +229,7 @@ impl TranscriptionOutput {
     }
 
     /// Stores the transcript stopped alone once everything said before the stop is in.
-    pub fn store_stopped_transcript(
+    fn store_stopped_transcript(
         &mut self,
         uploader: &mut Uploader,
         id: &JobIdentity,
@@ -247,7 +251,7 @@ impl TranscriptionOutput {
         Ok(())
     }
 
-    pub fn start(&mut self, emit: Emit) {
+    fn start(&mut self, emit: Emit) {
         if self.started {
             return;
         }
@@ -280,7 +284,7 @@ impl TranscriptionOutput {
     }
 
     /// Turns what the model has heard since the last call into captions and transcript lines.
-    pub fn publish(&mut self, call: &LiveCall, emit: Emit) {
+    fn publish(&mut self, call: &LiveCall, emit: Emit) {
         let outcomes: Vec<Outcome> = self.results.try_iter().collect();
         self.received += outcomes.len() as u64;
         for outcome in outcomes {
@@ -349,13 +353,14 @@ impl TranscriptionOutput {
 
     /// Ends the transcription: open utterances are closed and transcribed, the transcript files
     /// are written and handed to the uploader; the stopped events follow.
-    pub fn finish(
+    fn finish(
         &mut self,
         uploader: &mut Uploader,
         call: &LiveCall,
         id: &JobIdentity,
         job: &Job,
         emit: Emit,
+        job_failed: bool,
     ) -> anyhow::Result<()> {
         let open: Vec<(String, Utterance)> = {
             let mut all = self.segmenters.lock().unwrap_or_else(|e| e.into_inner());
@@ -380,11 +385,14 @@ impl TranscriptionOutput {
         // Everything handed over is in: a transcript stopped alone is stored as it was cut.
         self.received = self.received.max(self.handed.load(Ordering::Relaxed));
         self.store_stopped_transcript(uploader, id, job, emit)?;
+        // A job that failed keeps what was said, but its outputs are announced failed.
         if self.transcript_on && self.started {
             self.store(uploader, id, job)?;
-            emit(EventBody::TranscriptionStopped {});
+            if !job_failed {
+                emit(EventBody::TranscriptionStopped {});
+            }
         }
-        if self.captions_on && self.started {
+        if self.captions_on && self.started && !job_failed {
             emit(EventBody::ClosedCaptionsStopped {});
         }
         Ok(())
@@ -538,6 +546,40 @@ fn srt(lines: &[Line]) -> String {
         ));
     }
     out
+}
+
+impl SessionOutput for TranscriptionOutput {
+    fn output_id(&self) -> OutputId {
+        OutputId::Transcription
+    }
+
+    fn running(&self) -> bool {
+        TranscriptionOutput::running(self)
+    }
+
+    fn playing(&mut self, call_start: DateTime<Utc>) {
+        self.call_start = call_start;
+    }
+
+    fn media_flowing(&mut self, live: &mut Live) {
+        self.start(live.emit);
+    }
+
+    fn tick(&mut self, live: &mut Live) -> anyhow::Result<()> {
+        self.publish(live.call, live.emit);
+        self.store_stopped_transcript(live.uploader, live.id, live.job, live.emit)
+    }
+
+    fn wind_up(&mut self, live: &mut Live) -> anyhow::Result<()> {
+        self.finish(
+            live.uploader,
+            live.call,
+            live.id,
+            live.job,
+            live.emit,
+            live.job_failed,
+        )
+    }
 }
 
 #[cfg(test)]

@@ -43,6 +43,7 @@ impl TranscriberPool {
         translate: bool,
         workers: usize,
         results: mpsc::Sender<Outcome>,
+        on_result: Arc<dyn Fn() + Send + Sync>,
     ) -> anyhow::Result<TranscriberPool> {
         let (tx, rx) = mpsc::sync_channel::<(String, Utterance, Instant)>(QUEUE);
         let rx = Arc::new(Mutex::new(rx));
@@ -52,10 +53,13 @@ impl TranscriberPool {
             let model = model.clone();
             let language = language.clone();
             let results = results.clone();
+            let on_result = on_result.clone();
             handles.push(
                 std::thread::Builder::new()
                     .name(format!("transcribe-{n}"))
-                    .spawn(move || work(&model, language.as_deref(), translate, &rx, &results))?,
+                    .spawn(move || {
+                        work(&model, language.as_deref(), translate, &rx, &results, &*on_result)
+                    })?,
             );
         }
         Ok(TranscriberPool {
@@ -84,6 +88,7 @@ fn work(
     translate: bool,
     jobs: &Mutex<Receiver<(String, Utterance, Instant)>>,
     results: &mpsc::Sender<Outcome>,
+    on_result: &(dyn Fn() + Send + Sync),
 ) {
     loop {
         let next = jobs.lock().unwrap_or_else(|e| e.into_inner()).recv();
@@ -119,7 +124,9 @@ fn work(
                 error: format!("{e:#}"),
             }),
         };
-        if results.send(outcome).is_err() {
+        let sent = results.send(outcome);
+        on_result();
+        if sent.is_err() {
             return;
         }
     }
