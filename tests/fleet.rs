@@ -1479,6 +1479,97 @@ fn a_paused_transcription_leaves_out_the_pause_and_a_stopped_one_is_stored_while
 }
 
 #[test]
+fn a_transcription_and_captions_started_during_the_call_hear_only_what_follows() {
+    let fleet = Fleet::new("start-words");
+    let scratch = Scratch::new("fleet-start-words");
+    model_path();
+    let sentences = [
+        "The quarterly report is ready for review.",
+        "We will meet again next week to discuss the budget.",
+    ];
+    for (i, sentence) in sentences.iter().enumerate() {
+        speak(&scratch, &format!("s{i}"), sentence);
+    }
+    let _worker = fleet.worker_with(
+        &scratch,
+        "a",
+        1.6,
+        &[
+            ("EGRESS_ALLOW_LOCAL_MEDIA", "true".into()),
+            ("EGRESS_MEDIA_DIR", scratch.dir.display().to_string()),
+        ],
+    );
+    // Alice speaks before the transcription starts, bob (from 12 s) after it.
+    let job = json!({
+        "egress_id": "eg_start_words",
+        "call_cid": "default:start-words",
+        "source": { "type": "synthetic", "duration_s": 22, "participants": [
+            { "user_id": "alice", "video": null, "audio": { "file": "s0.wav" }, "join_at_s": 1 },
+            { "user_id": "bob", "video": null, "audio": { "file": "s1.wav" }, "join_at_s": 12 },
+            { "user_id": "clock", "video": { "pattern": "ball" } } ] },
+        "recording": { "quality": "360p" },
+        // The stills (of the clock) say how far the call has got.
+        "frame_recording": { "capture_interval_in_seconds": 2 },
+        "storage": { "storage_type": "local", "path": "fleet/" }
+    });
+    let id = fleet.submit(&scratch, &job);
+    fleet.wait_until(
+        "the call past alice's sentence",
+        Duration::from_secs(40),
+        |events| call_time_of_stills(events) >= Some(6.5),
+    );
+    let (code, stderr) = cli(&fleet, &["start", &id, "--output", "transcription"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let (code, stderr) = cli(&fleet, &["start", &id, "--output", "closed_captions"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let (code, stderr) = cli(&fleet, &["start", &id, "--output", "closed_captions"]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("running already"), "{stderr}");
+    let status = serde_json::from_slice::<Value>(&fleet.cli_ok(&["status", &id])).unwrap();
+    assert_eq!(status["transcription"]["status"], "running", "{status}");
+    assert_eq!(status["closed_captions"]["status"], "running", "{status}");
+    let events = fleet.wait_until("the end of the call", Duration::from_secs(90), |events| {
+        !of_type(events, "call.transcription_ready").is_empty()
+            && !of_type(events, "call.closed_captions_stopped").is_empty()
+            && !of_type(events, "call.recording_ready").is_empty()
+    });
+    let said = |speaker: &str| -> String {
+        of_type(&events, "call.closed_caption")
+            .iter()
+            .filter(|c| c["closed_caption"]["speaker_id"] == speaker)
+            .map(|c| c["closed_caption"]["text"].as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    assert_eq!(said("alice"), "", "alice spoke before the start");
+    assert!(
+        word_error_rate(sentences[1], &said("bob")) <= 0.3,
+        "bob: {}",
+        said("bob")
+    );
+    let ready = of_type(&events, "call.transcription_ready")[0];
+    let url = ready["call_transcription"]["url"].as_str().unwrap();
+    let transcript = std::fs::read_to_string(url.strip_prefix("file://").unwrap_or(url)).unwrap();
+    assert!(
+        transcript.contains("\"bob\""),
+        "bob is in the transcript: {transcript}"
+    );
+    assert!(!transcript.contains("\"alice\""), "alice is not: {transcript}");
+    let types: Vec<&str> = events
+        .iter()
+        .filter(|e| e["egress_id"] == "eg_start_words")
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    let count = |t: &str| types.iter().filter(|&&x| x == t).count();
+    assert_eq!(count("call.transcription_started"), 1, "{types:?}");
+    assert_eq!(count("call.closed_captions_started"), 1, "{types:?}");
+    assert_eq!(count("call.transcription_stopped"), 1, "{types:?}");
+    assert_eq!(count("call.closed_captions_stopped"), 1, "{types:?}");
+    let failures = types.iter().filter(|t| t.ends_with("_failed")).count();
+    assert_eq!(failures, 0, "{types:?}");
+}
+
+#[test]
 fn outputs_stopped_alone_end_while_the_call_and_the_others_run_on() {
     let fleet = Fleet::new("stop-output");
     let scratch = Scratch::new("fleet-stop-output");

@@ -84,6 +84,36 @@ struct Mix {
     overlay: SharedTimeline<Option<gst_video::VideoOverlayComposition>>,
 }
 
+/// Branches the speech of audio track `id` off its tee to `tap`.
+fn attach_speech(
+    pipeline: &gst::Pipeline,
+    id: &str,
+    tee: &gst::Element,
+    tap: &super::SpeechTap,
+) -> anyhow::Result<gst::Bin> {
+    let bin = super::speech::speech_branch(id, tap)?;
+    pipeline.add(&bin)?;
+    tee.link(&bin)?;
+    // A track that ends (an audio file, a participant gone) must not end the stream for the
+    // whole pipeline: its tap keeps waiting; `finish` ends every tap. The tap hears of the end
+    // as an empty piece of audio.
+    if let Some(pad) = bin.static_pad("sink").and_then(|p| p.peer()) {
+        let handler = tap.handler.clone();
+        let input = id.to_owned();
+        pad.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, move |_, info| {
+            match info.event().map(|e| e.type_()) {
+                Some(gst::EventType::Eos) => {
+                    handler(&input, std::time::Duration::ZERO, &[]);
+                    gst::PadProbeReturn::Drop
+                }
+                _ => gst::PadProbeReturn::Ok,
+            }
+        });
+    }
+    bin.sync_state_with_parent()?;
+    Ok(bin)
+}
+
 /// Takes a branch off the tee that feeds it while the stream runs.
 fn remove_branch(pipeline: &gst::Pipeline, bin: &gst::Bin) {
     if let Some(sink) = bin.static_pad("sink")
@@ -215,9 +245,23 @@ impl Composite {
         !self.mixes.is_empty() || self.frames.is_some()
     }
 
-    /// Hands the speech of every audio track added from now on to `tap`.
-    pub fn tap_speech(&mut self, tap: super::SpeechTap) {
+    /// Hands the speech of every audio track to `tap`: those added from now on and those in the
+    /// call already (a transcription started during the call).
+    pub fn tap_speech(&mut self, tap: super::SpeechTap) -> anyhow::Result<()> {
+        for (id, input) in &mut self.inputs {
+            if input.last_frame.is_some() {
+                continue;
+            }
+            let Some(tee) = input.branches.first().and_then(|b| b.elements.first()) else {
+                continue;
+            };
+            if let Some(old) = input.capture.take() {
+                remove_branch(&self.pipeline, &old);
+            }
+            input.capture = Some(attach_speech(&self.pipeline, id, tee, &tap)?);
+        }
         self.speech = Some(tap);
+        Ok(())
     }
 
     /// Captures a still of every video track, one per `tap.interval`: those added from now on
@@ -417,22 +461,18 @@ impl Composite {
                 .mixer
                 .request_pad_simple("sink_%u")
                 .context("the mixer refused another input")?;
-            // With a speech tap, the level's output goes through a tee to the mixer and the tap.
-            let mut elements = Vec::new();
-            let into_mixer = match &self.speech {
-                Some(_) => {
-                    let tee = make("tee")?;
-                    self.pipeline.add(&tee)?;
-                    front.link(&tee)?;
-                    elements.push(tee.clone());
-                    tee.request_pad_simple("src_%u").context("tee without src")?
-                }
-                None => front.static_pad("src").context("level without src")?,
-            };
-            into_mixer.link(&pad)?;
+            // The level's output goes through a tee to the mixer and, when the speech is tapped
+            // (now or later in the call), to the tap.
+            let tee = make("tee")?;
+            tee.set_property("allow-not-linked", true);
+            self.pipeline.add(&tee)?;
+            front.link(&tee)?;
+            tee.request_pad_simple("src_%u")
+                .context("tee without src")?
+                .link(&pad)?;
             branches.push(Branch {
                 pad,
-                elements,
+                elements: vec![tee],
                 crop: None,
             });
         }
@@ -450,31 +490,11 @@ impl Composite {
                 Some(bin)
             }
             (_, Some(tap), false) => {
-                let bin = super::speech::speech_branch(id, tap)?;
-                self.pipeline.add(&bin)?;
                 let tee = branches
                     .first()
                     .and_then(|b| b.elements.first())
                     .context("the speech tap has no tee")?;
-                tee.link(&bin)?;
-                // A track that ends (an audio file, a participant gone) must not end the stream
-                // for the whole pipeline: its tap keeps waiting; `finish` ends every tap.
-                // The tap hears of the end as an empty piece of audio.
-                if let Some(pad) = bin.static_pad("sink").and_then(|p| p.peer()) {
-                    let handler = tap.handler.clone();
-                    let input = id.to_owned();
-                    pad.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, move |_, info| {
-                        match info.event().map(|e| e.type_()) {
-                            Some(gst::EventType::Eos) => {
-                                handler(&input, std::time::Duration::ZERO, &[]);
-                                gst::PadProbeReturn::Drop
-                            }
-                            _ => gst::PadProbeReturn::Ok,
-                        }
-                    });
-                }
-                bin.sync_state_with_parent()?;
-                Some(bin)
+                Some(attach_speech(&self.pipeline, id, tee, tap)?)
             }
             _ => None,
         };

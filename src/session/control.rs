@@ -6,7 +6,7 @@ use super::output::SessionOutput;
 use super::{
     Emit, JobControl, JobIdentity, OutputKind, Outputs, PausableOutput, StoppableOutput, call::LiveCall,
     call_time_now, frames::FrameOutput, hls::HlsOutput, recording::RecordingOutput, rtmp::RtmpOutput,
-    secrets_of_refused, thumbnails::ThumbnailOutput,
+    secrets_of_refused, takes_sound, thumbnails::ThumbnailOutput, transcription::TranscriptionOutput,
 };
 use crate::events::EventBody;
 use crate::job::Job;
@@ -23,6 +23,8 @@ pub(super) struct Running<'a, 's, 'e> {
     /// Validation warnings not carried by a started event yet.
     pub warnings: &'a mut Vec<String>,
     pub waker: &'a super::Waker,
+    /// The speech model, for a transcription started during the call.
+    pub whisper_model: &'a std::path::Path,
 }
 
 /// The answer to the sender: what was done, or why nothing was.
@@ -169,10 +171,9 @@ fn start_output(
         OutputKind::Hls => start_hls(section, job, id, media_dir, running),
         OutputKind::FrameRecording => start_frames(section, job, id, media_dir, running, emit),
         OutputKind::Thumbnails => start_thumbnails(section, job, media_dir, running),
-        other => Err(format!(
-            "starting {} during the call is not supported yet; give it in the job (recording, hls, rtmp, frame_recording and thumbnails start during the call)",
-            other.name()
-        )),
+        OutputKind::Transcription | OutputKind::ClosedCaptions => {
+            start_speech(output, section, job, media_dir, running, emit)
+        }
     }
 }
 
@@ -431,4 +432,88 @@ fn start_thumbnails(
     running.lifecycles.register(OutputId::Thumbnails);
     running.outputs.thumbnails = Some(thumbnails);
     Ok("thumbnails started; call.thumbnail_ready follows each one stored".into())
+}
+
+/// Starts the transcript or the closed captions during the call: added to the transcription
+/// that runs (from now on), or a transcription the job did not have, from the section (the
+/// job's `transcription` shape; for `closed_captions`, captions without a transcript unless
+/// the section asks for one). Speech from now on is heard; nothing said before.
+fn start_speech(
+    output: OutputKind,
+    section: serde_json::Value,
+    job: &Job,
+    media_dir: &std::path::Path,
+    running: &mut Running,
+    emit: Emit,
+) -> Answer {
+    let captions = output == OutputKind::ClosedCaptions;
+    let given = !matches!(&section, serde_json::Value::Null)
+        && section.as_object().is_none_or(|fields| !fields.is_empty());
+    if let Some(transcription) = running.outputs.transcription.as_mut() {
+        if given {
+            return Err(format!(
+                "the {} section: the transcription runs with the settings it started with; give no section",
+                output.name()
+            ));
+        }
+        let (started, id) = match captions {
+            true => (transcription.start_captions()?, OutputId::ClosedCaptions),
+            false => (transcription.start_transcript()?, OutputId::Transcription),
+        };
+        running.lifecycles.register(id);
+        if let Some(started) = started {
+            emit(started);
+        }
+        return Ok(format!(
+            "{} started; what is said from now on is in it",
+            output.name()
+        ));
+    }
+    if !takes_sound(job) {
+        return Err(format!(
+            "the {} cannot start: this job takes no sound from the call",
+            output.name()
+        ));
+    }
+    let mut section = or_empty(section);
+    if captions && let Some(fields) = section.as_object_mut() {
+        fields.insert("closed_captions".into(), serde_json::Value::Bool(true));
+        fields
+            .entry("transcript")
+            .or_insert(serde_json::Value::Bool(false));
+    }
+    let with_transcription = checked_section(job, OutputKind::Transcription, &section, media_dir)?;
+    let config = with_transcription
+        .transcription
+        .as_ref()
+        .ok_or_else(|| "the transcription section: expected an object".to_owned())?;
+    if !config.transcript && !config.closed_captions {
+        return Err(
+            "the transcription section: transcript and closed_captions are both false; nothing to start"
+                .into(),
+        );
+    }
+    let spool = running.uploader.spool().dir.clone();
+    let mut transcription = TranscriptionOutput::attach(
+        running.graph,
+        &with_transcription,
+        config,
+        &spool,
+        running.whisper_model,
+        running.waker,
+    )
+    .map_err(|e| format!("the transcription cannot start: {e:#}"))?;
+    transcription.playing(call_start(running.graph));
+    if config.transcript {
+        running.lifecycles.register(OutputId::Transcription);
+    }
+    if config.closed_captions {
+        running.lifecycles.register(OutputId::ClosedCaptions);
+    }
+    transcription.start(emit);
+    running.outputs.transcription = Some(transcription);
+    Ok(format!(
+        "{} started; what is said from now on is in it",
+        output.name()
+    ))
 }

@@ -59,6 +59,9 @@ pub enum Step {
     Resume,
     Stop,
     Fail,
+    /// Files of the output could not be stored (said by the uploader): the output fails, even
+    /// after it was announced stopped, since what it made is not where it was announced.
+    Lost,
 }
 
 /// The state of one output: its phase, and whether it is paused (a pending output may be
@@ -93,6 +96,7 @@ impl Lifecycle {
             Step::Resume if live && paused => next(phase, false),
             Step::Stop if live => next(Phase::Stopped, false),
             Step::Fail if live => next(Phase::Failed, false),
+            Step::Lost if phase != Phase::Failed => next(Phase::Failed, false),
             _ => None,
         }
     }
@@ -218,9 +222,18 @@ impl<'a> Lifecycles<'a> {
     }
 }
 
-impl EventSink for Lifecycles<'_> {
-    fn emit(&self, event: &Event) {
-        if let Some((output, step)) = step_of(&event.body) {
+impl Lifecycles<'_> {
+    /// The sink of the uploader: a failure it announces is a loss of files.
+    pub fn losses(&self) -> Losses<'_, '_> {
+        Losses(self)
+    }
+
+    fn pass(&self, event: &Event, lost: bool) {
+        let step = step_of(&event.body).map(|(output, step)| match (step, lost) {
+            (Step::Fail, true) => (output, Step::Lost),
+            _ => (output, step),
+        });
+        if let Some((output, step)) = step {
             let mut outputs = self.outputs();
             let entry = outputs.entry(output.clone()).or_default();
             match entry.life.after(step) {
@@ -241,6 +254,21 @@ impl EventSink for Lifecycles<'_> {
             }
         }
         self.inner.emit(event);
+    }
+}
+
+impl EventSink for Lifecycles<'_> {
+    fn emit(&self, event: &Event) {
+        self.pass(event, false);
+    }
+}
+
+/// Events of the uploader, whose failures are losses of files (`Step::Lost`).
+pub struct Losses<'l, 'a>(&'l Lifecycles<'a>);
+
+impl EventSink for Losses<'_, '_> {
+    fn emit(&self, event: &Event) {
+        self.0.pass(event, true);
     }
 }
 
@@ -417,6 +445,32 @@ mod tests {
             .filter(|(_, s)| *s == Step::Fail)
             .collect();
         assert_eq!(failed, vec![(OutputId::Recording, Step::Fail)]);
+    }
+
+    #[test]
+    fn files_lost_after_the_stop_fail_the_output_once() {
+        let sent = Collected::default();
+        let gate = Lifecycles::new(&sent);
+        gate.register(OutputId::Recording);
+        let recording = || COMPOSITE.to_owned();
+        gate.emit(&Event::new(
+            "c",
+            "e",
+            EventBody::RecordingStopped {
+                recording_type: recording(),
+            },
+        ));
+        let lost = failed_event(&OutputId::Recording, "the part could not be stored").unwrap();
+        gate.losses().emit(&Event::new("c", "e", lost.clone()));
+        gate.losses().emit(&Event::new("c", "e", lost));
+        gate.fail_unfinished("c", "e", "boom", &|e| e);
+        let out = sent.0.lock().unwrap();
+        let steps: Vec<Step> = out.iter().filter_map(step_of).map(|(_, s)| s).collect();
+        assert_eq!(
+            steps,
+            vec![Step::Stop, Step::Fail],
+            "stopped, then failed once for the loss"
+        );
     }
 
     #[test]

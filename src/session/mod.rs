@@ -296,6 +296,7 @@ pub fn run(
         lifecycles.register(output);
     }
     let events: &dyn EventSink = &lifecycles;
+    let losses = lifecycles.losses();
     // Every log line of the job's own thread names it.
     let _span = tracing::info_span!("job", egress_id = %id.egress_id).entered();
     let emit = |body: EventBody| {
@@ -312,7 +313,7 @@ pub fn run(
                 scope,
                 spool,
                 storage.as_ref(),
-                events,
+                &losses,
                 options.retry,
                 &options.backup_dir,
             );
@@ -781,6 +782,7 @@ fn execute(
                         lifecycles,
                         warnings: &mut warnings,
                         waker: &waker,
+                        whisper_model: &options.whisper_model,
                     };
                     let answer = control::apply_control(
                         request.control,

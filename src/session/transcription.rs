@@ -77,6 +77,8 @@ pub struct TranscriptionOutput {
     /// The transcript stopped alone: what was said before this call time goes in, once the
     /// utterances handed over until the stop (this many) are transcribed.
     transcript_cut: Option<(Duration, u64)>,
+    /// The transcript was stopped alone: it does not start again (its file is stored).
+    transcript_stopped: bool,
     /// Utterances handed to the model threads, and outcomes received.
     handed: Arc<AtomicU64>,
     received: u64,
@@ -159,7 +161,7 @@ impl TranscriptionOutput {
                     }
                 }
             }),
-        });
+        })?;
         let prefix = storage::object_key(job.storage.path.as_deref(), "transcripts")?;
         Ok(TranscriptionOutput {
             omissions,
@@ -177,9 +179,46 @@ impl TranscriptionOutput {
             transcript_on: config.transcript,
             captions_on: config.closed_captions,
             transcript_cut: None,
+            transcript_stopped: false,
             handed,
             received: 0,
         })
+    }
+
+    /// Adds the transcript to a running transcription (captions only so far), from now on;
+    /// the started event, or why not.
+    pub fn start_transcript(&mut self) -> Result<Option<EventBody>, String> {
+        if self.transcript_on {
+            return Err("the transcription is running already".into());
+        }
+        if self.transcript_cut.is_some() || self.transcript_stopped {
+            return Err("the transcript of this job was stopped and stored; it does not start again".into());
+        }
+        self.listening()?;
+        self.transcript_on = true;
+        Ok(self.started.then_some(EventBody::TranscriptionStarted {}))
+    }
+
+    /// Adds the closed captions to a running transcription, from now on; the started event,
+    /// or why not.
+    pub fn start_captions(&mut self) -> Result<Option<EventBody>, String> {
+        if self.captions_on {
+            return Err("the closed captions are running already".into());
+        }
+        self.listening()?;
+        self.captions_on = true;
+        Ok(self.started.then_some(EventBody::ClosedCaptionsStarted {}))
+    }
+
+    /// Whether speech is still handed to the model (neither part has ended both).
+    fn listening(&self) -> Result<(), String> {
+        match self.feed.lock().unwrap_or_else(|e| e.into_inner()).is_some() {
+            true => Ok(()),
+            false => Err(
+                "the transcript and the captions of this job have both been stopped; the transcription does not start again"
+                    .into(),
+            ),
+        }
     }
 
     /// Ends the closed captions while the call runs on; the stopped event when they ran.
@@ -200,6 +239,7 @@ impl TranscriptionOutput {
             return false;
         }
         self.transcript_on = false;
+        self.transcript_stopped = true;
         let open: Vec<(String, Utterance)> = {
             let mut all = self.segmenters.lock().unwrap_or_else(|e| e.into_inner());
             all.iter_mut()
@@ -251,7 +291,7 @@ impl TranscriptionOutput {
         Ok(())
     }
 
-    fn start(&mut self, emit: Emit) {
+    pub fn start(&mut self, emit: Emit) {
         if self.started {
             return;
         }
