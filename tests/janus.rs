@@ -827,3 +827,107 @@ fn janus_stills_only_job_takes_keyframes_the_worker_asks_the_publishers_for() {
         }
     }
 }
+
+/// Raw recording of a Janus call: every publisher's VP8 and Opus as Janus forwarded them, a file
+/// per stay (one publisher leaves and comes back), each starting on a keyframe and decoding
+/// cleanly, and the manifest with both of that publisher's stays.
+#[test]
+fn a_janus_call_is_recorded_raw_with_a_file_per_track_and_stay() {
+    let bed = JanusBed::start();
+    let alice = Publisher::join(&bed.url, 1234, Publishing::camera("alice", RED, 400.0));
+    let bob = Publisher::join(&bed.url, 1234, Publishing::camera("bob", GREEN, 700.0));
+    alice.wait_published(Duration::from_secs(10));
+    bob.wait_published(Duration::from_secs(10));
+    let scratch = Scratch::new("janus-raw");
+    let mut job = janus_job(&bed.url, 1234, 22);
+    job["raw_recording"] = json!({});
+    job["recording"] = json!({ "quality": "360p" });
+    job["frame_recording"] = json!({ "capture_interval_in_seconds": 2, "quality": "360p" });
+    let mut running = Running::spawn(&scratch, &job, &[]);
+    running.wait_for("call.recording_started", Duration::from_secs(15));
+    let raw_file = |file: &'static str| {
+        move |e: &Value| e["recording_type"] == "raw" && e["call_recording"]["filename"] == file
+    };
+    // Stills of the call say how far it has got.
+    let first = running.wait_for("call.frame_recording_ready", Duration::from_secs(15));
+    let call_start = captured_s(&first);
+    running.wait_for_where("call.frame_recording_ready", Duration::from_secs(20), |e| {
+        captured_s(e) - call_start >= 6.0
+    });
+    // Bob leaves (his files close and are stored) and comes back.
+    bob.leave();
+    running.wait_for_where(
+        "call.recording_ready",
+        Duration::from_secs(20),
+        raw_file("raw_bob_camera.webm"),
+    );
+    let bob = Publisher::join(&bed.url, 1234, Publishing::camera("bob", GREEN, 700.0));
+    bob.wait_published(Duration::from_secs(10));
+    let events = running.finish(Duration::from_secs(40));
+    drop((alice, bob));
+    let raw: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["type"] == "call.recording_ready" && e["recording_type"] == "raw")
+        .collect();
+    let names: Vec<&str> = raw
+        .iter()
+        .map(|e| e["call_recording"]["filename"].as_str().unwrap())
+        .collect();
+    for name in [
+        "raw_alice_camera.webm",
+        "raw_alice_microphone.webm",
+        "raw_bob_camera.webm",
+        "raw_bob_microphone.webm",
+        "raw_bob_camera_2.webm",
+        "raw_bob_microphone_2.webm",
+        "manifest.json",
+    ] {
+        assert!(names.contains(&name), "{name} in {names:?}");
+    }
+    for event in &raw {
+        let name = event["call_recording"]["filename"].as_str().unwrap();
+        let url = event["call_recording"]["url"].as_str().unwrap();
+        let path = Path::new(url.strip_prefix("file://").unwrap()).to_owned();
+        if name == "manifest.json" {
+            let manifest: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+            let stays = manifest["participants"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|s| s["user_id"] == "bob")
+                .count();
+            assert_eq!(stays, 2, "bob's two stays: {manifest:#}");
+            continue;
+        }
+        let info = probe(&path);
+        let codec = if name.contains("camera") { "vp8" } else { "opus" };
+        assert_eq!(info["streams"][0]["codec_name"], codec, "{name}: {info}");
+        assert_eq!(decode_errors(&path), "", "{name} decodes");
+        let seconds = duration_s(&info);
+        assert!(seconds > 2.0, "{name}: {seconds} s");
+        if codec == "vp8" {
+            let first = Command::new("ffprobe")
+                .args([
+                    "-v",
+                    "error",
+                    "-select_streams",
+                    "v",
+                    "-show_entries",
+                    "packet=flags",
+                ])
+                .args(["-of", "csv=p=0", "-read_intervals", "%+#1"])
+                .arg(&path)
+                .output()
+                .unwrap();
+            let flags = String::from_utf8_lossy(&first.stdout);
+            assert!(
+                flags.trim_start().starts_with('K'),
+                "{name} starts on a keyframe: {flags}"
+            );
+        }
+    }
+    assert!(
+        !event_types(&events).iter().any(|t| t.ends_with("_failed")),
+        "no failure: {events:#?}"
+    );
+}

@@ -136,8 +136,10 @@ pub fn now_rfc3339() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-/// Only `composite` recordings are produced by this worker.
+/// The `recording_type` of the composite recording.
 pub const COMPOSITE: &str = "composite";
+/// The `recording_type` of raw recordings: each track as it arrived, and the manifest.
+pub const RAW: &str = "raw";
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type")]

@@ -15,6 +15,8 @@ pub struct JobStatus {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub composite_recording: Option<OutputStatus>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub raw_recording: Option<OutputStatus>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub frame_recording: Option<OutputStatus>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hls: Option<HlsStatus>,
@@ -70,13 +72,16 @@ impl JobStatus {
     }
 
     pub fn apply(&mut self, event: &Event) {
+        let recording = |this: &mut JobStatus, recording_type: &str, status| match recording_type {
+            super::RAW => set(&mut this.raw_recording, status),
+            _ => set(&mut this.composite_recording, status),
+        };
         match &event.body {
-            EventBody::RecordingStarted { .. } | EventBody::RecordingResumed { .. } => {
-                set(&mut self.composite_recording, "running")
-            }
-            EventBody::RecordingPaused { .. } => set(&mut self.composite_recording, "paused"),
-            EventBody::RecordingStopped { .. } => set(&mut self.composite_recording, "stopped"),
-            EventBody::RecordingFailed { .. } => set(&mut self.composite_recording, "failed"),
+            EventBody::RecordingStarted { recording_type, .. }
+            | EventBody::RecordingResumed { recording_type } => recording(self, recording_type, "running"),
+            EventBody::RecordingPaused { recording_type } => recording(self, recording_type, "paused"),
+            EventBody::RecordingStopped { recording_type } => recording(self, recording_type, "stopped"),
+            EventBody::RecordingFailed { recording_type, .. } => recording(self, recording_type, "failed"),
             EventBody::HlsStarted { hls_playlist_url, .. } => {
                 self.hls = Some(HlsStatus {
                     playlist_url: hls_playlist_url.clone(),

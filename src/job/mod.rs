@@ -55,6 +55,9 @@ pub struct Job {
     /// A small picture of the composite, replaced every interval (the call's thumbnail).
     #[serde(default)]
     pub thumbnails: Option<ThumbnailsConfig>,
+    /// Every track as it arrived (no decode, no encode), with a timeline manifest.
+    #[serde(default)]
+    pub raw_recording: Option<RawRecordingConfig>,
     #[serde(default)]
     pub storage: StorageConfig,
     #[serde(default)]
@@ -75,6 +78,7 @@ impl Job {
             && self.rtmp.is_empty()
             && self.frame_recording.is_none()
             && self.transcription.is_none()
+            && self.raw_recording.is_none()
     }
 
     pub fn call_type(&self) -> &str {
@@ -385,6 +389,12 @@ pub struct FrameRecordingConfig {
 fn default_capture_interval() -> u32 {
     3
 }
+
+/// The seed's `RawRecordingSettingsRequest` as a job section: each track as it arrived, in a
+/// file of its own, and the manifest of the call's timeline beside them. No options yet.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawRecordingConfig {}
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

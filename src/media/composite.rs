@@ -84,6 +84,16 @@ struct Mix {
     overlay: SharedTimeline<Option<gst_video::VideoOverlayComposition>>,
 }
 
+/// Sends end of stream into `pad` from a thread of its own (it may wait for the stream lock).
+fn end_stream_in_thread(pad: gst::Pad) {
+    let send = move || {
+        pad.send_event(gst::event::Eos::new());
+    };
+    if let Err(e) = std::thread::Builder::new().name("eos".into()).spawn(send) {
+        tracing::warn!(error = %e, "cannot start a thread to end a stream");
+    }
+}
+
 /// Branches the speech of audio track `id` off its tee to `tap`.
 fn attach_speech(
     pipeline: &gst::Pipeline,
@@ -144,6 +154,9 @@ struct Input {
     capture: Option<gst::Bin>,
     /// When the last decoded frame of a video track arrived (`monotonic_ns`).
     last_frame: Option<Arc<AtomicU64>>,
+    /// The raw-recording branch of an encoded track, and the running time (ns) its file ends at
+    /// once the track is removed.
+    raw: Option<(gst::Bin, Arc<AtomicU64>)>,
 }
 
 pub struct Composite {
@@ -158,6 +171,8 @@ pub struct Composite {
     frames: Option<super::FrameTap>,
     /// The speech of every audio track, when asked for.
     speech: Option<super::SpeechTap>,
+    /// Raw files of every encoded track, when asked for.
+    raw: Option<super::RawTap>,
     first_frame_seen: Arc<AtomicBool>,
     /// Running time (ns) from which mixed output is dropped; set when the stream ends, so the
     /// files end exactly there whatever the sources still push while EOS travels.
@@ -215,6 +230,7 @@ impl Composite {
             encoders: HashMap::new(),
             frames: None,
             speech: None,
+            raw: None,
             first_frame_seen: Arc::new(AtomicBool::new(false)),
             cut_at,
             departing: Vec::new(),
@@ -240,9 +256,14 @@ impl Composite {
         (cut != u64::MAX).then(|| std::time::Duration::from_nanos(cut))
     }
 
-    /// True when video tracks are used (mixed or captured as stills).
+    /// True when video tracks are used (mixed, captured as stills or recorded raw).
     pub fn has_video(&self) -> bool {
-        !self.mixes.is_empty() || self.frames.is_some()
+        !self.mixes.is_empty() || self.frames.is_some() || self.raw.is_some()
+    }
+
+    /// Writes every encoded track added from now on to a raw file of its own.
+    pub fn record_raw(&mut self, tap: super::RawTap) {
+        self.raw = Some(tap);
     }
 
     /// Hands the speech of every audio track to `tap`: those added from now on and those in the
@@ -403,14 +424,27 @@ impl Composite {
             && encoded
             && self.mixes.is_empty()
             && self.frames.as_ref().is_some_and(|tap| tap.keyframes_only);
-        let decoder = match encoded {
+        // Video that only goes to a raw file is never decoded.
+        let raw_only = is_video && self.mixes.is_empty() && self.frames.is_none();
+        let decoder = match encoded && !raw_only {
             true => Some(super::ingest::decoder(id, is_video)?.upcast::<gst::Element>()),
             false => None,
+        };
+        let raw_tee = match (encoded, &self.raw) {
+            (true, Some(_)) => {
+                let tee = make("tee")?;
+                tee.set_property("allow-not-linked", true);
+                Some(tee)
+            }
+            _ => None,
         };
         if let (true, Some(pace), Some(tap)) = (keyframes_only, &pace, &self.frames) {
             super::ingest::keyframe_gate(pace, tap.interval, self.cut_at.clone());
         }
-        let middle: Vec<gst::Element> = [pace.clone(), decoder.clone()].into_iter().flatten().collect();
+        let middle: Vec<gst::Element> = [raw_tee.clone(), pace.clone(), decoder.clone()]
+            .into_iter()
+            .flatten()
+            .collect();
         self.pipeline.add_many([&media, &front])?;
         self.pipeline.add_many(&middle)?;
         let chain: Vec<&gst::Element> = std::iter::once(&media)
@@ -498,6 +532,37 @@ impl Composite {
             }
             _ => None,
         };
+        let raw = match (&raw_tee, &self.raw) {
+            (Some(tee), Some(tap)) => {
+                let upstream = tee.static_pad("sink").context("tee without sink")?.downgrade();
+                let ask_keyframe = move || {
+                    if let Some(pad) = upstream.upgrade() {
+                        let request = gstreamer_video::UpstreamForceKeyUnitEvent::builder()
+                            .all_headers(true)
+                            .build();
+                        pad.send_event(request);
+                    }
+                };
+                let until = Arc::new(AtomicU64::new(u64::MAX));
+                let attached =
+                    super::raw::raw_branch(id, tap, self.cut_at.clone(), until.clone(), ask_keyframe)
+                        .and_then(|bin| {
+                            self.pipeline.add(&bin)?;
+                            tee.link(&bin)?;
+                            bin.sync_state_with_parent()?;
+                            Ok(bin)
+                        });
+                // The track's raw file alone is lost, not the track.
+                match attached {
+                    Ok(bin) => Some((bin, until)),
+                    Err(e) => {
+                        tap.refuse(id, format!("the raw branch could not be made: {e:#}"));
+                        None
+                    }
+                }
+            }
+            _ => None,
+        };
         front.sync_state_with_parent()?;
         media.sync_state_with_parent()?;
         let last_frame = match is_video {
@@ -514,6 +579,7 @@ impl Composite {
                 branches,
                 capture,
                 last_frame,
+                raw,
             },
         );
         Ok(())
@@ -604,6 +670,22 @@ impl Composite {
         let Some(input) = self.inputs.remove(id) else {
             return;
         };
+        // Its raw file closes now; the branch stays in the pipeline (unlinked when the track's
+        // elements go) so that its end cannot be cut short.
+        if let Some((raw, until)) = &input.raw {
+            let now = self
+                .pipeline
+                .current_running_time()
+                .unwrap_or(gst::ClockTime::ZERO)
+                .nseconds();
+            until.store(
+                at.map_or(now, |at| (at.as_nanos() as u64).min(now)),
+                Ordering::Relaxed,
+            );
+            if let Some(pad) = raw.static_pad("sink") {
+                end_stream_in_thread(pad);
+            }
+        }
         let after = at.map_or(0, |at| at.as_nanos() as RunningNs);
         if after > self.mixed_until() {
             self.departing.push((after, input));
@@ -692,6 +774,8 @@ impl Composite {
         }
         let captures = inputs.iter().filter_map(|i| i.capture.as_ref());
         targets.extend(captures.filter_map(|c| c.static_pad("sink")).map(|p| p.upcast()));
+        let raws = inputs.iter().filter_map(|i| i.raw.as_ref().map(|(bin, _)| bin));
+        targets.extend(raws.filter_map(|r| r.static_pad("sink")).map(|p| p.upcast()));
         targets.extend(self.live_sources.iter().map(|s| s.clone().upcast()));
         // Not joined: a stuck stream must not stall the session, which times the end out itself.
         for target in targets {

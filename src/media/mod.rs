@@ -8,6 +8,7 @@ mod mp4_inspect;
 mod mp4_padding;
 mod outputs;
 mod presets;
+mod raw;
 mod speech;
 mod tap;
 mod timeline;
@@ -21,6 +22,7 @@ pub use outputs::{
     attach_recording, master_playlist,
 };
 pub use presets::{EncoderPresets, presets};
+pub use raw::{RawFileEvent, RawHandler, RawTap};
 pub use speech::{SPEECH_RATE, SpeechHandler, SpeechTap};
 
 use gstreamer as gst;

@@ -12,6 +12,8 @@ use std::sync::Mutex;
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum OutputId {
     Recording,
+    /// The raw recording: every track's file and the manifest.
+    RawRecording,
     Hls,
     /// A push, by its name.
     Rtmp(String),
@@ -25,6 +27,7 @@ impl std::fmt::Display for OutputId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             OutputId::Recording => f.write_str("recording"),
+            OutputId::RawRecording => f.write_str("raw_recording"),
             OutputId::Hls => f.write_str("hls"),
             OutputId::Rtmp(name) => write!(f, "rtmp:{name}"),
             OutputId::FrameRecording => f.write_str("frame_recording"),
@@ -107,12 +110,16 @@ impl Lifecycle {
 pub fn step_of(body: &EventBody) -> Option<(OutputId, Step)> {
     use EventBody as E;
     let rtmp = |name: &String| OutputId::Rtmp(name.clone());
+    let recording = |recording_type: &str| match recording_type {
+        crate::events::RAW => OutputId::RawRecording,
+        _ => OutputId::Recording,
+    };
     Some(match body {
-        E::RecordingStarted { .. } => (OutputId::Recording, Step::Start),
-        E::RecordingPaused { .. } => (OutputId::Recording, Step::Pause),
-        E::RecordingResumed { .. } => (OutputId::Recording, Step::Resume),
-        E::RecordingStopped { .. } => (OutputId::Recording, Step::Stop),
-        E::RecordingFailed { .. } => (OutputId::Recording, Step::Fail),
+        E::RecordingStarted { recording_type, .. } => (recording(recording_type), Step::Start),
+        E::RecordingPaused { recording_type } => (recording(recording_type), Step::Pause),
+        E::RecordingResumed { recording_type } => (recording(recording_type), Step::Resume),
+        E::RecordingStopped { recording_type } => (recording(recording_type), Step::Stop),
+        E::RecordingFailed { recording_type, .. } => (recording(recording_type), Step::Fail),
         E::HlsStarted { .. } => (OutputId::Hls, Step::Start),
         E::HlsStopped {} => (OutputId::Hls, Step::Stop),
         E::HlsFailed { .. } => (OutputId::Hls, Step::Fail),
@@ -141,6 +148,10 @@ pub fn failed_event(output: &OutputId, error: &str) -> Option<EventBody> {
     Some(match output {
         OutputId::Recording => EventBody::RecordingFailed {
             recording_type: COMPOSITE.into(),
+            error,
+        },
+        OutputId::RawRecording => EventBody::RecordingFailed {
+            recording_type: crate::events::RAW.into(),
             error,
         },
         OutputId::Hls => EventBody::HlsFailed { error },

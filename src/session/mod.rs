@@ -7,6 +7,7 @@ mod frames;
 mod hls;
 mod lifecycle;
 mod output;
+mod raw;
 mod recording;
 mod rtmp;
 mod thumbnails;
@@ -27,6 +28,7 @@ use gstreamer as gst;
 use hls::HlsOutput;
 use lifecycle::{Lifecycles, OutputId};
 use output::{Claim, Live, SessionOutput};
+use raw::RawRecordingOutput;
 use recording::RecordingOutput;
 use rtmp::RtmpOutput;
 use std::collections::BTreeSet;
@@ -274,6 +276,7 @@ struct Outputs {
     frames: Option<FrameOutput>,
     transcription: Option<TranscriptionOutput>,
     thumbnails: Option<ThumbnailOutput>,
+    raw: Option<RawRecordingOutput>,
     /// The secrets of outputs started during the call, kept out of the logs while it runs.
     started_secrets: Vec<crate::redact::Registration>,
 }
@@ -382,6 +385,9 @@ fn asked_outputs(job: &Job) -> Vec<OutputId> {
     }
     if job.thumbnails.as_ref().is_some_and(|t| t.enabled) {
         asked.push(OutputId::Thumbnails);
+    }
+    if job.raw_recording.is_some() {
+        asked.push(OutputId::RawRecording);
     }
     asked
 }
@@ -530,6 +536,7 @@ fn takes_sound(job: &Job) -> bool {
         || job.hls.is_some()
         || !job.rtmp.is_empty()
         || job.transcription.is_some()
+        || job.raw_recording.is_some()
         || job.has_no_output()
 }
 
@@ -640,6 +647,16 @@ fn execute(
                 )?),
                 _ => None,
             }
+        },
+        raw: match &job.raw_recording {
+            Some(_) => Some(RawRecordingOutput::attach(
+                &mut graph,
+                job,
+                &id.session_id,
+                &spool,
+                &waker,
+            )?),
+            None => None,
         },
         started_secrets: Vec::new(),
     };
@@ -758,6 +775,21 @@ fn execute(
                         SourceEvent::Ended { at } => *at,
                         _ => None,
                     };
+                    match &event {
+                        SourceEvent::Joined(info) => {
+                            let now = clock();
+                            for output in outputs.each() {
+                                output.participant_joined(&info.user_id, now);
+                            }
+                        }
+                        SourceEvent::Left { user_id, at } => {
+                            let at = at.unwrap_or_else(|| clock());
+                            for output in outputs.each() {
+                                output.participant_left(user_id, at);
+                            }
+                        }
+                        _ => {}
+                    }
                     match call.apply(event, &mut graph) {
                         Ok(true) => {}
                         Ok(false) => end!("call ended", ended_at),
@@ -947,6 +979,7 @@ impl Outputs {
         all.extend(self.thumbnails.as_mut().map(|o| o as &mut dyn SessionOutput));
         all.extend(self.transcription.as_mut().map(|o| o as &mut dyn SessionOutput));
         all.extend(self.hls.as_mut().map(|o| o as &mut dyn SessionOutput));
+        all.extend(self.raw.as_mut().map(|o| o as &mut dyn SessionOutput));
         all
     }
 }

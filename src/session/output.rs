@@ -62,6 +62,12 @@ pub(super) trait SessionOutput {
     /// The pipeline plays: call time zero is `call_start` on the wall clock.
     fn playing(&mut self, _call_start: DateTime<Utc>) {}
 
+    /// A participant joined the call at call time `at`.
+    fn participant_joined(&mut self, _user_id: &str, _at: Duration) {}
+
+    /// A participant left the call at call time `at`.
+    fn participant_left(&mut self, _user_id: &str, _at: Duration) {}
+
     /// The first frame is encoded: media flows into the outputs.
     fn media_flowing(&mut self, _live: &mut Live) {}
 

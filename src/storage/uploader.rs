@@ -57,6 +57,8 @@ pub enum Output {
     Frames,
     Transcript,
     Thumbnails,
+    /// Raw recording: each track's file and the manifest.
+    Raw,
 }
 
 impl Output {
@@ -70,6 +72,10 @@ impl Output {
             Output::Frames => EventBody::FrameRecordingFailed { error },
             Output::Transcript => EventBody::TranscriptionFailed { error },
             Output::Thumbnails => EventBody::ThumbnailFailed { error },
+            Output::Raw => EventBody::RecordingFailed {
+                recording_type: crate::events::RAW.into(),
+                error,
+            },
         }
     }
 }

@@ -510,6 +510,36 @@ impl Running {
         }
     }
 
+    /// Waits for the first event of `kind` for which `pred` holds; panics with the log after
+    /// `timeout`.
+    pub fn wait_for_where(
+        &mut self,
+        kind: &str,
+        timeout: std::time::Duration,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Value {
+        if let Some(e) = self.seen.iter().find(|e| e["type"] == kind && pred(e)) {
+            return e.clone();
+        }
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.events.recv_timeout(left) {
+                Ok(event) => {
+                    self.seen.push(event.clone());
+                    if event["type"] == kind && pred(&event) {
+                        return event;
+                    }
+                }
+                Err(_) => panic!(
+                    "no such {kind} event within {timeout:?}; events {:#?}; log:\n{}",
+                    self.seen,
+                    std::fs::read_to_string(&self.log).unwrap_or_default()
+                ),
+            }
+        }
+    }
+
     /// Waits for the job to end; it must succeed. Returns every event.
     pub fn finish(self, timeout: std::time::Duration) -> Vec<Value> {
         let log = self.log.clone();
