@@ -1351,29 +1351,52 @@ fn a_paused_recording_leaves_the_pause_out_of_the_same_file() {
     assert!(close(last, hex_rgb(red)), "alice after the resume: {last:?}");
 }
 
-#[test]
-fn a_paused_transcription_leaves_out_the_pause_and_a_stopped_one_is_stored_while_captions_go_on() {
-    let fleet = Fleet::new("pause-words");
-    let scratch = Scratch::new("fleet-pause-words");
+/// A worker that may read local media, with the sentences spoken into `s0.wav`, `s1.wav`, …
+/// of the scratch folder.
+fn speaking_call_worker(fleet: &Fleet, scratch: &Scratch, sentences: &[&str]) -> WorkerProcess {
     model_path();
-    let sentences = [
-        "The quarterly report is ready for review.",
-        "Please send the card number to the payments team.",
-        "We will meet again next week to discuss the budget.",
-        "The train leaves the station at nine in the morning.",
-    ];
     for (i, sentence) in sentences.iter().enumerate() {
-        speak(&scratch, &format!("s{i}"), sentence);
+        speak(scratch, &format!("s{i}"), sentence);
     }
-    let _worker = fleet.worker_with(
-        &scratch,
+    fleet.worker_with(
+        scratch,
         "a",
         1.6,
         &[
             ("EGRESS_ALLOW_LOCAL_MEDIA", "true".into()),
             ("EGRESS_MEDIA_DIR", scratch.dir.display().to_string()),
         ],
-    );
+    )
+}
+
+/// The text of every caption of `speaker`, in order.
+fn captions_of(events: &[Value], speaker: &str) -> String {
+    of_type(events, "call.closed_caption")
+        .iter()
+        .filter(|c| c["closed_caption"]["speaker_id"] == speaker)
+        .map(|c| c["closed_caption"]["text"].as_str().unwrap().to_owned())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The stored transcript of the first `call.transcription_ready`.
+fn stored_transcript(events: &[Value]) -> String {
+    let ready = of_type(events, "call.transcription_ready")[0];
+    let url = ready["call_transcription"]["url"].as_str().unwrap();
+    std::fs::read_to_string(url.strip_prefix("file://").unwrap_or(url)).unwrap()
+}
+
+#[test]
+fn a_paused_transcription_leaves_out_the_pause_and_a_stopped_one_is_stored_while_captions_go_on() {
+    let fleet = Fleet::new("pause-words");
+    let scratch = Scratch::new("fleet-pause-words");
+    let sentences = [
+        "The quarterly report is ready for review.",
+        "Please send the card number to the payments team.",
+        "We will meet again next week to discuss the budget.",
+        "The train leaves the station at nine in the morning.",
+    ];
+    let _worker = speaking_call_worker(&fleet, &scratch, &sentences);
     // Bob speaks from 9 s of the call, inside the pause; alice before it, carol after it; dave
     // after the transcript was stopped, while the captions go on.
     let job = json!({
@@ -1440,14 +1463,7 @@ fn a_paused_transcription_leaves_out_the_pause_and_a_stopped_one_is_stored_while
     assert_eq!(count("call.transcription_ready"), 1, "{types:?}");
     assert_eq!(count("call.closed_captions_stopped"), 1, "{types:?}");
     assert_eq!(of_type(&events, "call.transcription_resumed").len(), 1);
-    let said = |speaker: &str| -> String {
-        of_type(&events, "call.closed_caption")
-            .iter()
-            .filter(|c| c["closed_caption"]["speaker_id"] == speaker)
-            .map(|c| c["closed_caption"]["text"].as_str().unwrap().to_owned())
-            .collect::<Vec<_>>()
-            .join(" ")
-    };
+    let said = |speaker: &str| captions_of(&events, speaker);
     assert!(
         word_error_rate(sentences[0], &said("alice")) <= 0.3,
         "alice: {}",
@@ -1459,9 +1475,7 @@ fn a_paused_transcription_leaves_out_the_pause_and_a_stopped_one_is_stored_while
         "carol: {}",
         said("carol")
     );
-    let ready = of_type(&events, "call.transcription_ready")[0];
-    let url = ready["call_transcription"]["url"].as_str().unwrap();
-    let transcript = std::fs::read_to_string(url.strip_prefix("file://").unwrap_or(url)).unwrap();
+    let transcript = stored_transcript(&events);
     assert!(
         !transcript.contains("\"bob\""),
         "bob is not in the transcript: {transcript}"
@@ -1482,23 +1496,11 @@ fn a_paused_transcription_leaves_out_the_pause_and_a_stopped_one_is_stored_while
 fn a_transcription_and_captions_started_during_the_call_hear_only_what_follows() {
     let fleet = Fleet::new("start-words");
     let scratch = Scratch::new("fleet-start-words");
-    model_path();
     let sentences = [
         "The quarterly report is ready for review.",
         "We will meet again next week to discuss the budget.",
     ];
-    for (i, sentence) in sentences.iter().enumerate() {
-        speak(&scratch, &format!("s{i}"), sentence);
-    }
-    let _worker = fleet.worker_with(
-        &scratch,
-        "a",
-        1.6,
-        &[
-            ("EGRESS_ALLOW_LOCAL_MEDIA", "true".into()),
-            ("EGRESS_MEDIA_DIR", scratch.dir.display().to_string()),
-        ],
-    );
+    let _worker = speaking_call_worker(&fleet, &scratch, &sentences);
     // Alice speaks before the transcription starts, bob (from 12 s) after it.
     let job = json!({
         "egress_id": "eg_start_words",
@@ -1533,23 +1535,14 @@ fn a_transcription_and_captions_started_during_the_call_hear_only_what_follows()
             && !of_type(events, "call.closed_captions_stopped").is_empty()
             && !of_type(events, "call.recording_ready").is_empty()
     });
-    let said = |speaker: &str| -> String {
-        of_type(&events, "call.closed_caption")
-            .iter()
-            .filter(|c| c["closed_caption"]["speaker_id"] == speaker)
-            .map(|c| c["closed_caption"]["text"].as_str().unwrap().to_owned())
-            .collect::<Vec<_>>()
-            .join(" ")
-    };
+    let said = |speaker: &str| captions_of(&events, speaker);
     assert_eq!(said("alice"), "", "alice spoke before the start");
     assert!(
         word_error_rate(sentences[1], &said("bob")) <= 0.3,
         "bob: {}",
         said("bob")
     );
-    let ready = of_type(&events, "call.transcription_ready")[0];
-    let url = ready["call_transcription"]["url"].as_str().unwrap();
-    let transcript = std::fs::read_to_string(url.strip_prefix("file://").unwrap_or(url)).unwrap();
+    let transcript = stored_transcript(&events);
     assert!(
         transcript.contains("\"bob\""),
         "bob is in the transcript: {transcript}"

@@ -153,9 +153,9 @@ pub(super) fn apply_control(
     })
 }
 
-/// Adds an output to the running call. A recording or an RTMP push joins the composite of its
-/// layout and size, and the encoder of its size when one runs; the others are refused with a
-/// clear answer for now.
+/// Adds an output to the running call. A recording, HLS or an RTMP push joins the composite of
+/// its layout and size, and the encoder of its size when one runs; stills, thumbnails and
+/// speech branch off what the composite already decodes.
 fn start_output(
     output: OutputKind,
     section: serde_json::Value,

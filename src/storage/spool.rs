@@ -76,13 +76,7 @@ impl JobSpool {
     ) -> anyhow::Result<JobSpool> {
         std::fs::create_dir_all(spool_root)
             .with_context(|| format!("cannot create spool folder {}", spool_root.display()))?;
-        let dir = (1..)
-            .map(|n| match n {
-                1 => spool_root.join(egress_id),
-                n => spool_root.join(format!("{egress_id}.{n}")),
-            })
-            .find(|dir| std::fs::create_dir(dir).is_ok())
-            .expect("an unused folder name");
+        let dir = unused_folder(spool_root, egress_id)?;
         std::fs::create_dir_all(dir.join("uploads"))
             .with_context(|| format!("cannot create spool folder {}", dir.display()))?;
         let lock = lock_file(&dir)?;
@@ -275,6 +269,32 @@ fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
         .with_context(|| format!("cannot write {}", path.display()))
 }
 
+/// Creates `ROOT/EGRESS_ID` (or `ROOT/EGRESS_ID.N` when a run before left that one): a folder
+/// that cannot be made for another reason (permissions, a full disk) is an error, not a search
+/// without end.
+fn unused_folder(root: &Path, egress_id: &str) -> anyhow::Result<PathBuf> {
+    for n in 1..=1000 {
+        let dir = match n {
+            1 => root.join(egress_id),
+            n => root.join(format!("{egress_id}.{n}")),
+        };
+        match std::fs::create_dir(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => {
+                return Err(anyhow::anyhow!(
+                    "cannot create spool folder {}: {e}",
+                    dir.display()
+                ));
+            }
+        }
+    }
+    anyhow::bail!(
+        "cannot create a spool folder for {egress_id} in {}: 1000 are taken already",
+        root.display()
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -284,6 +304,20 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("egress-spool-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         dir
+    }
+
+    #[test]
+    fn a_spool_folder_that_cannot_be_made_is_an_error_not_an_endless_search() {
+        let root = scratch("blocked");
+        std::fs::create_dir_all(&root).unwrap();
+        // A file where the job's folder would go, and where its parent should be.
+        let parent = root.join("not-a-folder");
+        std::fs::write(&parent, b"x").unwrap();
+        let error = unused_folder(&parent, "eg_1").unwrap_err().to_string();
+        assert!(error.contains("cannot create spool folder"), "{error}");
+        let taken = unused_folder(&root, "eg_2").unwrap();
+        assert_eq!(taken, root.join("eg_2"));
+        assert_eq!(unused_folder(&root, "eg_2").unwrap(), root.join("eg_2.2"));
     }
 
     fn create(root: &Path) -> JobSpool {

@@ -488,26 +488,7 @@ impl Running {
 
     /// Waits for the first event of `kind`; panics with the log after `timeout`.
     pub fn wait_for(&mut self, kind: &str, timeout: std::time::Duration) -> Value {
-        if let Some(e) = self.seen.iter().find(|e| e["type"] == kind) {
-            return e.clone();
-        }
-        let deadline = std::time::Instant::now() + timeout;
-        loop {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            match self.events.recv_timeout(left) {
-                Ok(event) => {
-                    self.seen.push(event.clone());
-                    if event["type"] == kind {
-                        return event;
-                    }
-                }
-                Err(_) => panic!(
-                    "no {kind} event within {timeout:?}; events {:#?}; log:\n{}",
-                    self.seen,
-                    std::fs::read_to_string(&self.log).unwrap_or_default()
-                ),
-            }
-        }
+        self.wait_for_where(kind, timeout, |_| true)
     }
 
     /// Waits for the first event of `kind` for which `pred` holds; panics with the log after
