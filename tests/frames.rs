@@ -221,22 +221,9 @@ fn sender_clips(dir: &std::path::Path, name: &str, first: &str, then: &str, swit
             .expect("ffmpeg runs");
         assert!(made.success(), "ffmpeg made {file}");
     }
-    let keyframes = std::process::Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-select_streams",
-            "v",
-            "-show_entries",
-            "packet=flags",
-        ])
-        .args(["-of", "csv=p=0"])
-        .arg(dir.join(format!("{name}.webm")))
-        .output()
-        .expect("ffprobe runs");
-    let keyframes = String::from_utf8_lossy(&keyframes.stdout)
-        .lines()
-        .filter(|l| l.starts_with('K'))
+    let keyframes = packets(&dir.join(format!("{name}.webm")), "v")
+        .iter()
+        .filter(|(_, key)| *key)
         .count();
     assert_eq!(keyframes, 1, "{name}.webm streams like a WebRTC sender");
 }

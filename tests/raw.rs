@@ -31,30 +31,6 @@ fn clips(dir: &Path, name: &str, colour: &str, tone_hz: u32) {
     assert!(audio.success(), "ffmpeg made {name}-voice.webm");
 }
 
-/// Sizes and key flags of a file's packets of one stream kind (`v` or `a`), in order.
-fn packets(file: &Path, kind: &str) -> Vec<(u64, bool)> {
-    let out = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-select_streams",
-            kind,
-            "-show_entries",
-            "packet=size,flags",
-        ])
-        .args(["-of", "csv=p=0"])
-        .arg(file)
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| {
-            let (size, flags) = l.split_once(',')?;
-            Some((size.trim().parse().ok()?, flags.starts_with('K')))
-        })
-        .collect()
-}
-
 fn stored(event: &Value) -> PathBuf {
     let url = event["call_recording"]["url"].as_str().unwrap();
     PathBuf::from(url.strip_prefix("file://").unwrap())
@@ -229,13 +205,14 @@ fn raw_job_cpu(scratch: &Scratch, people: usize, seconds: f64) -> f64 {
     });
     let mut running = Running::spawn(scratch, &job, &[]);
     let pid = running.child.id();
-    let mut used = 0.0;
-    while running.child.try_wait().unwrap().is_none() {
-        if let Some(now) = cpu_seconds(pid) {
-            used = now;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    // The manifest is the job's last file: read the CPU then, while the process still runs.
+    running.wait_for_where(
+        "call.recording_ready",
+        std::time::Duration::from_secs(seconds as u64 + 30),
+        |e| e["call_recording"]["filename"] == "manifest.json",
+    );
+    let used = cpu_seconds(pid).expect("the job still runs as its last file is announced");
+    running.finish(std::time::Duration::from_secs(30));
     used
 }
 

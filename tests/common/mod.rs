@@ -565,6 +565,30 @@ impl Drop for Running {
     }
 }
 
+/// Sizes and key flags of a file's packets of one stream kind (`v` or `a`), in order.
+pub fn packets(file: &Path, kind: &str) -> Vec<(u64, bool)> {
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            kind,
+            "-show_entries",
+            "packet=size,flags",
+        ])
+        .args(["-of", "csv=p=0"])
+        .arg(file)
+        .output()
+        .expect("ffprobe runs");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let (size, flags) = l.split_once(',')?;
+            Some((size.trim().parse().ok()?, flags.starts_with('K')))
+        })
+        .collect()
+}
+
 /// A free TCP port on loopback.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
