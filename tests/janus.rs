@@ -333,6 +333,38 @@ fn the_recording_survives_a_janus_restart() {
             "tile back after the restart (publishers back at {back_at:.1} s)"
         );
     }
+    // Individually: a file per stay, whole, showing its publisher.
+    let individual: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["type"] == "call.recording_ready" && e["recording_type"] == "individual")
+        .collect();
+    let owners: Vec<&str> = individual
+        .iter()
+        .map(|e| e["call_recording"]["user_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(owners.iter().filter(|&&u| u == "alice").count(), 1, "{owners:?}");
+    assert_eq!(owners.iter().filter(|&&u| u == "bob").count(), 2, "{owners:?}");
+    for event in &individual {
+        let url = event["call_recording"]["url"].as_str().unwrap();
+        let path = Path::new(url.strip_prefix("file://").unwrap()).to_owned();
+        let name = path.display().to_string();
+        assert_eq!(decode_errors(&path), "", "{name} decodes");
+        let info = probe(&path);
+        let seconds = duration_s(&info);
+        assert!(seconds > 2.0, "{name}: {seconds} s");
+        let colour = if event["call_recording"]["user_id"] == "alice" {
+            RED
+        } else {
+            GREEN
+        };
+        let frames = frames_between(&path, 1.0, seconds - 0.5, 64, 36);
+        let showing = frames.iter().filter(|f| share_of(f, rgb(colour)) >= 0.2).count();
+        assert!(
+            showing * 10 >= frames.len() * 8,
+            "{name}: {showing} of {} frames show its publisher",
+            frames.len()
+        );
+    }
     assert!(
         !event_types(&events).iter().any(|t| t.ends_with("_failed")),
         "no failure: {events:#?}"
@@ -832,7 +864,7 @@ fn janus_stills_only_job_takes_keyframes_the_worker_asks_the_publishers_for() {
 /// per stay (one publisher leaves and comes back), each starting on a keyframe and decoding
 /// cleanly, and the manifest with both of that publisher's stays.
 #[test]
-fn a_janus_call_is_recorded_raw_with_a_file_per_track_and_stay() {
+fn a_janus_call_is_recorded_raw_and_individually_with_a_file_per_track_and_stay() {
     let bed = JanusBed::start();
     let alice = Publisher::join(&bed.url, 1234, Publishing::camera("alice", RED, 400.0));
     let bob = Publisher::join(&bed.url, 1234, Publishing::camera("bob", GREEN, 700.0));
@@ -841,6 +873,7 @@ fn a_janus_call_is_recorded_raw_with_a_file_per_track_and_stay() {
     let scratch = Scratch::new("janus-raw");
     let mut job = janus_job(&bed.url, 1234, 22);
     job["raw_recording"] = json!({});
+    job["individual_recording"] = json!({ "quality": "360p" });
     job["recording"] = json!({ "quality": "360p" });
     job["frame_recording"] = json!({ "capture_interval_in_seconds": 2, "quality": "360p" });
     let mut running = Running::spawn(&scratch, &job, &[]);
@@ -909,6 +942,38 @@ fn a_janus_call_is_recorded_raw_with_a_file_per_track_and_stay() {
             let first = packets(&path, "v").first().copied();
             assert!(first.is_some_and(|(_, key)| key), "{name} starts on a keyframe");
         }
+    }
+    // Individually: a file per stay, whole, showing its publisher.
+    let individual: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["type"] == "call.recording_ready" && e["recording_type"] == "individual")
+        .collect();
+    let owners: Vec<&str> = individual
+        .iter()
+        .map(|e| e["call_recording"]["user_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(owners.iter().filter(|&&u| u == "alice").count(), 1, "{owners:?}");
+    assert_eq!(owners.iter().filter(|&&u| u == "bob").count(), 2, "{owners:?}");
+    for event in &individual {
+        let url = event["call_recording"]["url"].as_str().unwrap();
+        let path = Path::new(url.strip_prefix("file://").unwrap()).to_owned();
+        let name = path.display().to_string();
+        assert_eq!(decode_errors(&path), "", "{name} decodes");
+        let info = probe(&path);
+        let seconds = duration_s(&info);
+        assert!(seconds > 2.0, "{name}: {seconds} s");
+        let colour = if event["call_recording"]["user_id"] == "alice" {
+            RED
+        } else {
+            GREEN
+        };
+        let frames = frames_between(&path, 1.0, seconds - 0.5, 64, 36);
+        let showing = frames.iter().filter(|f| share_of(f, rgb(colour)) >= 0.2).count();
+        assert!(
+            showing * 10 >= frames.len() * 8,
+            "{name}: {showing} of {} frames show its publisher",
+            frames.len()
+        );
     }
     assert!(
         !event_types(&events).iter().any(|t| t.ends_with("_failed")),

@@ -7,29 +7,7 @@ mod common;
 
 use common::*;
 use serde_json::{Value, json};
-use std::path::{Path, PathBuf};
-use std::process::Command;
-
-/// A VP8 clip as a WebRTC sender streams it (one keyframe, then delta frames) and an Opus clip.
-fn clips(dir: &Path, name: &str, colour: &str, tone_hz: u32) {
-    let video = Command::new("ffmpeg")
-        .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
-        .arg(format!("color=c=0x{}:s=320x180:r=30:d=20", &colour[1..]))
-        .args(["-c:v", "libvpx", "-deadline", "realtime", "-cpu-used", "8"])
-        .args(["-b:v", "300k", "-g", "100000"])
-        .arg(dir.join(format!("{name}.webm")))
-        .status()
-        .unwrap();
-    assert!(video.success(), "ffmpeg made {name}.webm");
-    let audio = Command::new("ffmpeg")
-        .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
-        .arg(format!("sine=frequency={tone_hz}:duration=20:sample_rate=48000"))
-        .args(["-c:a", "libopus", "-b:a", "32k"])
-        .arg(dir.join(format!("{name}-voice.webm")))
-        .status()
-        .unwrap();
-    assert!(audio.success(), "ffmpeg made {name}-voice.webm");
-}
+use std::path::PathBuf;
 
 fn stored(event: &Value) -> PathBuf {
     let url = event["call_recording"]["url"].as_str().unwrap();
@@ -39,8 +17,8 @@ fn stored(event: &Value) -> PathBuf {
 #[test]
 fn raw_recording_keeps_each_track_as_sent_with_a_manifest_of_the_call() {
     let scratch = Scratch::new("raw-synthetic");
-    clips(&scratch.dir, "alice", "#e53935", 440);
-    clips(&scratch.dir, "bob", "#1e88e5", 660);
+    vp8_opus_clips(&scratch.dir, "alice", "#e53935", 440);
+    vp8_opus_clips(&scratch.dir, "bob", "#1e88e5", 660);
     let person = |name: &str, join: f64, leave: Option<f64>| {
         json!({ "user_id": name, "video": { "clip": format!("{name}.webm") },
                 "audio": { "file": format!("{name}-voice.webm") }, "join_at_s": join, "leave_at_s": leave })
@@ -159,7 +137,7 @@ fn raw_recording_keeps_each_track_as_sent_with_a_manifest_of_the_call() {
 #[test]
 fn a_job_with_only_raw_recording_decodes_no_video() {
     let scratch = Scratch::new("raw-only");
-    clips(&scratch.dir, "alice", "#43a047", 550);
+    vp8_opus_clips(&scratch.dir, "alice", "#43a047", 550);
     let dot = scratch.dir.join("graph.dot");
     let job = json!({
         "call_cid": "default:raw-only",
@@ -224,7 +202,7 @@ fn bench_raw_recording_cost_per_track() {
     let scratch = Scratch::new("raw-bench");
     let colours = ["#e53935", "#1e88e5", "#43a047", "#fdd835", "#8e24aa"];
     for i in 0..10 {
-        clips(
+        vp8_opus_clips(
             &scratch.dir,
             &format!("p{i}"),
             colours[i % colours.len()],

@@ -140,6 +140,8 @@ pub fn now_rfc3339() -> String {
 pub const COMPOSITE: &str = "composite";
 /// The `recording_type` of raw recordings: each track as it arrived, and the manifest.
 pub const RAW: &str = "raw";
+/// The `recording_type` of individual recordings: a file per participant and stay.
+pub const INDIVIDUAL: &str = "individual";
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type")]
@@ -322,6 +324,13 @@ pub struct CallRecording {
     pub end_time: String,
     pub session_id: String,
     pub recording_type: String,
+    /// Not in the seed: whose file it is, for an individual recording.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    /// Not in the seed: which of their tracks it holds (`camera`, with the microphone, or
+    /// `screenshare`), for an individual recording.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub track: Option<String>,
     /// Not in the seed: the spans the recording was paused while this part was open (wall clock);
     /// the file is the call without them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

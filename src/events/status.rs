@@ -17,6 +17,8 @@ pub struct JobStatus {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub raw_recording: Option<OutputStatus>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub individual_recording: Option<OutputStatus>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub frame_recording: Option<OutputStatus>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hls: Option<HlsStatus>,
@@ -74,6 +76,7 @@ impl JobStatus {
     pub fn apply(&mut self, event: &Event) {
         let recording = |this: &mut JobStatus, recording_type: &str, status| match recording_type {
             super::RAW => set(&mut this.raw_recording, status),
+            super::INDIVIDUAL => set(&mut this.individual_recording, status),
             _ => set(&mut this.composite_recording, status),
         };
         match &event.body {

@@ -58,6 +58,10 @@ pub struct Job {
     /// Every track as it arrived (no decode, no encode), with a timeline manifest.
     #[serde(default)]
     pub raw_recording: Option<RawRecordingConfig>,
+    /// A file per participant and stay: their camera and microphone, and their screen share
+    /// in a file of its own.
+    #[serde(default)]
+    pub individual_recording: Option<IndividualRecordingConfig>,
     #[serde(default)]
     pub storage: StorageConfig,
     #[serde(default)]
@@ -79,6 +83,7 @@ impl Job {
             && self.frame_recording.is_none()
             && self.transcription.is_none()
             && self.raw_recording.is_none()
+            && self.individual_recording.is_none()
     }
 
     pub fn call_type(&self) -> &str {
@@ -395,6 +400,22 @@ fn default_capture_interval() -> u32 {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawRecordingConfig {}
+
+/// The seed's `IndividualRecordingSettingsRequest` as a job section, with the composite
+/// recording's options: each participant's own picture (fitted to `quality`, never enlarged)
+/// and sound, an MP4 per stay, cut into parts of at most `max_file_duration_s`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IndividualRecordingConfig {
+    #[serde(default)]
+    pub audio_only: bool,
+    #[serde(default)]
+    pub quality: Quality,
+    /// Longest part of a file, in seconds.
+    #[serde(default = "default_max_file_duration")]
+    #[schemars(range(min = 10, max = 86400))]
+    pub max_file_duration_s: u32,
+}
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

@@ -720,15 +720,25 @@ fn check_semantics(job: &Job, media: &LocalMedia, out: &mut Vec<Problem>) {
                     format!("expected an RFC 3339 time such as 2026-01-31T09:00:00Z; got \"{started}\""),
                 ));
             }
-            let mut seen = std::collections::HashSet::new();
+            // A user id given twice is one participant who leaves and returns.
+            let mut stays: std::collections::HashMap<&str, Vec<(f64, f64)>> = Default::default();
             for (i, p) in source.participants.iter().enumerate() {
                 let at = format!("source.participants[{i}]");
-                if !seen.insert(p.user_id.as_str()) {
+                let stay = (p.join_at_s, p.leave_at_s.unwrap_or(f64::INFINITY));
+                let earlier = stays.entry(p.user_id.as_str()).or_default();
+                if earlier
+                    .iter()
+                    .any(|&(join, leave)| stay.0 < leave && join < stay.1)
+                {
                     out.push(Problem::new(
                         format!("{at}.user_id"),
-                        format!("expected a unique user id; \"{}\" is used twice", p.user_id),
+                        format!(
+                            "expected a unique user id, or stays that do not overlap (one who leaves and returns); \"{}\" is in the call twice at once",
+                            p.user_id
+                        ),
                     ));
                 }
+                earlier.push(stay);
                 if p.join_at_s >= source.duration_s {
                     out.push(Problem::new(
                         format!("{at}.join_at_s"),

@@ -12,6 +12,7 @@
 //! title), which change only when the scene does.
 
 use super::crop::FillCrop;
+use super::individual::{IndividualTap, Stage, StageKey, StageTrack, build_stage};
 use super::timeline::{self, RunningNs, SharedTimeline};
 use super::{make, presets};
 use crate::job::Quality;
@@ -181,6 +182,15 @@ pub struct Composite {
     departing: Vec<(RunningNs, Input)>,
     /// The running time each aggregator has mixed up to.
     mixed: Vec<Arc<AtomicU64>>,
+    /// Each participant on a stage of their own, when asked for.
+    individual: Option<IndividualTap>,
+    stages: HashMap<StageKey, Stage>,
+    /// How many stages each key has had: a participant who returns gets a new one.
+    stays: HashMap<StageKey, u32>,
+    /// Stages whose participant left; they stay in the pipeline until the job ends.
+    ended_stages: Vec<Stage>,
+    /// How late network inputs may arrive (set for every aggregator).
+    input_latency: Duration,
 }
 
 /// One shared H.264 encoder: the tee its outputs branch from, and whether HLS segments follow
@@ -216,7 +226,7 @@ impl Composite {
             live_sources.push(background);
             built.push(mix);
         }
-        let (mixer, silence, audio_tee) = build_audio(&pipeline)?;
+        let (mixer, silence, audio_tee) = build_audio_chain(&pipeline, Some("aac-encoder"))?;
         drop_after_cut(&mixer, cut_at.clone())?;
         mixed.push(track_position(&mixer)?);
         live_sources.push(silence);
@@ -235,6 +245,11 @@ impl Composite {
             cut_at,
             departing: Vec::new(),
             mixed,
+            individual: None,
+            stages: HashMap::new(),
+            stays: HashMap::new(),
+            ended_stages: Vec::new(),
+            input_latency: Duration::ZERO,
         };
         if composite.mixes.is_empty() {
             let encoder = composite
@@ -258,7 +273,117 @@ impl Composite {
 
     /// True when video tracks are used (mixed, captured as stills or recorded raw).
     pub fn has_video(&self) -> bool {
-        !self.mixes.is_empty() || self.frames.is_some() || self.raw.is_some()
+        !self.mixes.is_empty() || self.frames.is_some() || self.raw.is_some() || self.individual_video()
+    }
+
+    /// Whether the individual recording takes pictures.
+    fn individual_video(&self) -> bool {
+        self.individual.as_ref().is_some_and(|tap| !tap.audio_only)
+    }
+
+    /// Puts every participant on a stage of their own from now on: those who join and those
+    /// whose tracks are in the call already.
+    pub fn record_individually(&mut self, tap: IndividualTap) -> anyhow::Result<()> {
+        self.individual = Some(tap);
+        let ids: Vec<String> = self.inputs.keys().cloned().collect();
+        for id in ids {
+            self.put_on_stage(&id)?;
+        }
+        Ok(())
+    }
+
+    /// A participant joined: their stage opens now, before any of their tracks arrive.
+    pub fn participant_joined(&mut self, user_id: &str) -> anyhow::Result<()> {
+        let key = StageKey {
+            user_id: user_id.to_owned(),
+            track: StageTrack::Camera,
+        };
+        self.stage(&key).map(|_| ())
+    }
+
+    /// A participant left at call time `at` (now when `None`): their stages end there.
+    pub fn participant_left(&mut self, user_id: &str, at: Option<Duration>) {
+        for track in [StageTrack::Camera, StageTrack::ScreenShare] {
+            let key = StageKey {
+                user_id: user_id.to_owned(),
+                track,
+            };
+            self.end_stage(&key, at);
+        }
+    }
+
+    /// The stage of `key`, opened when it has none; `None` where the individual recording makes
+    /// no such file (none asked for, or a screen share in an audio-only one).
+    fn stage(&mut self, key: &StageKey) -> anyhow::Result<Option<&Stage>> {
+        let Some(tap) = &self.individual else {
+            return Ok(None);
+        };
+        if tap.audio_only && key.track == StageTrack::ScreenShare {
+            return Ok(None);
+        }
+        if !self.stages.contains_key(key) {
+            let stay = self.stays.entry(key.clone()).or_default();
+            let stage = build_stage(
+                &self.pipeline,
+                key,
+                *stay,
+                tap,
+                self.input_latency,
+                self.first_frame_seen.clone(),
+            )?;
+            *stay += 1;
+            self.stages.insert(key.clone(), stage);
+        }
+        Ok(self.stages.get(key))
+    }
+
+    /// Ends the stage of `key` at call time `at` (now when `None` or later).
+    fn end_stage(&mut self, key: &StageKey, at: Option<Duration>) {
+        let Some(stage) = self.stages.remove(key) else {
+            return;
+        };
+        let now = self
+            .pipeline
+            .current_running_time()
+            .unwrap_or(gst::ClockTime::ZERO)
+            .nseconds();
+        stage.end(at.map_or(now, |at| (at.as_nanos() as u64).min(now)));
+        self.ended_stages.push(stage);
+    }
+
+    /// Feeds input `id` (decoded) to its participant's stage too.
+    fn put_on_stage(&mut self, id: &str) -> anyhow::Result<()> {
+        let Some(key) = StageKey::of_input(id) else {
+            return Ok(());
+        };
+        let Some(is_video) = self.inputs.get(id).map(|i| i.last_frame.is_some()) else {
+            return Ok(());
+        };
+        let pad = match self.stage(&key)? {
+            Some(stage) if stage.takes(is_video) => stage.request_pad(is_video)?,
+            _ => return Ok(()),
+        };
+        let Some(input) = self.inputs.get_mut(id) else {
+            return Ok(());
+        };
+        // The decoded picture's tee, or the sound's after its level.
+        let tee = match is_video {
+            true => input.head.last(),
+            false => input.branches.first().and_then(|b| b.elements.first()),
+        }
+        .context("the track has no tee to share")?
+        .clone();
+        let queue = make("queue")?;
+        self.pipeline.add(&queue)?;
+        queue.static_pad("src").context("queue without src")?.link(&pad)?;
+        queue.sync_state_with_parent()?;
+        tee.link(&queue)?;
+        input.branches.push(Branch {
+            pad,
+            elements: vec![queue],
+            crop: None,
+        });
+        Ok(())
     }
 
     /// Writes every encoded track added from now on to a raw file of its own.
@@ -379,7 +504,8 @@ impl Composite {
     }
 
     /// Makes the mixers wait `latency` for inputs that arrive that late (network sources).
-    pub fn set_input_latency(&self, latency: std::time::Duration) {
+    pub fn set_input_latency(&mut self, latency: std::time::Duration) {
+        self.input_latency = latency;
         let ns = latency.as_nanos() as u64;
         for mix in &self.mixes {
             mix.compositor.set_property("latency", ns);
@@ -425,7 +551,7 @@ impl Composite {
             && self.mixes.is_empty()
             && self.frames.as_ref().is_some_and(|tap| tap.keyframes_only);
         // Video that only goes to a raw file is never decoded.
-        let raw_only = is_video && self.mixes.is_empty() && self.frames.is_none();
+        let raw_only = is_video && self.mixes.is_empty() && self.frames.is_none() && !self.individual_video();
         let decoder = match encoded && !raw_only {
             true => Some(super::ingest::decoder(id, is_video)?.upcast::<gst::Element>()),
             false => None,
@@ -582,6 +708,9 @@ impl Composite {
                 raw,
             },
         );
+        if self.individual.is_some() {
+            self.put_on_stage(id)?;
+        }
         Ok(())
     }
 
@@ -670,6 +799,10 @@ impl Composite {
         let Some(input) = self.inputs.remove(id) else {
             return;
         };
+        // A screen share is a file of its own, which ends with the share.
+        if let Some(key) = StageKey::of_input(id).filter(|k| k.track == StageTrack::ScreenShare) {
+            self.end_stage(&key, at);
+        }
         // Its raw file closes now; the branch stays in the pipeline (unlinked when the track's
         // elements go) so that its end cannot be cut short.
         if let Some((raw, until)) = &input.raw {
@@ -777,6 +910,9 @@ impl Composite {
         let raws = inputs.iter().filter_map(|i| i.raw.as_ref().map(|(bin, _)| bin));
         targets.extend(raws.filter_map(|r| r.static_pad("sink")).map(|p| p.upcast()));
         targets.extend(self.live_sources.iter().map(|s| s.clone().upcast()));
+        for stage in self.stages.values() {
+            stage.end(cut);
+        }
         // Not joined: a stuck stream must not stall the session, which times the end out itself.
         for target in targets {
             let send = move || {
@@ -793,7 +929,7 @@ impl Composite {
     }
 }
 
-fn raw_video_caps(size: (u32, u32)) -> gst::Caps {
+pub(super) fn raw_video_caps(size: (u32, u32)) -> gst::Caps {
     gst::Caps::builder("video/x-raw")
         .field("format", "I420")
         .field("width", size.0 as i32)
@@ -866,7 +1002,7 @@ fn build_mix(pipeline: &gst::Pipeline, spec: &MixSpec) -> anyhow::Result<(Mix, g
 }
 
 /// Scales the mix to `quality` when its size differs, then encodes H.264 with the preset.
-fn build_encoder(
+pub(super) fn build_encoder(
     pipeline: &gst::Pipeline,
     mix_tee: &gst::Element,
     mix_size: (u32, u32),
@@ -908,7 +1044,11 @@ fn build_encoder(
     Ok((tee, encoder))
 }
 
-fn build_audio(pipeline: &gst::Pipeline) -> anyhow::Result<(gst::Element, gst::Element, gst::Element)> {
+/// Silence (live) into a mixer, encoded to AAC: the mixer, the silence and the encoded tee.
+pub(super) fn build_audio_chain(
+    pipeline: &gst::Pipeline,
+    encoder_name: Option<&str>,
+) -> anyhow::Result<(gst::Element, gst::Element, gst::Element)> {
     let p = presets();
     let silence = make("audiotestsrc")?;
     silence.set_property("is-live", true);
@@ -924,7 +1064,9 @@ fn build_audio(pipeline: &gst::Pipeline) -> anyhow::Result<(gst::Element, gst::E
     let convert = make("audioconvert")?;
     let queue = make("queue")?;
     let encoder = make("avenc_aac")?;
-    encoder.set_property("name", "aac-encoder");
+    if let Some(name) = encoder_name {
+        encoder.set_property("name", name);
+    }
     encoder.set_property("bitrate", (p.audio.aac_bitrate_kbps * 1000) as i32);
     let parse = make("aacparse")?;
     let tee = make("tee")?;
@@ -935,7 +1077,7 @@ fn build_audio(pipeline: &gst::Pipeline) -> anyhow::Result<(gst::Element, gst::E
     Ok((mixer, silence, tee))
 }
 
-fn capsfilter(caps: &gst::Caps) -> anyhow::Result<gst::Element> {
+pub(super) fn capsfilter(caps: &gst::Caps) -> anyhow::Result<gst::Element> {
     let filter = make("capsfilter")?;
     filter.set_property("caps", caps);
     Ok(filter)
@@ -1009,7 +1151,7 @@ fn place_between_frames(compositor: &gst::Element, placements: SharedTimeline<Ve
 }
 
 /// Drops the aggregator's output buffers that start at or after `cut_at` (running time).
-fn drop_after_cut(aggregator: &gst::Element, cut_at: Arc<AtomicU64>) -> anyhow::Result<()> {
+pub(super) fn drop_after_cut(aggregator: &gst::Element, cut_at: Arc<AtomicU64>) -> anyhow::Result<()> {
     let pad = aggregator.static_pad("src").context("mixer without src pad")?;
     pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
         let late = info

@@ -3,6 +3,7 @@
 mod composite;
 mod crop;
 mod frames;
+mod individual;
 mod ingest;
 mod mp4_inspect;
 mod mp4_padding;
@@ -15,6 +16,7 @@ mod timeline;
 
 pub use composite::{Composite, GraphNotice, KeyframeIntervalHold, MixScene, MixSpec};
 pub use frames::{FrameHandler, FrameTap, StillFrame};
+pub use individual::{IndividualTap, StageKey, StageTrack};
 pub use mp4_inspect::{Mp4Summary, TrackSummary, inspect as inspect_mp4};
 pub use mp4_padding::{PADDING_WORTH_REMOVING, remove_padding};
 pub use outputs::{

@@ -246,6 +246,7 @@ impl LiveCall {
             SourceEvent::Joined(info) => {
                 tracing::info!(user_id = %info.user_id, "participant joined");
                 let user_id = info.user_id.clone();
+                graph.participant_joined(&user_id)?;
                 self.roster.join(info);
                 for update in &self.updates {
                     self.roster.update_one(&user_id, update);
@@ -263,6 +264,7 @@ impl LiveCall {
                 for input in ids {
                     graph.remove_input(&input, at);
                 }
+                graph.participant_left(&user_id, at);
                 self.roster.leave(&user_id);
                 self.speaking.remove(&user_id);
             }

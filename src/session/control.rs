@@ -107,14 +107,12 @@ pub(super) fn apply_control(
                 Some(frames) => {
                     frames.stop_alone(running.uploader, running.call, id, emit, running.warnings)?
                 }
-                None => None,
+                None => false,
             };
-            announced(
-                stopped,
-                emit,
-                "frame recording stopped",
-                "the frame recording is not running",
-            )
+            match stopped {
+                true => Ok("frame recording stopped; call.frame_recording_stopped follows the stills taken until now".into()),
+                false => Err("the frame recording is not running".into()),
+            }
         }
         JobControl::Stop(StoppableOutput::Transcription) => {
             let at = call_time_now(graph);

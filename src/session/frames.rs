@@ -120,7 +120,8 @@ impl FrameOutput {
     }
 
     /// Ends the stills while the call runs on: none is taken from now, those taken are stored
-    /// and announced. The stopped event, unless it had ended already.
+    /// and announced, and the stopped event follows the last of them. False if it had ended
+    /// already.
     pub fn stop_alone(
         &mut self,
         uploader: &mut Uploader,
@@ -128,14 +129,15 @@ impl FrameOutput {
         id: &JobIdentity,
         emit: Emit,
         warnings: &mut Vec<String>,
-    ) -> anyhow::Result<Option<EventBody>> {
+    ) -> anyhow::Result<bool> {
         if self.stopped_alone {
-            return Ok(None);
+            return Ok(false);
         }
         self.stopped.store(true, std::sync::atomic::Ordering::Relaxed);
-        self.stopped_alone = true;
         self.publish(uploader, call, None, None, id, emit, warnings)?;
-        Ok(Some(EventBody::FrameRecordingStopped {}))
+        self.stopped_alone = true;
+        uploader.announce_after(Output::Frames, EventBody::FrameRecordingStopped {});
+        Ok(true)
     }
 
     /// Announces the start once (with the job's warnings if no other output took them).
@@ -162,6 +164,13 @@ impl FrameOutput {
         emit: Emit,
         warnings: &mut Vec<String>,
     ) -> anyhow::Result<()> {
+        if self.stopped_alone {
+            // Stills that were being encoded when the stop came.
+            for late in self.captured.try_iter() {
+                let _ = std::fs::remove_file(&late.path);
+            }
+            return Ok(());
+        }
         self.held.extend(self.captured.try_iter());
         let (due, later): (Vec<Captured>, Vec<Captured>) = std::mem::take(&mut self.held)
             .into_iter()

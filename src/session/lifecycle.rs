@@ -14,6 +14,7 @@ pub enum OutputId {
     Recording,
     /// The raw recording: every track's file and the manifest.
     RawRecording,
+    IndividualRecording,
     Hls,
     /// A push, by its name.
     Rtmp(String),
@@ -28,6 +29,7 @@ impl std::fmt::Display for OutputId {
         match self {
             OutputId::Recording => f.write_str("recording"),
             OutputId::RawRecording => f.write_str("raw_recording"),
+            OutputId::IndividualRecording => f.write_str("individual_recording"),
             OutputId::Hls => f.write_str("hls"),
             OutputId::Rtmp(name) => write!(f, "rtmp:{name}"),
             OutputId::FrameRecording => f.write_str("frame_recording"),
@@ -112,6 +114,7 @@ pub fn step_of(body: &EventBody) -> Option<(OutputId, Step)> {
     let rtmp = |name: &String| OutputId::Rtmp(name.clone());
     let recording = |recording_type: &str| match recording_type {
         crate::events::RAW => OutputId::RawRecording,
+        crate::events::INDIVIDUAL => OutputId::IndividualRecording,
         _ => OutputId::Recording,
     };
     Some(match body {
@@ -152,6 +155,10 @@ pub fn failed_event(output: &OutputId, error: &str) -> Option<EventBody> {
         },
         OutputId::RawRecording => EventBody::RecordingFailed {
             recording_type: crate::events::RAW.into(),
+            error,
+        },
+        OutputId::IndividualRecording => EventBody::RecordingFailed {
+            recording_type: crate::events::INDIVIDUAL.into(),
             error,
         },
         OutputId::Hls => EventBody::HlsFailed { error },

@@ -5,6 +5,7 @@ mod call;
 mod control;
 mod frames;
 mod hls;
+mod individual;
 mod lifecycle;
 mod output;
 mod raw;
@@ -26,6 +27,7 @@ use frames::FrameOutput;
 use gst::prelude::*;
 use gstreamer as gst;
 use hls::HlsOutput;
+use individual::IndividualRecordingOutput;
 use lifecycle::{Lifecycles, OutputId};
 use output::{Claim, Live, SessionOutput};
 use raw::RawRecordingOutput;
@@ -277,6 +279,7 @@ struct Outputs {
     transcription: Option<TranscriptionOutput>,
     thumbnails: Option<ThumbnailOutput>,
     raw: Option<RawRecordingOutput>,
+    individual: Option<IndividualRecordingOutput>,
     /// The secrets of outputs started during the call, kept out of the logs while it runs.
     started_secrets: Vec<crate::redact::Registration>,
 }
@@ -388,6 +391,9 @@ fn asked_outputs(job: &Job) -> Vec<OutputId> {
     }
     if job.raw_recording.is_some() {
         asked.push(OutputId::RawRecording);
+    }
+    if job.individual_recording.is_some() {
+        asked.push(OutputId::IndividualRecording);
     }
     asked
 }
@@ -537,6 +543,7 @@ fn takes_sound(job: &Job) -> bool {
         || !job.rtmp.is_empty()
         || job.transcription.is_some()
         || job.raw_recording.is_some()
+        || job.individual_recording.is_some()
         || job.has_no_output()
 }
 
@@ -655,6 +662,12 @@ fn execute(
                 &id.session_id,
                 &spool,
                 &waker,
+            )?),
+            None => None,
+        },
+        individual: match &job.individual_recording {
+            Some(config) => Some(IndividualRecordingOutput::attach(
+                &mut graph, job, config, &spool,
             )?),
             None => None,
         },
@@ -980,6 +993,7 @@ impl Outputs {
         all.extend(self.transcription.as_mut().map(|o| o as &mut dyn SessionOutput));
         all.extend(self.hls.as_mut().map(|o| o as &mut dyn SessionOutput));
         all.extend(self.raw.as_mut().map(|o| o as &mut dyn SessionOutput));
+        all.extend(self.individual.as_mut().map(|o| o as &mut dyn SessionOutput));
         all
     }
 }

@@ -165,6 +165,8 @@ impl RawRecordingOutput {
                     let ready = EventBody::RecordingReady {
                         recording_type: RAW.into(),
                         call_recording: CallRecording {
+                            user_id: None,
+                            track: None,
                             filename: file.filename.clone(),
                             url: live.uploader.url(&self.key(&file.filename)),
                             start_time: self.wall(Duration::from_secs_f64(file.start_offset_s)),
@@ -209,6 +211,8 @@ impl RawRecordingOutput {
         let ready = EventBody::RecordingReady {
             recording_type: RAW.into(),
             call_recording: CallRecording {
+                user_id: None,
+                track: None,
                 filename: "manifest.json".into(),
                 url: live.uploader.url(&self.key("manifest.json")),
                 start_time: self.wall(Duration::ZERO),

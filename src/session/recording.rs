@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// Why a closed part would not play, if it would not: its index, read back.
-fn playable(path: &Path) -> Result<(), String> {
+pub(super) fn playable(path: &Path) -> Result<(), String> {
     let summary = crate::media::inspect_mp4(path)?;
     summary.unplayable().map_or(Ok(()), Err)
 }
@@ -242,6 +242,8 @@ impl RecordingOutput {
         let ready = EventBody::RecordingReady {
             recording_type: COMPOSITE.into(),
             call_recording: CallRecording {
+                user_id: None,
+                track: None,
                 filename,
                 url: uploader.url(&key),
                 end_time: start_time.clone(),
@@ -296,6 +298,13 @@ impl SessionOutput for RecordingOutput {
     }
 
     fn on_part(&mut self, part: &PartEvent, live: &mut Live) -> anyhow::Result<()> {
+        let (PartEvent::Opened(path) | PartEvent::Closed(path)) = part;
+        if !path
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("rec_"))
+        {
+            return Ok(());
+        }
         let ending = live.ending();
         self.handle_part(part.clone(), ending, live.uploader, live.id, live.emit)
     }

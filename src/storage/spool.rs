@@ -353,6 +353,8 @@ mod tests {
             ready: EventBody::RecordingReady {
                 recording_type: "composite".into(),
                 call_recording: CallRecording {
+                    user_id: None,
+                    track: None,
                     filename: file.into(),
                     url: String::new(),
                     start_time: "2026-01-01T00:00:00.000Z".into(),

@@ -59,6 +59,8 @@ pub enum Output {
     Thumbnails,
     /// Raw recording: each track's file and the manifest.
     Raw,
+    /// Individual recording: a file per participant and stay.
+    Individual,
 }
 
 impl Output {
@@ -72,6 +74,10 @@ impl Output {
             Output::Frames => EventBody::FrameRecordingFailed { error },
             Output::Transcript => EventBody::TranscriptionFailed { error },
             Output::Thumbnails => EventBody::ThumbnailFailed { error },
+            Output::Individual => EventBody::RecordingFailed {
+                recording_type: crate::events::INDIVIDUAL.into(),
+                error,
+            },
             Output::Raw => EventBody::RecordingFailed {
                 recording_type: crate::events::RAW.into(),
                 error,
@@ -86,6 +92,13 @@ struct Item {
     pending: Pending,
 }
 
+/// What a lane carries, in order: files to store, and events to announce once every file
+/// queued before them on the lane is stored (or backed up).
+enum LaneItem {
+    File(Item),
+    Announce(Event),
+}
+
 /// What the lanes share: which outputs lost files, and who to tell.
 struct Shared<'env> {
     storage: &'env dyn Storage,
@@ -97,7 +110,7 @@ struct Shared<'env> {
 }
 
 pub struct Uploader<'scope, 'env> {
-    lanes: HashMap<Output, mpsc::Sender<Item>>,
+    lanes: HashMap<Output, mpsc::Sender<LaneItem>>,
     handles: Vec<ScopedJoinHandle<'scope, ()>>,
     shared: Arc<Shared<'env>>,
     next_id: AtomicU64,
@@ -180,7 +193,9 @@ impl<'scope, 'env> Uploader<'scope, 'env> {
 
     /// Re-queues a file a dead worker left in the spool.
     fn requeue(&mut self, id: u64, pending: Pending) {
-        self.lane(pending.output).send(Item { id, pending }).ok();
+        self.lane(pending.output)
+            .send(LaneItem::File(Item { id, pending }))
+            .ok();
     }
 
     fn queue(&mut self, id: u64, output: Output, key: &str, ready: Option<EventBody>) -> anyhow::Result<()> {
@@ -199,22 +214,36 @@ impl<'scope, 'env> Uploader<'scope, 'env> {
             }),
         };
         self.shared.spool.write_pending(id, &pending)?;
-        self.lane(output).send(Item { id, pending }).ok();
+        self.lane(output).send(LaneItem::File(Item { id, pending })).ok();
         Ok(())
     }
 
-    fn lane(&mut self, output: Output) -> &mpsc::Sender<Item> {
+    /// Announces `body` once every file of `output` queued so far has been stored or backed up:
+    /// an output that ends while its files are on their way is announced stopped after them.
+    pub fn announce_after(&mut self, output: Output, body: EventBody) {
+        let event = Event::new(&self.shared.spool.call_cid, &self.shared.spool.egress_id, body)
+            .with_call_details(self.call_details.as_ref());
+        self.lane(output).send(LaneItem::Announce(event)).ok();
+    }
+
+    fn lane(&mut self, output: Output) -> &mpsc::Sender<LaneItem> {
         let shared = &self.shared;
         let handles = &mut self.handles;
         let scope = self.scope;
         self.lanes.entry(output).or_insert_with(|| {
-            let (tx, rx) = mpsc::channel::<Item>();
+            let (tx, rx) = mpsc::channel::<LaneItem>();
             let shared = shared.clone();
             let handle = std::thread::Builder::new()
                 .name(format!("upload-{output:?}").to_lowercase())
                 .spawn_scoped(scope, move || {
                     for item in rx {
-                        deliver(&shared, item);
+                        match item {
+                            LaneItem::File(item) => deliver(&shared, item),
+                            LaneItem::Announce(mut event) => {
+                                event.created_at = crate::events::now_rfc3339();
+                                shared.events.emit(&event);
+                            }
+                        }
                     }
                 })
                 .expect("cannot start an upload thread");

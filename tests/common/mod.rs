@@ -300,6 +300,27 @@ impl Frame {
     }
 }
 
+/// A VP8 clip as a WebRTC sender streams it (one keyframe, then delta frames) and an Opus clip.
+pub fn vp8_opus_clips(dir: &Path, name: &str, colour: &str, tone_hz: u32) {
+    let video = Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
+        .arg(format!("color=c=0x{}:s=320x180:r=30:d=20", &colour[1..]))
+        .args(["-c:v", "libvpx", "-deadline", "realtime", "-cpu-used", "8"])
+        .args(["-b:v", "300k", "-g", "100000"])
+        .arg(dir.join(format!("{name}.webm")))
+        .status()
+        .unwrap();
+    assert!(video.success(), "ffmpeg made {name}.webm");
+    let audio = Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
+        .arg(format!("sine=frequency={tone_hz}:duration=20:sample_rate=48000"))
+        .args(["-c:a", "libopus", "-b:a", "32k"])
+        .arg(dir.join(format!("{name}-voice.webm")))
+        .status()
+        .unwrap();
+    assert!(audio.success(), "ffmpeg made {name}-voice.webm");
+}
+
 pub fn hex_rgb(hex: &str) -> [u8; 3] {
     let v = u32::from_str_radix(hex.trim_start_matches('#'), 16).unwrap();
     [(v >> 16) as u8, (v >> 8) as u8, v as u8]

@@ -8,7 +8,9 @@ mod recording;
 mod rtmp;
 
 pub use hls::{HlsFeeds, HlsRendition, HlsSpec, attach_hls, master_playlist};
-pub use recording::{PartEvent, RecordingControl, RecordingSpec, attach_recording};
+pub use recording::{
+    EncodedFeeds, PartEvent, RecordingControl, RecordingSpec, attach_recording, attach_recording_to,
+};
 pub use rtmp::RtmpBranch;
 
 use super::make;
@@ -19,13 +21,22 @@ use gstreamer as gst;
 /// Links a new branch of an encoder's `tee` to `sink_pad` through a queue and a parser of the
 /// stream (`h264parse`, `aacparse`): each muxer then gets the stream format it wants (avc or
 /// byte-stream) from one shared encoder.
+/// (A queue that holds `hold_back` of the stream before it lets it on, when not zero.)
 pub(crate) fn branch(
     bin: &impl IsA<gst::Bin>,
     tee: &gst::Element,
     parser: &str,
     sink_pad: &gst::Pad,
+    hold_back: std::time::Duration,
 ) -> anyhow::Result<()> {
     let queue = make("queue")?;
+    if !hold_back.is_zero() {
+        let ns = hold_back.as_nanos() as u64;
+        queue.set_property("min-threshold-time", ns);
+        queue.set_property("max-size-time", ns * 3);
+        queue.set_property("max-size-buffers", 0u32);
+        queue.set_property("max-size-bytes", 0u32);
+    }
     let parse = make(parser)?;
     prepare_parser(&parse);
     bin.as_ref().add_many([&queue, &parse])?;

@@ -91,6 +91,12 @@ impl RecordingControl {
         lock(&self.writer).stop()
     }
 
+    /// Ends the recording at running time `at`: samples from then on are left out; its last
+    /// part closes when its streams end.
+    pub fn end_at(&self, at: gst::ClockTime) {
+        lock(&self.writer).end_at = Some(at);
+    }
+
     /// Records again after a stop: a new part opens at the next keyframe. False when it was
     /// not stopped, or the call is ending.
     pub fn restart(&self) -> bool {
@@ -107,50 +113,94 @@ impl RecordingControl {
 }
 
 pub fn attach_recording(composite: &mut Composite, spec: &RecordingSpec) -> anyhow::Result<RecordingControl> {
-    let pipeline = composite.pipeline().clone();
-    let with_video = spec.video.is_some();
-    let video_sink =
-        with_video.then(|| appsink("recording-video", "video/x-h264,stream-format=avc,alignment=au"));
-    let audio_sink = appsink("recording-audio", "audio/mpeg,mpegversion=4,stream-format=raw");
+    let video = match spec.video {
+        Some((mix, quality)) => Some(composite.encoded_video(mix, quality)?),
+        None => None,
+    };
+    let feeds = EncodedFeeds {
+        video,
+        audio: composite.encoded_audio(),
+        name: "recording".into(),
+        hold_back: Duration::ZERO,
+    };
+    attach_recording_to(
+        composite.pipeline(),
+        &feeds,
+        spec.max_part,
+        spec.part_path.clone(),
+    )
+}
+
+/// The encoded streams a recording is made of: tees of an H.264 encoder (none for audio only)
+/// and of an AAC encoder, and a name for its elements, unique in the pipeline.
+pub struct EncodedFeeds {
+    pub video: Option<gst::Element>,
+    pub audio: gst::Element,
+    pub name: String,
+    /// How long samples wait before they are written, so that an end decided a moment late
+    /// (`RecordingControl::end_at`) still leaves out what followed it.
+    pub hold_back: Duration,
+}
+
+/// A recording of `feeds`, cut into parts of at most `max_part`.
+pub fn attach_recording_to(
+    pipeline: &gst::Pipeline,
+    feeds: &EncodedFeeds,
+    max_part: Duration,
+    part_path: Arc<dyn Fn(u32) -> PathBuf + Send + Sync>,
+) -> anyhow::Result<RecordingControl> {
+    let with_video = feeds.video.is_some();
+    let video_sink = with_video.then(|| {
+        appsink(
+            &format!("{}-video", feeds.name),
+            "video/x-h264,stream-format=avc,alignment=au",
+        )
+    });
+    let audio_sink = appsink(
+        &format!("{}-audio", feeds.name),
+        "audio/mpeg,mpegversion=4,stream-format=raw",
+    );
     let announcer: gst::Element = audio_sink.clone().upcast();
     let writer = Arc::new(Mutex::new(Writer {
-        cutter: Cutter::new(clock_time(spec.max_part), with_video),
-        max_part: clock_time(spec.max_part),
-        longest: clock_time(spec.max_part) + PART_OVERRUN,
+        cutter: Cutter::new(clock_time(max_part), with_video),
+        max_part: clock_time(max_part),
+        longest: clock_time(max_part) + PART_OVERRUN,
         with_video,
-        part_path: spec.part_path.clone(),
+        part_path,
         next_index: 0,
         current: None,
         previous: None,
         held: Vec::new(),
         gate: PauseGate::new(with_video),
         stopped: false,
+        end_at: None,
         gate_held: Vec::new(),
         closing: Vec::new(),
         ended: [!with_video, false],
         announcer: announcer.downgrade(),
     }));
     // Each sink plays before its branch is linked, for a recording started during the call.
-    if let (Some((mix, quality)), Some(sink)) = (spec.video, &video_sink) {
+    if let (Some(video), Some(sink)) = (&feeds.video, &video_sink) {
         pipeline.add(sink)?;
-        let video = composite.encoded_video(mix, quality)?;
         feed(sink, Stream::Video, &writer);
         sink.sync_state_with_parent()?;
         branch(
-            &pipeline,
-            &video,
+            pipeline,
+            video,
             "h264parse",
             &sink.static_pad("sink").context("appsink without sink")?,
+            feeds.hold_back,
         )?;
     }
     pipeline.add(&audio_sink)?;
     feed(&audio_sink, Stream::Audio, &writer);
     audio_sink.sync_state_with_parent()?;
     branch(
-        &pipeline,
-        &composite.encoded_audio(),
+        pipeline,
+        &feeds.audio,
         "aacparse",
         &audio_sink.static_pad("sink").context("appsink without sink")?,
+        feeds.hold_back,
     )?;
     Ok(RecordingControl {
         writer,
@@ -207,6 +257,8 @@ struct Writer {
     gate: PauseGate,
     /// Stopped alone (`egress stop --output recording`): samples are dropped.
     stopped: bool,
+    /// Samples from this running time on are dropped (where a participant left).
+    end_at: Option<gst::ClockTime>,
     /// Sound waiting for the pictures to settle where a pause or resume falls.
     gate_held: Vec<gst::Sample>,
     /// Parts being finished on threads of their own.
@@ -255,6 +307,9 @@ impl Writer {
         let Some(at) = running_time(&sample, buffer.pts()) else {
             return;
         };
+        if self.end_at.is_some_and(|end| at >= end) {
+            return;
+        }
         let verdict = match stream {
             Stream::Video => {
                 let key = !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT);

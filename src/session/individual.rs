@@ -1,0 +1,214 @@
+//! The individual recording of a session: an MP4 per participant and stay (their camera and
+//! microphone; their screen share in a file of its own), each part noted down in the spool as it
+//! opens, stored as it closes and announced with `recording_type: individual`, the participant's
+//! `user_id` and the track.
+
+use super::frames::safe_segment;
+use super::lifecycle::OutputId;
+use super::output::{Live, SessionOutput};
+use super::recording::playable;
+use crate::events::{CallRecording, EventBody, INDIVIDUAL, now_rfc3339};
+use crate::job::{IndividualRecordingConfig, Job};
+use crate::media::{Composite, IndividualTap, PartEvent, StageKey};
+use crate::storage::{self, OpenPart, Output, Uploader};
+use anyhow::Context;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Where a participant's camera is off (the layout engine's placeholder colour).
+const PLACEHOLDER_RGB: u32 = 0x1f1f1f;
+
+/// The file name prefix of individual parts: the composite recording's are `rec_`.
+const PART_PREFIX: &str = "ind_";
+
+pub struct IndividualRecordingOutput {
+    prefix: Option<String>,
+    /// Whose each part is, from its path (set when the graph names the part).
+    owners: Arc<Mutex<HashMap<PathBuf, StageKey>>>,
+    opened: HashMap<PathBuf, OpenPart>,
+    /// Parts closed while the job was ending, stored after `stopped`.
+    closing: Vec<PathBuf>,
+    playable_parts: usize,
+    unplayable: Vec<String>,
+    started: bool,
+}
+
+impl IndividualRecordingOutput {
+    pub fn attach(
+        graph: &mut Composite,
+        job: &Job,
+        config: &IndividualRecordingConfig,
+        spool: &Path,
+    ) -> anyhow::Result<IndividualRecordingOutput> {
+        storage::object_key(job.storage.path.as_deref(), "x")?;
+        let owners: Arc<Mutex<HashMap<PathBuf, StageKey>>> = Arc::default();
+        let named = owners.clone();
+        let (call_type, call_id, dir) = (
+            safe_segment(job.call_type()),
+            safe_segment(job.call_id()),
+            spool.to_owned(),
+        );
+        let extension = if config.audio_only { "m4a" } else { "mp4" };
+        let part_path = Arc::new(move |key: &StageKey, stay: u32, index: u32| {
+            let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
+            let path = dir.join(format!(
+                "{PART_PREFIX}{call_type}_{call_id}_{}_{}_{}_{}_{stamp}.{extension}",
+                safe_segment(&key.user_id),
+                key.track.label(),
+                stay + 1,
+                index + 1,
+            ));
+            lock(&named).insert(path.clone(), key.clone());
+            path
+        });
+        graph.record_individually(IndividualTap {
+            quality: config.quality,
+            audio_only: config.audio_only,
+            max_part: Duration::from_secs(u64::from(config.max_file_duration_s)),
+            placeholder_rgb: PLACEHOLDER_RGB,
+            part_path,
+        })?;
+        Ok(IndividualRecordingOutput {
+            prefix: job.storage.path.clone(),
+            owners,
+            opened: HashMap::new(),
+            closing: Vec::new(),
+            playable_parts: 0,
+            unplayable: Vec::new(),
+            started: false,
+        })
+    }
+
+    /// The key and ready event of a part opening now.
+    fn describe(&self, path: &Path, uploader: &Uploader, session_id: &str) -> anyhow::Result<OpenPart> {
+        let filename = path
+            .file_name()
+            .context("part without a file name")?
+            .to_string_lossy()
+            .to_string();
+        let owner = lock(&self.owners).get(path).cloned();
+        let key = storage::object_key(self.prefix.as_deref(), &filename)?;
+        let start_time = now_rfc3339();
+        Ok(OpenPart {
+            key: key.clone(),
+            ready: EventBody::RecordingReady {
+                recording_type: INDIVIDUAL.into(),
+                call_recording: CallRecording {
+                    filename,
+                    url: uploader.url(&key),
+                    end_time: start_time.clone(),
+                    start_time,
+                    session_id: session_id.to_owned(),
+                    recording_type: INDIVIDUAL.into(),
+                    user_id: owner.as_ref().map(|k| k.user_id.clone()),
+                    track: owner.map(|k| k.track.label().to_owned()),
+                    paused: Vec::new(),
+                },
+            },
+        })
+    }
+
+    fn store(&mut self, path: &Path, uploader: &mut Uploader, session_id: &str) -> anyhow::Result<()> {
+        let open = match self.opened.remove(path) {
+            Some(open) => open,
+            None => self.describe(path, uploader, session_id)?,
+        };
+        if let Err(e) = crate::media::remove_padding(path, crate::media::PADDING_WORTH_REMOVING) {
+            tracing::warn!(error = %format!("{e:#}"), "the part keeps its unused index room");
+        }
+        uploader.submit_file(
+            Output::Individual,
+            path,
+            &open.key,
+            Some(open.ended_at(now_rfc3339())),
+        )?;
+        uploader.spool().forget_open_part(path);
+        lock(&self.owners).remove(path);
+        Ok(())
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn is_mine(path: &Path) -> bool {
+    path.file_name()
+        .is_some_and(|n| n.to_string_lossy().starts_with(PART_PREFIX))
+}
+
+impl SessionOutput for IndividualRecordingOutput {
+    fn output_id(&self) -> OutputId {
+        OutputId::IndividualRecording
+    }
+
+    fn running(&self) -> bool {
+        true
+    }
+
+    fn on_part(&mut self, part: &PartEvent, live: &mut Live) -> anyhow::Result<()> {
+        match part {
+            PartEvent::Opened(path) if is_mine(path) => {
+                tracing::info!(file = %path.display(), "individual part opened");
+                let open = self.describe(path, live.uploader, &live.id.session_id)?;
+                live.uploader.spool().note_open_part(path, &open)?;
+                self.opened.insert(path.clone(), open);
+                if !self.started {
+                    self.started = true;
+                    (live.emit)(EventBody::RecordingStarted {
+                        recording_type: INDIVIDUAL.into(),
+                        warnings: std::mem::take(live.warnings),
+                    });
+                }
+            }
+            PartEvent::Closed(path) if is_mine(path) => {
+                tracing::info!(file = %path.display(), "individual part closed");
+                if let Err(reason) = playable(path) {
+                    tracing::error!(file = %path.display(), %reason, "individual part holds no playable media; left out");
+                    live.uploader.spool().forget_open_part(path);
+                    self.opened.remove(path);
+                    let _ = std::fs::remove_file(path);
+                    self.unplayable.push(reason);
+                } else if live.ending() {
+                    self.playable_parts += 1;
+                    self.closing.push(path.clone());
+                } else {
+                    self.playable_parts += 1;
+                    self.store(path, live.uploader, &live.id.session_id)?;
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn wind_up(&mut self, live: &mut Live) -> anyhow::Result<()> {
+        if live.job_failed {
+            return Ok(());
+        }
+        if self.playable_parts == 0 {
+            let error = match self.unplayable.first() {
+                Some(reason) => format!("no individual file holds playable media ({reason})"),
+                None => "the call ended before any participant was recorded".to_owned(),
+            };
+            (live.emit)(EventBody::RecordingFailed {
+                recording_type: INDIVIDUAL.into(),
+                error,
+            });
+            return Ok(());
+        }
+        (live.emit)(EventBody::RecordingStopped {
+            recording_type: INDIVIDUAL.into(),
+        });
+        Ok(())
+    }
+
+    fn store_rest(&mut self, live: &mut Live) -> anyhow::Result<()> {
+        for path in std::mem::take(&mut self.closing) {
+            self.store(&path, live.uploader, &live.id.session_id)?;
+        }
+        Ok(())
+    }
+}
