@@ -28,3 +28,7 @@ cargo test --release --locked --test janus -- --ignored --nocapture bench_join_l
 echo "== control messages to their effect =="
 cargo test --release --locked --test fleet -- --ignored --nocapture --test-threads=1 bench_control_to_effect bench_hls_started_during_the_call 2>&1 \
   | grep -E "^control:"
+echo "== raw and individual recordings =="
+cargo test --release --locked --test raw --test individual -- --ignored --nocapture --test-threads=1 \
+  bench_raw_recording_cost_per_track bench_individual_recording_cost_per_participant 2>&1 \
+  | grep -E "^(raw recording|individual recording)"

@@ -279,19 +279,6 @@ impl Fleet {
     }
 }
 
-/// Checks `state` every 100 ms until it holds (`Ok`), for at most `timeout`; the last `Err` says
-/// what was seen instead.
-fn poll<T>(what: &str, timeout: Duration, state: impl Fn() -> Result<T, String>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        match state() {
-            Ok(value) => return value,
-            Err(seen) => assert!(Instant::now() < deadline, "{what} within {timeout:?}; {seen}"),
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 enum BrokerUse {
     Shared(#[allow(dead_code)] std::sync::RwLockReadGuard<'static, ()>),
     Alone(#[allow(dead_code)] std::sync::RwLockWriteGuard<'static, ()>),

@@ -184,3 +184,217 @@ fn an_audio_only_individual_recording_is_each_voice_alone() {
         assert!(mine - theirs >= 20.0, "{user}: {mine} dB against {theirs} dB");
     }
 }
+
+#[test]
+fn a_killed_workers_individual_files_are_stored_by_storage_resume() {
+    let scratch = Scratch::new("individual-kill");
+    vp8_opus_clips(&scratch.dir, "alice", ALICE.0, ALICE.1);
+    vp8_opus_clips(&scratch.dir, "bob", BOB.0, BOB.1);
+    let person = |name: &str| {
+        json!({ "user_id": name, "video": { "clip": format!("{name}.webm") },
+                "audio": { "file": format!("{name}-voice.webm") } })
+    };
+    let job = json!({
+        "egress_id": "eg_individual_kill",
+        "call_cid": "default:individual-kill",
+        "source": { "type": "synthetic", "duration_s": 60.0, "participants": [ person("alice"), person("bob") ] },
+        "individual_recording": { "quality": "360p" },
+        "storage": { "storage_type": "local", "path": "kept/" }
+    });
+    let mut running = Running::spawn(&scratch, &job, &[]);
+    running.wait_for_where(
+        "call.recording_started",
+        std::time::Duration::from_secs(15),
+        |e| e["recording_type"] == "individual",
+    );
+    // Killed once each participant's open file in the spool plays a few seconds.
+    let spool = scratch.out().join(".spool").join("eg_individual_kill");
+    let playing = || -> Vec<(PathBuf, f64)> {
+        std::fs::read_dir(&spool)
+            .map(|entries| {
+                entries
+                    .filter_map(Result::ok)
+                    .map(|e| e.path())
+                    .filter(|p| p.extension().is_some_and(|x| x == "mp4"))
+                    .map(|p| {
+                        let seconds = probe(&p)["format"]["duration"]
+                            .as_str()
+                            .and_then(|d| d.parse().ok())
+                            .unwrap_or(0.0);
+                        (p, seconds)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    poll(
+        "two individual files playing 3 s",
+        std::time::Duration::from_secs(30),
+        || {
+            let files = playing();
+            match files.iter().filter(|(_, s)| *s >= 3.0).count() {
+                2 => Ok(()),
+                _ => Err(format!("{files:?}")),
+            }
+        },
+    );
+    running.child.kill().unwrap();
+    let _ = running.child.wait();
+    let resumed = egress()
+        .args(["storage", "resume", "--out"])
+        .arg(scratch.out())
+        .output()
+        .unwrap();
+    assert!(
+        resumed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&resumed.stderr)
+    );
+    let events = parse_events(&resumed.stdout);
+    let mut owners = Vec::new();
+    for event in events.iter().filter(|e| e["type"] == "call.recording_ready") {
+        assert_eq!(event["recording_type"], "individual", "{event}");
+        let path = stored(event);
+        assert!(path.to_string_lossy().contains("/kept/"), "{}", path.display());
+        assert_eq!(decode_errors(&path), "", "{} decodes", path.display());
+        let seconds = duration_s(&probe(&path));
+        assert!(seconds >= 3.0, "{}: {seconds} s", path.display());
+        owners.push(event["call_recording"]["user_id"].as_str().unwrap().to_owned());
+    }
+    owners.sort();
+    assert_eq!(owners, ["alice", "bob"], "{events:#?}");
+}
+
+/// A 640x360 VP8 clip with motion (what a camera sends) and an Opus voice, for the benchmark.
+fn moving_clip(dir: &std::path::Path, name: &str, tone_hz: u32, seconds: f64) {
+    let run = |args: &[&str]| {
+        let status = std::process::Command::new("ffmpeg")
+            .args(["-v", "error", "-y"])
+            .args(args)
+            .status()
+            .unwrap();
+        assert!(status.success(), "ffmpeg {args:?}");
+    };
+    let video = dir.join(format!("{name}.webm"));
+    let voice = dir.join(format!("{name}-voice.webm"));
+    run(&[
+        "-f",
+        "lavfi",
+        "-i",
+        &format!("testsrc2=s=640x360:r=30:d={seconds}"),
+        "-c:v",
+        "libvpx",
+        "-deadline",
+        "realtime",
+        "-cpu-used",
+        "8",
+        "-b:v",
+        "800k",
+        "-g",
+        "100000",
+        video.to_str().unwrap(),
+    ]);
+    run(&[
+        "-f",
+        "lavfi",
+        "-i",
+        &format!("sine=frequency={tone_hz}:duration={seconds}:sample_rate=48000"),
+        "-c:a",
+        "libopus",
+        "-b:a",
+        "32k",
+        voice.to_str().unwrap(),
+    ]);
+}
+
+/// CPU seconds of a job of `people` participants with a 360p composite and, when given, an
+/// individual recording at `individual` quality.
+fn individual_job_cpu(scratch: &Scratch, people: usize, seconds: f64, individual: Option<&str>) -> f64 {
+    let participants: Vec<Value> = (0..people)
+        .map(|i| {
+            json!({ "user_id": format!("p{i}"), "video": { "clip": format!("p{i}.webm") },
+                    "audio": { "file": format!("p{i}-voice.webm") } })
+        })
+        .collect();
+    let mut job = json!({
+        "call_cid": "default:individual-bench",
+        "source": { "type": "synthetic", "duration_s": seconds, "participants": participants },
+        "recording": { "quality": "360p" },
+        "storage": { "storage_type": "local" }
+    });
+    if let Some(quality) = individual {
+        job["individual_recording"] = json!({ "quality": quality });
+    }
+    let mut running = Running::spawn(scratch, &job, &[]);
+    let pid = running.child.id();
+    // The composite is stored last of the job's files (it closes after the individual ones).
+    running.wait_for_where(
+        "call.recording_ready",
+        std::time::Duration::from_secs(seconds as u64 + 60),
+        |e| e["recording_type"] == "composite",
+    );
+    let used = cpu_seconds(pid).expect("the job still runs as its composite is announced");
+    running.finish(std::time::Duration::from_secs(30));
+    used
+}
+
+/// CPU seconds ffmpeg takes to make the same per-participant files from the same clips (decode,
+/// fit, encode with the worker's x264 preset and bitrate, AAC): the baseline.
+fn ffmpeg_cpu(dir: &std::path::Path, people: usize, size: (u32, u32), kbps: u32) -> f64 {
+    let mut total = 0.0;
+    for i in 0..people {
+        let out = std::process::Command::new("bash")
+            .arg("-c")
+            .arg(format!(
+                "TIMEFORMAT='%U %S'; time ffmpeg -v error -y -i {d}/p{i}.webm -i {d}/p{i}-voice.webm \
+                 -vf 'scale={w}:{h}:force_original_aspect_ratio=decrease,pad={w}:{h}:(ow-iw)/2:(oh-ih)/2' \
+                 -c:v libx264 -preset veryfast -b:v {kbps}k -g 60 -c:a aac -b:a 128k {d}/ffmpeg-p{i}.mp4",
+                d = dir.display(),
+                w = size.0,
+                h = size.1,
+            ))
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stderr);
+        let line = text.lines().last().unwrap_or_default();
+        total += line
+            .split_whitespace()
+            .filter_map(|v| v.parse::<f64>().ok())
+            .sum::<f64>();
+    }
+    total
+}
+
+/// Individual recording's cost per participant at 360p and 720p: the same call of four
+/// (640x360 VP8 cameras with motion) with and without it, side by side, three runs each, and
+/// ffmpeg making the same files from the same clips.
+#[test]
+#[ignore = "benchmark: run with --ignored --nocapture"]
+fn bench_individual_recording_cost_per_participant() {
+    let scratch = Scratch::new("individual-bench");
+    let (people, seconds) = (4, 20.0);
+    for i in 0..people {
+        moving_clip(&scratch.dir, &format!("p{i}"), 300 + 100 * i as u32, seconds);
+    }
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (mut without, mut p360, mut p720) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..3 {
+        without.push(individual_job_cpu(&scratch, people, seconds, None));
+        p360.push(individual_job_cpu(&scratch, people, seconds, Some("360p")));
+        p720.push(individual_job_cpu(&scratch, people, seconds, Some("720p")));
+    }
+    let (without, p360, p720) = (median(without), median(p360), median(p720));
+    for (quality, with, size, kbps) in [("360p", p360, (640, 360), 800), ("720p", p720, (1280, 720), 2500)] {
+        let per_participant = (with - without) / people as f64 / seconds;
+        let ffmpeg = ffmpeg_cpu(&scratch.dir, people, size, kbps) / people as f64 / seconds;
+        println!(
+            "individual recording {quality}: {people} participants, {seconds} s; job {without:.2} CPU s without, \
+             {with:.2} with; {per_participant:.3} core per participant; ffmpeg making the same file \
+             {ffmpeg:.3} core per participant (ratio {:.2})",
+            per_participant / ffmpeg
+        );
+    }
+}

@@ -159,14 +159,6 @@ fn a_job_with_only_raw_recording_decodes_no_video() {
     assert!(!graph.contains("GstX264Enc"), "no encoder in a raw-only job");
 }
 
-/// CPU seconds the process has used so far, or `None` once it is gone.
-fn cpu_seconds(pid: u32) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let fields: Vec<&str> = stat.rsplit_once(") ")?.1.split_whitespace().collect();
-    let ticks: f64 = fields[11].parse::<f64>().ok()? + fields[12].parse::<f64>().ok()?;
-    Some(ticks / 100.0)
-}
-
 /// CPU seconds of a raw-only job of `people` participants (a VP8 and an Opus track each).
 fn raw_job_cpu(scratch: &Scratch, people: usize, seconds: f64) -> f64 {
     let participants: Vec<Value> = (0..people)

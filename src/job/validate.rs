@@ -895,6 +895,29 @@ mod tests {
     }
 
     #[test]
+    fn a_participant_may_return_but_not_be_in_the_call_twice_at_once() {
+        let job = |second_join: f64| {
+            serde_json::json!({
+                "call_cid": "default:c1",
+                "source": { "type": "synthetic", "duration_s": 20, "participants": [
+                    { "user_id": "bob", "join_at_s": 2, "leave_at_s": 8 },
+                    { "user_id": "bob", "join_at_s": second_join } ] },
+                "recording": { "audio_only": true },
+                "storage": { "storage_type": "local" }
+            })
+            .to_string()
+        };
+        assert!(parse_and_validate(&job(10.0), &Intake::below("/nonexistent")).is_ok());
+        let problems = parse_and_validate(&job(6.0), &Intake::below("/nonexistent")).unwrap_err();
+        let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        assert!(
+            text.iter()
+                .any(|t| t.contains("source.participants[1].user_id") && t.contains("twice at once")),
+            "{text:?}"
+        );
+    }
+
+    #[test]
     fn a_section_added_to_a_running_job_is_checked_as_a_part_of_it() {
         let job = running_job();
         let intake = Intake::below("/nonexistent");

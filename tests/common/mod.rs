@@ -697,3 +697,27 @@ pub fn playback_times(report: &Value) -> Vec<f64> {
         .map(|t| t.as_f64().unwrap())
         .collect()
 }
+
+/// Checks `state` every 100 ms until it holds (`Ok`), for at most `timeout`; the last `Err` says
+/// what was seen instead.
+pub fn poll<T>(what: &str, timeout: std::time::Duration, state: impl Fn() -> Result<T, String>) -> T {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        match state() {
+            Ok(value) => return value,
+            Err(seen) => assert!(
+                std::time::Instant::now() < deadline,
+                "{what} within {timeout:?}; {seen}"
+            ),
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// CPU seconds the process has used so far, or `None` once it is gone.
+pub fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let fields: Vec<&str> = stat.rsplit_once(") ")?.1.split_whitespace().collect();
+    let ticks: f64 = fields[11].parse::<f64>().ok()? + fields[12].parse::<f64>().ok()?;
+    Some(ticks / 100.0)
+}
