@@ -420,12 +420,20 @@ impl Uploader<'_, '_> {
     /// last index update, and its event ends where that index does. A part with nothing
     /// playable is announced as failed instead.
     fn recover_part(&mut self, part: &Path, open: &super::OpenPart) {
+        let output = match &open.ready {
+            EventBody::RecordingReady { recording_type, .. }
+                if recording_type == crate::events::INDIVIDUAL =>
+            {
+                Output::Individual
+            }
+            _ => Output::Recording,
+        };
         let summary = crate::media::inspect_mp4(part).and_then(|s| s.unplayable().map_or(Ok(s), Err));
         let summary = match summary {
             Ok(summary) => summary,
             Err(reason) => {
                 tracing::error!(file = %part.display(), %reason, "the part a stopped worker was writing holds no playable media");
-                let body = Output::Recording.failed(format!(
+                let body = output.failed(format!(
                     "the worker stopped before the recording held playable media ({reason})"
                 ));
                 let spool = &self.shared.spool;
@@ -442,7 +450,7 @@ impl Uploader<'_, '_> {
         }
         let end_time = end_of(open, summary.duration());
         tracing::info!(file = %part.display(), %end_time, "storing the recording part a stopped worker was writing");
-        match self.submit_file(Output::Recording, part, &open.key, Some(open.ended_at(end_time))) {
+        match self.submit_file(output, part, &open.key, Some(open.ended_at(end_time))) {
             Ok(()) => self.spool().forget_open_part(part),
             Err(e) => {
                 tracing::error!(file = %part.display(), error = %format!("{e:#}"), "cannot store the part")
