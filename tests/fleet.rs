@@ -1675,7 +1675,7 @@ fn outputs_stopped_alone_end_while_the_call_and_the_others_run_on() {
     assert_eq!(code, Some(2), "a usage error: {stderr}");
     assert!(
         stderr.contains(
-            "expected recording, hls, frame_recording, transcription, closed_captions, thumbnails, rtmp or rtmp:NAME"
+            "expected recording, hls, frame_recording, transcription, closed_captions, thumbnails, individual_recording, rtmp or rtmp:NAME"
         ),
         "{stderr}"
     );
@@ -2558,4 +2558,141 @@ fn a_janus_call_recorded_twice_by_control_while_publishers_come_and_go_gives_two
         "{types:?}"
     );
     assert!(!types.iter().any(|t| t.ends_with("_failed")), "{types:?}");
+}
+
+#[test]
+fn an_individual_recording_starts_and_stops_during_the_call_and_starts_again() {
+    let fleet = Fleet::new("start-individual");
+    let scratch = Scratch::new("fleet-start-individual");
+    let _worker = fleet.worker(&scratch, "a", 1.6);
+    let job = json!({
+        "egress_id": "eg_start_individual",
+        "call_cid": "default:start-individual",
+        "source": { "type": "synthetic", "duration_s": 40.0, "participants": [
+            { "user_id": "alice", "video": { "color": "#e02020" }, "audio": "sine" },
+            { "user_id": "bob", "video": { "color": "#2040e0" }, "audio": "sine" } ] },
+        "recording": { "quality": "360p" },
+        "storage": { "storage_type": "local", "path": "fleet/" }
+    });
+    let id = fleet.submit(&scratch, &job);
+    fleet.wait_until("recording started", Duration::from_secs(30), |events| {
+        !of_type(events, "call.recording_started").is_empty()
+    });
+    let section = scratch.dir.join("individual.json");
+    std::fs::write(&section, json!({ "quality": "360p" }).to_string()).unwrap();
+    let section = section.to_str().unwrap().to_owned();
+    let individual = |events: &[Value], kind: &str| -> usize {
+        of_type(events, kind)
+            .iter()
+            .filter(|e| e["recording_type"] == "individual")
+            .count()
+    };
+    let spool = scratch.out().join(".spool").join("eg_start_individual");
+    let open_seconds = |spool: &std::path::Path| -> Vec<f64> {
+        std::fs::read_dir(spool)
+            .map(|entries| {
+                entries
+                    .filter_map(Result::ok)
+                    .map(|e| e.path())
+                    .filter(|p| {
+                        p.file_name()
+                            .is_some_and(|n| n.to_string_lossy().starts_with("ind_"))
+                    })
+                    .filter(|p| p.extension().is_some_and(|x| x == "mp4"))
+                    .map(|p| {
+                        probe(&p)["format"]["duration"]
+                            .as_str()
+                            .and_then(|d| d.parse().ok())
+                            .unwrap_or(0.0)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let mut stays = Vec::new();
+    for round in 1..=2 {
+        let (code, stderr) = cli(
+            &fleet,
+            &["start", &id, "--output", "individual_recording", &section],
+        );
+        assert_eq!(code, Some(0), "start {round}: {stderr}");
+        let started_at = chrono::Utc::now();
+        if round == 1 {
+            let (code, stderr) = cli(
+                &fleet,
+                &["start", &id, "--output", "individual_recording", &section],
+            );
+            assert_eq!(code, Some(1), "a second start: {stderr}");
+            assert!(stderr.contains("running already"), "{stderr}");
+        }
+        fleet.wait_until("individual started", Duration::from_secs(15), |events| {
+            individual(events, "call.recording_started") == round
+        });
+        // Each participant's open file plays 3 s before the stop.
+        poll(
+            "two individual files playing 3 s",
+            Duration::from_secs(30),
+            || {
+                let seen = open_seconds(&spool);
+                match seen.iter().filter(|&&s| s >= 3.0).count() {
+                    2 => Ok(()),
+                    _ => Err(format!("{seen:?} in {}", spool.display())),
+                }
+            },
+        );
+        let (code, stderr) = cli(&fleet, &["stop", &id, "--output", "individual_recording"]);
+        assert_eq!(code, Some(0), "stop {round}: {stderr}");
+        let stopped_at = chrono::Utc::now();
+        fleet.wait_until("both files stored", Duration::from_secs(15), |events| {
+            individual(events, "call.recording_ready") == 2 * round
+        });
+        stays.push((started_at, stopped_at));
+    }
+    let (code, stderr) = cli(&fleet, &["stop", &id, "--output", "individual_recording"]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("not running"), "{stderr}");
+    let events = fleet.wait_until("the end of the call", Duration::from_secs(60), |events| {
+        of_type(events, "call.recording_ready")
+            .iter()
+            .any(|e| e["recording_type"] == "composite")
+    });
+    assert_eq!(
+        individual(&events, "call.recording_stopped"),
+        2,
+        "one stop per round"
+    );
+    assert_eq!(individual(&events, "call.recording_failed"), 0);
+    let files: Vec<&Value> = of_type(&events, "call.recording_ready")
+        .into_iter()
+        .filter(|e| e["recording_type"] == "individual")
+        .collect();
+    assert_eq!(files.len(), 4, "a file per participant and round: {files:#?}");
+    for file in files {
+        let path = stored_file(&file["call_recording"]["url"]);
+        let name = path.display().to_string();
+        assert_eq!(decode_errors(&path), "", "{name} decodes");
+        let held = duration_s(&probe(&path));
+        let started = time_of(&file["call_recording"]["start_time"]);
+        let (asked, stopped) = stays
+            .iter()
+            .copied()
+            .find(|(asked, stopped)| started >= *asked && started <= *stopped)
+            .unwrap_or_else(|| panic!("{name} starts at {started}, in no round: {stays:?}"));
+        let round_s = (stopped - asked).num_milliseconds() as f64 / 1000.0;
+        assert!(
+            held >= 3.0 && held <= round_s + 0.5,
+            "{name}: {held} s in a round of {round_s} s"
+        );
+        let colour = match file["call_recording"]["user_id"].as_str() {
+            Some("alice") => hex_rgb("#e02020"),
+            _ => hex_rgb("#2040e0"),
+        };
+        let frames = frames_between(&path, 0.5, held - 0.3, 64, 36);
+        let showing = frames.iter().filter(|f| share_of(f, colour) >= 0.5).count();
+        assert!(
+            showing * 10 >= frames.len() * 9,
+            "{name}: {showing} of {} frames",
+            frames.len()
+        );
+    }
 }

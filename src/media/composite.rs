@@ -125,6 +125,28 @@ fn attach_speech(
     Ok(bin)
 }
 
+/// Takes a track's branch into an aggregator off the tee that feeds it, while both run: the tee
+/// lets go first, then the aggregator's pad ends and is released.
+fn detach_branch(pipeline: &gst::Pipeline, branch: Branch) {
+    if let Some(first) = branch.elements.first()
+        && let Some(sink) = first.static_pad("sink")
+        && let Some(tee_pad) = sink.peer()
+    {
+        let _ = tee_pad.unlink(&sink);
+        if let Some(tee) = tee_pad.parent_element() {
+            tee.release_request_pad(&tee_pad);
+        }
+    }
+    branch.pad.send_event(gst::event::Eos::new());
+    for element in &branch.elements {
+        let _ = element.set_state(gst::State::Null);
+        let _ = pipeline.remove(element);
+    }
+    if let Some(aggregator) = branch.pad.parent_element() {
+        aggregator.release_request_pad(&branch.pad);
+    }
+}
+
 /// Takes a branch off the tee that feeds it while the stream runs.
 fn remove_branch(pipeline: &gst::Pipeline, bin: &gst::Bin) {
     if let Some(sink) = bin.static_pad("sink")
@@ -290,6 +312,34 @@ impl Composite {
             self.put_on_stage(&id)?;
         }
         Ok(())
+    }
+
+    /// Ends every stage now (their files close) and opens no more; the tracks go on into the
+    /// composite alone.
+    pub fn stop_individually(&mut self) {
+        self.individual = None;
+        let now = self
+            .pipeline
+            .current_running_time()
+            .unwrap_or(gst::ClockTime::ZERO)
+            .nseconds();
+        let stages: Vec<Stage> = self.stages.drain().map(|(_, stage)| stage).collect();
+        for stage in &stages {
+            stage.control.stop();
+            stage.end(now);
+        }
+        // The stages' branches come off the tracks' tees: the mixes' come first (the mixer's
+        // alone for a sound).
+        for input in self.inputs.values_mut() {
+            let shared = match input.last_frame.is_some() {
+                true => self.mixes.len(),
+                false => 1,
+            };
+            for branch in input.branches.split_off(shared.min(input.branches.len())) {
+                detach_branch(&self.pipeline, branch);
+            }
+        }
+        self.ended_stages.extend(stages);
     }
 
     /// A participant joined: their stage opens now, before any of their tracks arrive.

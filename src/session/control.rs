@@ -5,8 +5,9 @@ use super::lifecycle::{Lifecycles, OutputId};
 use super::output::SessionOutput;
 use super::{
     Emit, JobControl, JobIdentity, OutputKind, Outputs, PausableOutput, StoppableOutput, call::LiveCall,
-    call_time_now, frames::FrameOutput, hls::HlsOutput, recording::RecordingOutput, rtmp::RtmpOutput,
-    secrets_of_refused, takes_sound, thumbnails::ThumbnailOutput, transcription::TranscriptionOutput,
+    call_time_now, frames::FrameOutput, hls::HlsOutput, individual::IndividualRecordingOutput,
+    recording::RecordingOutput, rtmp::RtmpOutput, secrets_of_refused, takes_sound,
+    thumbnails::ThumbnailOutput, transcription::TranscriptionOutput,
 };
 use crate::events::EventBody;
 use crate::job::Job;
@@ -127,6 +128,15 @@ pub(super) fn apply_control(
                 false => Err("the thumbnails are not running".into()),
             }
         }
+        JobControl::Stop(StoppableOutput::IndividualRecording) => announced(
+            outputs
+                .individual
+                .as_mut()
+                .and_then(|i| i.stop_alone(running.graph)),
+            emit,
+            "individual recording stopped; each participant's last part is stored and announced",
+            "the individual recording is not running",
+        ),
         JobControl::Stop(StoppableOutput::ClosedCaptions) => announced(
             outputs.transcription.as_mut().and_then(|t| t.stop_captions()),
             emit,
@@ -169,6 +179,7 @@ fn start_output(
         OutputKind::Hls => start_hls(section, job, id, media_dir, running),
         OutputKind::FrameRecording => start_frames(section, job, id, media_dir, running, emit),
         OutputKind::Thumbnails => start_thumbnails(section, job, media_dir, running),
+        OutputKind::IndividualRecording => start_individual(section, job, media_dir, running),
         OutputKind::Transcription | OutputKind::ClosedCaptions => {
             start_speech(output, section, job, media_dir, running, emit)
         }
@@ -397,6 +408,48 @@ fn start_frames(
     frames.start(emit, running.warnings);
     running.outputs.frames = Some(frames);
     Ok("frame recording started; a still of every camera and screen share follows each interval".into())
+}
+
+/// Starts the individual recording during the call: every participant whose tracks are in the
+/// call gets a file from now on, and those who join later too. One stopped during the call
+/// starts again with the settings it had.
+fn start_individual(
+    section: serde_json::Value,
+    job: &Job,
+    media_dir: &std::path::Path,
+    running: &mut Running,
+) -> Answer {
+    const STARTING: &str = "call.recording_started (individual) follows when the first file opens";
+    if let Some(individual) = running.outputs.individual.as_mut() {
+        if individual.running() {
+            return Err("the individual recording is running already".into());
+        }
+        individual
+            .restart(running.graph)
+            .map_err(|e| format!("the individual recording cannot start again: {e:#}"))?;
+        running.lifecycles.register(OutputId::IndividualRecording);
+        return Ok(format!("individual recording starting again; {STARTING}"));
+    }
+    let with_individual = checked_section(
+        job,
+        OutputKind::IndividualRecording,
+        &or_empty(section),
+        media_dir,
+    )?;
+    let config = with_individual
+        .individual_recording
+        .as_ref()
+        .ok_or_else(|| "the individual_recording section: expected an object".to_owned())?;
+    // Pictures come from the tracks the composite decodes; without one, none is decoded.
+    if !config.audio_only && running.graph.mix_count() == 0 {
+        return Err("the individual recording cannot start with video: this job decodes no video (it has no composite output); ask for audio_only".into());
+    }
+    let spool = running.uploader.spool().dir.clone();
+    let individual = IndividualRecordingOutput::attach(running.graph, &with_individual, config, &spool)
+        .map_err(|e| format!("the individual recording cannot start: {e:#}"))?;
+    running.outputs.individual = Some(individual);
+    running.lifecycles.register(OutputId::IndividualRecording);
+    Ok(format!("individual recording starting; {STARTING}"))
 }
 
 /// Starts the call's thumbnail during the call, from the first composite's picture.

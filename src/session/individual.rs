@@ -33,6 +33,10 @@ pub struct IndividualRecordingOutput {
     playable_parts: usize,
     unplayable: Vec<String>,
     started: bool,
+    /// Stopped by the coordinator before the end of the call (its stopped event is out).
+    stopped_alone: bool,
+    /// What it asks of the graph, to start again after a stop.
+    tap: IndividualTap,
 }
 
 impl IndividualRecordingOutput {
@@ -63,13 +67,14 @@ impl IndividualRecordingOutput {
             lock(&named).insert(path.clone(), key.clone());
             path
         });
-        graph.record_individually(IndividualTap {
+        let tap = IndividualTap {
             quality: config.quality,
             audio_only: config.audio_only,
             max_part: Duration::from_secs(u64::from(config.max_file_duration_s)),
             placeholder_rgb: PLACEHOLDER_RGB,
             part_path,
-        })?;
+        };
+        graph.record_individually(tap.clone())?;
         Ok(IndividualRecordingOutput {
             prefix: job.storage.path.clone(),
             owners,
@@ -78,7 +83,31 @@ impl IndividualRecordingOutput {
             playable_parts: 0,
             unplayable: Vec::new(),
             started: false,
+            stopped_alone: false,
+            tap,
         })
+    }
+
+    /// Ends every participant's file now while the call runs on; their last parts are stored
+    /// and announced as they close. The stopped event, unless it had stopped already.
+    pub fn stop_alone(&mut self, graph: &mut Composite) -> Option<EventBody> {
+        if self.stopped_alone {
+            return None;
+        }
+        self.stopped_alone = true;
+        graph.stop_individually();
+        self.started.then(|| EventBody::RecordingStopped {
+            recording_type: INDIVIDUAL.into(),
+        })
+    }
+
+    /// Records again after a stop alone, with the same settings: a new file per participant,
+    /// announced started when the first opens.
+    pub fn restart(&mut self, graph: &mut Composite) -> anyhow::Result<()> {
+        graph.record_individually(self.tap.clone())?;
+        self.stopped_alone = false;
+        self.started = false;
+        Ok(())
     }
 
     /// The key and ready event of a part opening now.
@@ -145,7 +174,7 @@ impl SessionOutput for IndividualRecordingOutput {
     }
 
     fn running(&self) -> bool {
-        true
+        !self.stopped_alone
     }
 
     fn on_part(&mut self, part: &PartEvent, live: &mut Live) -> anyhow::Result<()> {
@@ -185,7 +214,7 @@ impl SessionOutput for IndividualRecordingOutput {
     }
 
     fn wind_up(&mut self, live: &mut Live) -> anyhow::Result<()> {
-        if live.job_failed {
+        if live.job_failed || self.stopped_alone {
             return Ok(());
         }
         if self.playable_parts == 0 {

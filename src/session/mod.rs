@@ -120,6 +120,7 @@ pub enum OutputKind {
     Transcription,
     ClosedCaptions,
     Thumbnails,
+    IndividualRecording,
 }
 
 impl OutputKind {
@@ -132,6 +133,7 @@ impl OutputKind {
             OutputKind::Transcription => "transcription",
             OutputKind::ClosedCaptions => "closed_captions",
             OutputKind::Thumbnails => "thumbnails",
+            OutputKind::IndividualRecording => "individual_recording",
         }
     }
 }
@@ -147,13 +149,13 @@ pub enum StoppableOutput {
     Transcription,
     ClosedCaptions,
     Thumbnails,
+    IndividualRecording,
     /// One push by name, or all of them.
     Rtmp(Option<String>),
 }
 
 /// What `StoppableOutput` accepts, for its error.
-const STOPPABLE: &str =
-    "recording, hls, frame_recording, transcription, closed_captions, thumbnails, rtmp or rtmp:NAME";
+const STOPPABLE: &str = "recording, hls, frame_recording, transcription, closed_captions, thumbnails, individual_recording, rtmp or rtmp:NAME";
 
 impl std::str::FromStr for StoppableOutput {
     type Err = String;
@@ -167,6 +169,7 @@ impl std::str::FromStr for StoppableOutput {
                 "transcription" => Ok(StoppableOutput::Transcription),
                 "closed_captions" => Ok(StoppableOutput::ClosedCaptions),
                 "thumbnails" => Ok(StoppableOutput::Thumbnails),
+                "individual_recording" => Ok(StoppableOutput::IndividualRecording),
                 "rtmp" => Ok(StoppableOutput::Rtmp(None)),
                 _ => Err(format!("expected {STOPPABLE}; got {text:?}")),
             },
@@ -193,6 +196,7 @@ impl From<StoppableOutput> for String {
             StoppableOutput::Transcription => "transcription".into(),
             StoppableOutput::ClosedCaptions => "closed_captions".into(),
             StoppableOutput::Thumbnails => "thumbnails".into(),
+            StoppableOutput::IndividualRecording => "individual_recording".into(),
             StoppableOutput::Rtmp(None) => "rtmp".into(),
             StoppableOutput::Rtmp(Some(name)) => format!("rtmp:{name}"),
         }
