@@ -1860,6 +1860,33 @@ fn outputs_start_and_stop_during_the_call_and_the_job_ends_when_none_is_left() {
     assert_eq!(now["hls"]["status"], "stopped", "{now}");
     assert_eq!(now["composite_recording"]["status"], "running", "{now}");
 
+    // Push c has carried a while before it is stopped: nginx holds more than a second of it.
+    poll("nginx holds 1.5 s of push c", Duration::from_secs(20), || {
+        let held = server
+            .received(keys[1])
+            .first()
+            .and_then(|f| {
+                let out = std::process::Command::new("ffprobe")
+                    .args([
+                        "-v",
+                        "error",
+                        "-show_entries",
+                        "format=duration",
+                        "-of",
+                        "csv=p=0",
+                    ])
+                    .arg(f)
+                    .output()
+                    .ok()?;
+                String::from_utf8_lossy(&out.stdout).trim().parse::<f64>().ok()
+            })
+            .unwrap_or(0.0);
+        if held >= 1.5 {
+            Ok(())
+        } else {
+            Err(format!("{held} s"))
+        }
+    });
     // With every output stopped, the job leaves the call after idle_output_timeout_s.
     let (code, stderr) = cli(&fleet, &["stop", &id, "--output", "rtmp"]);
     assert_eq!(code, Some(0), "{stderr}");
