@@ -107,8 +107,8 @@ fn a_janus_source_needs_a_websocket_url_a_room_and_a_sane_timeout() {
 #[test]
 fn times_outside_the_call_are_refused() {
     let mut job = valid_job();
-    job["source"]["participants"] =
-        json!([{ "user_id": "a", "join_at_s": 3, "leave_at_s": 2 }, { "user_id": "a", "join_at_s": 9 }]);
+    job["source"]["participants"] = json!([{ "user_id": "a", "join_at_s": 3, "leave_at_s": 2 }, { "user_id": "a", "join_at_s": 9 },
+               { "user_id": "a", "join_at_s": 1 }]);
     let (stderr, _) = refuse("times", &job.to_string());
     assert!(
         stderr.contains("source.participants[0].leave_at_s: expected a time after join_at_s"),
@@ -119,7 +119,9 @@ fn times_outside_the_call_are_refused() {
         "{stderr}"
     );
     assert!(
-        stderr.contains("source.participants[1].user_id: expected a unique user id"),
+        stderr.contains(
+            "source.participants[2].user_id: expected a unique user id, or stays that do not overlap"
+        ),
         "{stderr}"
     );
 }
