@@ -2615,27 +2615,6 @@ fn an_individual_recording_starts_and_stops_during_the_call_and_starts_again() {
             .count()
     };
     let spool = scratch.out().join(".spool").join("eg_start_individual");
-    let open_seconds = |spool: &std::path::Path| -> Vec<f64> {
-        std::fs::read_dir(spool)
-            .map(|entries| {
-                entries
-                    .filter_map(Result::ok)
-                    .map(|e| e.path())
-                    .filter(|p| {
-                        p.file_name()
-                            .is_some_and(|n| n.to_string_lossy().starts_with("ind_"))
-                    })
-                    .filter(|p| p.extension().is_some_and(|x| x == "mp4"))
-                    .map(|p| {
-                        probe(&p)["format"]["duration"]
-                            .as_str()
-                            .and_then(|d| d.parse().ok())
-                            .unwrap_or(0.0)
-                    })
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
     let mut stays = Vec::new();
     for round in 1..=2 {
         let (code, stderr) = cli(
@@ -2660,7 +2639,10 @@ fn an_individual_recording_starts_and_stops_during_the_call_and_starts_again() {
             "two individual files playing 3 s",
             Duration::from_secs(30),
             || {
-                let seen = open_seconds(&spool);
+                let seen: Vec<f64> = individual_parts_playing(&spool)
+                    .into_iter()
+                    .map(|(_, s)| s)
+                    .collect();
                 match seen.iter().filter(|&&s| s >= 3.0).count() {
                     2 => Ok(()),
                     _ => Err(format!("{seen:?} in {}", spool.display())),

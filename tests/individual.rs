@@ -209,29 +209,11 @@ fn a_killed_workers_individual_files_are_stored_by_storage_resume() {
     );
     // Killed once each participant's open file in the spool plays a few seconds.
     let spool = scratch.out().join(".spool").join("eg_individual_kill");
-    let playing = || -> Vec<(PathBuf, f64)> {
-        std::fs::read_dir(&spool)
-            .map(|entries| {
-                entries
-                    .filter_map(Result::ok)
-                    .map(|e| e.path())
-                    .filter(|p| p.extension().is_some_and(|x| x == "mp4"))
-                    .map(|p| {
-                        let seconds = probe(&p)["format"]["duration"]
-                            .as_str()
-                            .and_then(|d| d.parse().ok())
-                            .unwrap_or(0.0);
-                        (p, seconds)
-                    })
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
     poll(
         "two individual files playing 3 s",
         std::time::Duration::from_secs(30),
         || {
-            let files = playing();
+            let files = individual_parts_playing(&spool);
             match files.iter().filter(|(_, s)| *s >= 3.0).count() {
                 2 => Ok(()),
                 _ => Err(format!("{files:?}")),
@@ -240,17 +222,7 @@ fn a_killed_workers_individual_files_are_stored_by_storage_resume() {
     );
     running.child.kill().unwrap();
     let _ = running.child.wait();
-    let resumed = egress()
-        .args(["storage", "resume", "--out"])
-        .arg(scratch.out())
-        .output()
-        .unwrap();
-    assert!(
-        resumed.status.success(),
-        "{}",
-        String::from_utf8_lossy(&resumed.stderr)
-    );
-    let events = parse_events(&resumed.stdout);
+    let events = storage_resume(&scratch.out());
     let mut owners = Vec::new();
     for event in events.iter().filter(|e| e["type"] == "call.recording_ready") {
         assert_eq!(event["recording_type"], "individual", "{event}");

@@ -141,17 +141,7 @@ fn kills_lose_at_most_a_second_and_a_half() {
         }
         // The worker's folder is resumed: the part is stored without its unused index room and
         // announced with the times it really holds.
-        let resumed = egress()
-            .args(["storage", "resume", "--out"])
-            .arg(scratch.out())
-            .output()
-            .unwrap();
-        assert!(
-            resumed.status.success(),
-            "{}",
-            String::from_utf8_lossy(&resumed.stderr)
-        );
-        let events = parse_events(&resumed.stdout);
+        let events = storage_resume(&scratch.out());
         let ready = events
             .iter()
             .find(|e| e["type"] == "call.recording_ready" && e["egress_id"] == egress_id.as_str())

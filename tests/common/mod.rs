@@ -721,3 +721,43 @@ pub fn cpu_seconds(pid: u32) -> Option<f64> {
     let ticks: f64 = fields[11].parse::<f64>().ok()? + fields[12].parse::<f64>().ok()?;
     Some(ticks / 100.0)
 }
+
+/// How many seconds each individual part open in a job's spool folder plays so far (its index
+/// is rewritten as it grows, so ffprobe reads it while it is written).
+pub fn individual_parts_playing(spool: &Path) -> Vec<(PathBuf, f64)> {
+    std::fs::read_dir(spool)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| {
+                    p.file_name()
+                        .is_some_and(|n| n.to_string_lossy().starts_with("ind_"))
+                })
+                .filter(|p| p.extension().is_some_and(|x| x == "mp4"))
+                .map(|p| {
+                    let seconds = probe(&p)["format"]["duration"]
+                        .as_str()
+                        .and_then(|d| d.parse().ok())
+                        .unwrap_or(0.0);
+                    (p, seconds)
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Runs `egress storage resume` on a worker's output folder; the events it announced.
+pub fn storage_resume(out: &Path) -> Vec<Value> {
+    let resumed = egress()
+        .args(["storage", "resume", "--out"])
+        .arg(out)
+        .output()
+        .unwrap();
+    assert!(
+        resumed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&resumed.stderr)
+    );
+    parse_events(&resumed.stdout)
+}
