@@ -3,6 +3,7 @@
 pub mod events;
 pub mod job;
 pub mod layout;
+pub mod manifest;
 pub mod media;
 pub mod participants;
 pub mod queue;

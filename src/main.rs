@@ -116,6 +116,20 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Composites a raw recording again from its manifest, as fast as the machine allows:
+    /// the call's layout (or LAYOUT.json, `{"name", "options"}`) at its quality (or --quality);
+    /// prints one JSON line with the file written.
+    Render {
+        manifest: PathBuf,
+        /// Folder the MP4 is written to.
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long)]
+        layout: Option<PathBuf>,
+        /// `360p`, `720p`, `1080p`, `portrait-720x1280`… (the recording's qualities).
+        #[arg(long)]
+        quality: Option<String>,
+    },
     /// Pauses an output of a running job: nothing of the call enters it until `egress resume`.
     Pause {
         egress_id: String,
@@ -186,6 +200,81 @@ enum StorageAction {
     },
 }
 
+/// `egress render`: a request that does not check out exits 2 with the field named.
+fn render(manifest: PathBuf, out: PathBuf, layout: Option<PathBuf>, quality: Option<String>) -> ExitCode {
+    let invalid = |message: String| {
+        eprintln!("{message}");
+        ExitCode::from(EXIT_INVALID)
+    };
+    let layout = match layout.map(|path| read_layout(&path)).transpose() {
+        Ok(layout) => layout,
+        Err(message) => return invalid(message),
+    };
+    let quality = match quality
+        .map(|q| serde_json::from_value::<job::Quality>(serde_json::Value::String(q.clone())).map_err(|_| q))
+        .transpose()
+    {
+        Ok(quality) => quality,
+        Err(q) => {
+            return invalid(format!(
+                "--quality: expected 360p, 480p, 720p, 1080p, 1440p or portrait-WxH of those, got {q:?}"
+            ));
+        }
+    };
+    if let Err(e) = egress::media::init() {
+        eprintln!("{e:#}");
+        return ExitCode::from(EXIT_FAILED);
+    }
+    let request = session::render::RenderRequest {
+        manifest,
+        out_dir: out,
+        layout,
+        quality,
+        file_name: None,
+    };
+    match session::render::render(&request) {
+        Ok(done) => {
+            let seconds = done.duration.as_secs_f64();
+            let took = done.took.as_secs_f64();
+            let line = serde_json::json!({
+                "file": done.path,
+                "layout": done.layout.name.as_str(),
+                "quality": done.quality,
+                "duration_s": seconds,
+                "took_s": took,
+                "speed": if took > 0.0 { seconds / took } else { 0.0 },
+            });
+            println!("{line}");
+            ExitCode::SUCCESS
+        }
+        Err(e @ session::render::RenderError::Media(_)) => {
+            eprintln!("{e}");
+            ExitCode::from(EXIT_FAILED)
+        }
+        Err(e) => invalid(e.to_string()),
+    }
+}
+
+/// A layout file: the job's `layout` section (`{"name": "spotlight", "options": {…}}`).
+fn read_layout(path: &Path) -> Result<job::LayoutConfig, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("--layout: cannot read {}: {e}", path.display()))?;
+    let layout: job::LayoutConfig = serde_json::from_str(&text).map_err(|e| {
+        format!(
+            "--layout {}: expected {{\"name\", \"options\"}} as in a job's layout: {e}",
+            path.display()
+        )
+    })?;
+    egress::layout::LayoutPlan::new(layout.name.as_str(), &layout.options).map_err(|errors| {
+        let said: Vec<String> = errors
+            .iter()
+            .map(|(key, problem)| format!("--layout: options.{key}: {problem}"))
+            .collect();
+        said.join("; ")
+    })?;
+    Ok(layout)
+}
+
 const EXIT_FAILED: u8 = 1;
 const EXIT_INVALID: u8 = 2;
 
@@ -197,6 +286,12 @@ fn main() -> ExitCode {
     unsafe { libc::umask(0o077) };
     init_logs();
     let code = (|| match Cli::parse().command {
+        Command::Render {
+            manifest,
+            out,
+            layout,
+            quality,
+        } => render(manifest, out, layout, quality),
         Command::Schema { events } => {
             let schema = match events {
                 true => egress::events::schema_json(),

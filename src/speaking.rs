@@ -68,6 +68,33 @@ impl SpeakingDetector {
         self.dominant.as_deref()
     }
 
+    /// Who speaks, in user id order.
+    pub fn speakers(&self) -> Vec<String> {
+        let mut speakers: Vec<String> = self
+            .voices
+            .iter()
+            .filter(|(_, v)| v.speaking)
+            .map(|(id, _)| id.clone())
+            .collect();
+        speakers.sort();
+        speakers
+    }
+
+    /// Takes who speaks and who is dominant as recorded (a render of a past call), not from levels.
+    pub fn set(&mut self, speaking: &[String], dominant: Option<&str>) {
+        self.voices.clear();
+        for id in speaking {
+            self.voices.insert(
+                id.clone(),
+                Voice {
+                    speaking: true,
+                    ..Voice::default()
+                },
+            );
+        }
+        self.dominant = dominant.map(str::to_owned);
+    }
+
     /// The longest current speaker becomes dominant once the dominant one is silent.
     fn elect(&mut self, at: Duration) -> bool {
         let current_speaks = self.dominant.as_deref().is_some_and(|d| self.is_speaking(d));

@@ -237,48 +237,6 @@ fn a_killed_workers_individual_files_are_stored_by_storage_resume() {
     assert_eq!(owners, ["alice", "bob"], "{events:#?}");
 }
 
-/// A 640x360 VP8 clip with motion (what a camera sends) and an Opus voice, for the benchmark.
-fn moving_clip(dir: &std::path::Path, name: &str, tone_hz: u32, seconds: f64) {
-    let run = |args: &[&str]| {
-        let status = std::process::Command::new("ffmpeg")
-            .args(["-v", "error", "-y"])
-            .args(args)
-            .status()
-            .unwrap();
-        assert!(status.success(), "ffmpeg {args:?}");
-    };
-    let video = dir.join(format!("{name}.webm"));
-    let voice = dir.join(format!("{name}-voice.webm"));
-    run(&[
-        "-f",
-        "lavfi",
-        "-i",
-        &format!("testsrc2=s=640x360:r=30:d={seconds}"),
-        "-c:v",
-        "libvpx",
-        "-deadline",
-        "realtime",
-        "-cpu-used",
-        "8",
-        "-b:v",
-        "800k",
-        "-g",
-        "100000",
-        video.to_str().unwrap(),
-    ]);
-    run(&[
-        "-f",
-        "lavfi",
-        "-i",
-        &format!("sine=frequency={tone_hz}:duration={seconds}:sample_rate=48000"),
-        "-c:a",
-        "libopus",
-        "-b:a",
-        "32k",
-        voice.to_str().unwrap(),
-    ]);
-}
-
 /// CPU seconds of a job of `people` participants with a 360p composite and, when given, an
 /// individual recording at `individual` quality.
 fn individual_job_cpu(scratch: &Scratch, people: usize, seconds: f64, individual: Option<&str>) -> f64 {

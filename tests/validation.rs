@@ -67,7 +67,7 @@ fn unknown_source_type_is_named() {
     job["source"] = json!({ "type": "zoom", "url": "x" });
     let (stderr, events) = refuse("source-type", &job.to_string());
     assert!(
-        stderr.contains("source.type: expected one of synthetic, janus, whep; got \"zoom\""),
+        stderr.contains("source.type: expected one of synthetic, janus, whep, render; got \"zoom\""),
         "{stderr}"
     );
     assert_eq!(event_types(&events), ["call.recording_failed"]);

@@ -112,7 +112,7 @@ impl Job {
         let source = match &self.source {
             SourceConfig::Janus(j) => Some(j.url.as_str()),
             SourceConfig::Whep(w) => Some(w.url.as_str()),
-            SourceConfig::Synthetic(_) => None,
+            SourceConfig::Synthetic(_) | SourceConfig::Render(_) => None,
         };
         let storage = [
             self.storage
@@ -161,13 +161,27 @@ pub enum SourceConfig {
     Janus(JanusSource),
     /// One stream from a WHEP endpoint, as one participant.
     Whep(WhepSource),
+    /// A raw recording of a past call, composited again as fast as the machine allows into the
+    /// job's `recording` (`egress render` as a job, so a fleet can render).
+    Render(RenderSource),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RenderSource {
+    /// The raw recording's `manifest.json`, a local media file (its raw files beside it).
+    #[schemars(length(min = 1))]
+    pub manifest: String,
+    /// The layout to render with; absent: the one the call had (the manifest's).
+    #[serde(default)]
+    pub layout: Option<LayoutConfig>,
 }
 
 impl SourceConfig {
     /// The source's secrets (room PIN, bearer token), to keep out of logs and events.
     pub fn secrets(&self) -> Vec<&str> {
         let secret = match self {
-            SourceConfig::Synthetic(_) => None,
+            SourceConfig::Synthetic(_) | SourceConfig::Render(_) => None,
             SourceConfig::Janus(j) => j.pin.as_deref(),
             SourceConfig::Whep(w) => w.bearer_token.as_deref(),
         };

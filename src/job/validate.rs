@@ -568,7 +568,7 @@ fn check_secret_lengths(job: &Job, out: &mut Vec<Problem>) {
     match &job.source {
         SourceConfig::Janus(j) => secrets.push(("source.pin".into(), j.pin.as_deref())),
         SourceConfig::Whep(w) => secrets.push(("source.bearer_token".into(), w.bearer_token.as_deref())),
-        SourceConfig::Synthetic(_) => {}
+        SourceConfig::Synthetic(_) | SourceConfig::Render(_) => {}
     }
     let passwords: Vec<(String, Option<String>)> = job
         .rtmp
@@ -797,6 +797,7 @@ fn check_semantics(job: &Job, media: &LocalMedia, out: &mut Vec<Problem>) {
                 }
             }
         }
+        SourceConfig::Render(source) => check_render(job, source, media, out),
         SourceConfig::Whep(source) => {
             if !url::Url::parse(&source.url).is_ok_and(|u| matches!(u.scheme(), "http" | "https")) {
                 out.push(Problem::new(
@@ -808,6 +809,51 @@ fn check_semantics(job: &Job, media: &LocalMedia, out: &mut Vec<Problem>) {
                 ));
             }
         }
+    }
+}
+
+/// A render job reads a manifest it may read and writes one composite recording.
+fn check_render(job: &Job, source: &super::RenderSource, media: &LocalMedia, out: &mut Vec<Problem>) {
+    match media.resolve(&source.manifest) {
+        Ok(path) => {
+            if let Err(e) = crate::manifest::Manifest::load(&path) {
+                out.push(Problem::new("source.manifest", e.to_string()));
+            }
+        }
+        Err(e) => out.push(Problem::new("source.manifest", e.to_string())),
+    }
+    if let Some(layout) = &source.layout
+        && let Err(errors) = crate::layout::LayoutPlan::new(layout.name.as_str(), &layout.options)
+    {
+        for (key, problem) in errors {
+            out.push(Problem::new(format!("source.layout.options.{key}"), problem));
+        }
+    }
+    match &job.recording {
+        Some(recording) if recording.audio_only => out.push(Problem::new(
+            "recording.audio_only",
+            "expected false: a render composites the call's video",
+        )),
+        Some(_) => {}
+        None => out.push(Problem::new(
+            "recording",
+            "expected a recording section: a render source writes the composite recording",
+        )),
+    }
+    let others = [
+        ("hls", job.hls.is_some()),
+        ("rtmp", !job.rtmp.is_empty()),
+        ("frame_recording", job.frame_recording.is_some()),
+        ("transcription", job.transcription.is_some()),
+        ("thumbnails", job.thumbnails.is_some()),
+        ("raw_recording", job.raw_recording.is_some()),
+        ("individual_recording", job.individual_recording.is_some()),
+    ];
+    for (section, _) in others.iter().filter(|(_, asked)| *asked) {
+        out.push(Problem::new(
+            *section,
+            "expected no such section: a render source writes the composite recording only",
+        ));
     }
 }
 

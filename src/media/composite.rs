@@ -213,6 +213,9 @@ pub struct Composite {
     ended_stages: Vec<Stage>,
     /// How late network inputs may arrive (set for every aggregator).
     input_latency: Duration,
+    /// Rendering recorded files as fast as they decode, not following a live call: inputs start
+    /// at the call time they are given, even ahead of the mix.
+    offline: bool,
 }
 
 /// One shared H.264 encoder: the tee its outputs branch from, and whether HLS segments follow
@@ -272,6 +275,7 @@ impl Composite {
             stays: HashMap::new(),
             ended_stages: Vec::new(),
             input_latency: Duration::ZERO,
+            offline: false,
         };
         if composite.mixes.is_empty() {
             let encoder = composite
@@ -280,6 +284,23 @@ impl Composite {
                 .context("audio encoder missing")?;
             announce_first_buffer(&encoder, composite.first_frame_seen.clone())?;
         }
+        Ok(composite)
+    }
+
+    /// The mixes of a render: recorded tracks, added before the pipeline plays, composited as
+    /// fast as they decode; the canvas and the silence end at call time `until`.
+    pub fn build_offline(mixes: &[MixSpec], until: Duration) -> anyhow::Result<Composite> {
+        let mut composite = Composite::build(mixes)?;
+        let p = presets();
+        let frames = (until.as_secs_f64() * p.video.framerate as f64).ceil() as i32;
+        // The silence comes in buffers of 10 ms.
+        let blocks = (until.as_secs_f64() * 100.0).ceil() as i32;
+        for source in &composite.live_sources {
+            source.set_property("is-live", false);
+            let video = source.factory().is_some_and(|f| f.name() == "videotestsrc");
+            source.set_property("num-buffers", if video { frames } else { blocks });
+        }
+        composite.offline = true;
         Ok(composite)
     }
 
@@ -637,7 +658,11 @@ impl Composite {
             .current_running_time()
             .unwrap_or(gst::ClockTime::ZERO)
             .nseconds();
-        let start = starts_at.map_or(now, |at| (at.as_nanos() as u64).min(now));
+        let start = match (starts_at, self.offline) {
+            (Some(at), true) => at.as_nanos() as u64,
+            (at, false) => at.map_or(now, |at| (at.as_nanos() as u64).min(now)),
+            (None, true) => 0,
+        };
         media
             .static_pad("src")
             .context("track media has no src pad")?
@@ -870,7 +895,8 @@ impl Composite {
             }
         }
         let after = at.map_or(0, |at| at.as_nanos() as RunningNs);
-        if after > self.mixed_until() {
+        // A render's recorded track ends with its file.
+        if self.offline || after > self.mixed_until() {
             self.departing.push((after, input));
         } else {
             self.tear_down(input);

@@ -15,7 +15,10 @@ const REQUEST_AGAIN_AFTER: gst::ClockTime = gst::ClockTime::from_seconds(1);
 
 /// A bin that decodes whatever codec its `sink` gets into raw video or audio on its `src`.
 pub fn decoder(name: &str, is_video: bool) -> anyhow::Result<gst::Bin> {
-    let bin = gst::Bin::with_name(&format!("decode-{}", name.replace('/', "-")));
+    // A track that returns (or a render's second file of it) may meet its earlier decoder.
+    static DECODERS: AtomicU64 = AtomicU64::new(0);
+    let n = DECODERS.fetch_add(1, Ordering::Relaxed);
+    let bin = gst::Bin::with_name(&format!("decode-{}-{n}", name.replace('/', "-")));
     // decodebin changes state asynchronously until it has found the codec; inside a playing
     // pipeline that must stay within this bin, or the whole pipeline would wait for it.
     bin.set_property("async-handling", true);

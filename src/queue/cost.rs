@@ -15,6 +15,8 @@ pub fn estimate(job: &Job, model: &CostModel) -> f64 {
         SourceConfig::Synthetic(s) => s.participants.len(),
         SourceConfig::Janus(j) => j.participants.len().max(UNKNOWN_ROSTER),
         SourceConfig::Whep(_) => 1,
+        // The replayed call's roster is in its manifest, not in the job.
+        SourceConfig::Render(_) => UNKNOWN_ROSTER,
     } as f64;
     // Outputs of the same size share one encoder; the composite is decoded once.
     let mut sizes: BTreeSet<(u32, u32)> = BTreeSet::new();

@@ -89,6 +89,25 @@ pub fn plan_mixes(job: &Job) -> anyhow::Result<(Vec<MixPlan>, MixAssignment)> {
 }
 
 impl MixPlan {
+    /// One mix of `layout` at the size of `quality` (a render's).
+    pub fn new(layout: &LayoutConfig, quality: Quality) -> anyhow::Result<MixPlan> {
+        let (w, h) = quality.size();
+        let plan = LayoutPlan::new(layout.name.as_str(), &layout.options).map_err(|errors| {
+            let said: Vec<String> = errors
+                .iter()
+                .map(|(key, problem)| format!("layout.options.{key}: {problem}"))
+                .collect();
+            anyhow::anyhow!("{}", said.join("; "))
+        })?;
+        Ok(MixPlan {
+            layout: layout.clone(),
+            portrait: h > w,
+            size: (w, h),
+            plan,
+            scene: None,
+        })
+    }
+
     /// What the media graph needs to build this mix.
     pub fn spec(&self) -> MixSpec {
         let scene = self.plan.scene(&[], self.size.0, self.size.1);
@@ -208,12 +227,21 @@ impl LiveCall {
 
     /// Applies a coordinator's update (pins, names, roles) and re-lays out.
     pub fn update(&mut self, update: &super::JobUpdate, graph: &Composite) -> anyhow::Result<()> {
+        self.update_from(update, graph, None)
+    }
+
+    fn update_from(
+        &mut self,
+        update: &super::JobUpdate,
+        graph: &Composite,
+        from: Option<Duration>,
+    ) -> anyhow::Result<()> {
         if let Some(layout) = &update.layout {
             self.change_layout(layout);
         }
         self.roster.update(update);
         self.updates.push(update.clone());
-        self.relayout(graph, None)
+        self.relayout(graph, from)
     }
 
     /// Lays every mix out anew with `layout`; an update whose options do not check out is left
@@ -241,6 +269,36 @@ impl LiveCall {
 
     /// Applies one source event to the call and the graph; `Ok(false)` when the call has ended.
     pub fn apply(&mut self, event: SourceEvent, graph: &mut Composite) -> anyhow::Result<bool> {
+        self.apply_from(event, graph, None)
+    }
+
+    /// Applies an event of a recorded call (a render): the scene it leads to starts at call
+    /// time `at`, whatever the event says.
+    pub fn replay(
+        &mut self,
+        event: SourceEvent,
+        graph: &mut Composite,
+        at: Duration,
+    ) -> anyhow::Result<bool> {
+        self.apply_from(event, graph, Some(at))
+    }
+
+    /// Applies a coordinator's update of a recorded call from call time `at` on (a render).
+    pub fn replay_update(
+        &mut self,
+        update: &super::JobUpdate,
+        graph: &Composite,
+        at: Duration,
+    ) -> anyhow::Result<()> {
+        self.update_from(update, graph, Some(at))
+    }
+
+    fn apply_from(
+        &mut self,
+        event: SourceEvent,
+        graph: &mut Composite,
+        at: Option<Duration>,
+    ) -> anyhow::Result<bool> {
         let mut from = None;
         match event {
             SourceEvent::Joined(info) => {
@@ -292,22 +350,39 @@ impl LiveCall {
             SourceEvent::Ended { .. } => return Ok(false),
             SourceEvent::Failed(message) => anyhow::bail!("source failed: {message}"),
         }
-        self.relayout(graph, from)?;
+        self.relayout(graph, at.or(from))?;
         Ok(true)
     }
 
-    /// Feeds an audio level reading; re-lays out when who speaks changed.
+    /// Feeds an audio level reading; when who speaks changed, re-lays out and returns who
+    /// speaks now and who is dominant.
     pub fn hear(
         &mut self,
         user_id: &str,
         level_db: f64,
         at: std::time::Duration,
         graph: &Composite,
-    ) -> anyhow::Result<()> {
-        if self.speaking.update(user_id, level_db, at) {
-            self.relayout(graph, None)?;
+    ) -> anyhow::Result<Option<(Vec<String>, Option<String>)>> {
+        if !self.speaking.update(user_id, level_db, at) {
+            return Ok(None);
         }
-        Ok(())
+        self.relayout(graph, None)?;
+        Ok(Some((
+            self.speaking.speakers(),
+            self.speaking.dominant().map(str::to_owned),
+        )))
+    }
+
+    /// Takes who speaks from a record of the call (a render), from call time `from` on.
+    pub fn replay_speaking(
+        &mut self,
+        speaking: &[String],
+        dominant: Option<&str>,
+        graph: &Composite,
+        from: std::time::Duration,
+    ) -> anyhow::Result<()> {
+        self.speaking.set(speaking, dominant);
+        self.relayout(graph, Some(from))
     }
 
     /// Computes each mix's scene for the call as it is and shows those that changed, from the

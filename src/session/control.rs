@@ -58,6 +58,10 @@ pub(super) fn apply_control(
         JobControl::Update(update) => {
             tracing::info!(egress_id = %id.egress_id, ?update, "job updated");
             running.call.update(&update, graph)?;
+            let at = call_time_now(graph);
+            for output in outputs.each() {
+                output.updated(&update, at);
+            }
             Ok("updated".into())
         }
         JobControl::Pause(PausableOutput::Recording) => announced(

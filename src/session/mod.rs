@@ -10,6 +10,7 @@ mod lifecycle;
 mod output;
 mod raw;
 mod recording;
+pub mod render;
 mod rtmp;
 mod thumbnails;
 mod transcription;
@@ -328,16 +329,21 @@ pub fn run(
                 &options.backup_dir,
             );
             uploader.describe_call(job.call.clone());
-            let result = execute(
-                job,
-                &id,
-                options,
-                warnings,
-                &emit,
-                stop,
-                &mut uploader,
-                &lifecycles,
-            );
+            let result = match &job.source {
+                SourceConfig::Render(source) => {
+                    render::run_job(job, source, &id, options, warnings, &emit, &mut uploader)
+                }
+                _ => execute(
+                    job,
+                    &id,
+                    options,
+                    warnings,
+                    &emit,
+                    stop,
+                    &mut uploader,
+                    &lifecycles,
+                ),
+            };
             lost = uploader.finish(result.is_ok());
             result
         })
@@ -594,6 +600,7 @@ fn execute(
             Box::new(JanusSource::new(j.clone()).subscriptions(janus_subscriptions(job, &mixes, options)))
         }
         SourceConfig::Whep(w) => Box::new(WhepSource::new(w.clone())),
+        SourceConfig::Render(_) => anyhow::bail!("a render job replays a recording; it joins no call"),
     };
     let assets = LayoutAssets::load(&mixes, &options.media_dir);
     let specs: Vec<_> = mixes.iter().map(|m| m.spec()).collect();
@@ -796,7 +803,7 @@ fn execute(
                         SourceEvent::Joined(info) => {
                             let now = clock();
                             for output in outputs.each() {
-                                output.participant_joined(&info.user_id, now);
+                                output.participant_joined(info, now);
                             }
                         }
                         SourceEvent::Left { user_id, at } => {
@@ -856,7 +863,12 @@ fn execute(
                     if let Some((input, level_db)) = graph.audio_level(&message) {
                         let user_id = input.split('/').next().unwrap_or_default().to_owned();
                         if finishing.is_none() {
-                            call.hear(&user_id, level_db, clock(), &graph)?;
+                            let now = clock();
+                            if let Some((speaking, dominant)) = call.hear(&user_id, level_db, now, &graph)? {
+                                for output in outputs.each() {
+                                    output.speaking_changed(speaking.clone(), dominant.clone(), now);
+                                }
+                            }
                         }
                         continue;
                     }

@@ -63,10 +63,16 @@ pub(super) trait SessionOutput {
     fn playing(&mut self, _call_start: DateTime<Utc>) {}
 
     /// A participant joined the call at call time `at`.
-    fn participant_joined(&mut self, _user_id: &str, _at: Duration) {}
+    fn participant_joined(&mut self, _info: &crate::source::ParticipantInfo, _at: Duration) {}
 
     /// A participant left the call at call time `at`.
     fn participant_left(&mut self, _user_id: &str, _at: Duration) {}
+
+    /// From call time `at` on, `speaking` speak and `dominant` holds the floor.
+    fn speaking_changed(&mut self, _speaking: Vec<String>, _dominant: Option<String>, _at: Duration) {}
+
+    /// The coordinator updated the job (pins, names, layout) at call time `at`.
+    fn updated(&mut self, _update: &super::JobUpdate, _at: Duration) {}
 
     /// The first frame is encoded: media flows into the outputs.
     fn media_flowing(&mut self, _live: &mut Live) {}

@@ -8,57 +8,17 @@ use super::lifecycle::OutputId;
 use super::output::{Live, SessionOutput};
 use crate::events::{CallRecording, EventBody, RAW};
 use crate::job::Job;
+use crate::job::{LayoutConfig, Quality};
+use crate::manifest::{MANIFEST_VERSION, Manifest, ManifestFile, SpeakingChange, Stay, TimedUpdate};
 use crate::media::{Composite, RawFileEvent, RawTap};
-use crate::storage::{self, Output};
+use crate::source::ParticipantInfo;
+use crate::storage::{self, OpenPart, Output};
 use anyhow::Context;
 use chrono::{DateTime, Utc};
-use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, mpsc};
 use std::time::Duration;
-
-/// The manifest's format; readers refuse what they do not know.
-pub const MANIFEST_VERSION: u32 = 1;
-
-/// The timeline of a raw recording (`…/manifest.json`). Times are seconds of call time: from
-/// the moment the worker's media graph started (`call_started_at` on the wall clock).
-#[derive(Debug, Clone, Serialize)]
-pub struct Manifest {
-    pub version: u32,
-    pub call_cid: String,
-    pub egress_id: String,
-    pub session_id: String,
-    pub call_started_at: String,
-    pub participants: Vec<Stay>,
-    pub files: Vec<ManifestFile>,
-}
-
-/// One stay of a participant in the call (a return is a stay of its own).
-#[derive(Debug, Clone, Serialize)]
-pub struct Stay {
-    pub user_id: String,
-    pub joined_at_s: f64,
-    /// Absent while still in the call when the recording ended.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub left_at_s: Option<f64>,
-}
-
-/// One raw file.
-#[derive(Debug, Clone, Serialize)]
-pub struct ManifestFile {
-    pub filename: String,
-    pub user_id: String,
-    /// `camera`, `microphone`, `screenshare` or `screenshare_audio`.
-    pub track: String,
-    /// `vp8`, `vp9`, `h264` or `opus`.
-    pub codec: String,
-    /// Call time of the file's first sample.
-    pub start_offset_s: f64,
-    /// Call time of its last sample; absent when it did not close (the worker stopped).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub end_offset_s: Option<f64>,
-}
 
 pub struct RawRecordingOutput {
     dir: PathBuf,
@@ -67,10 +27,22 @@ pub struct RawRecordingOutput {
     happened: mpsc::Receiver<RawFileEvent>,
     files: BTreeMap<PathBuf, ManifestFile>,
     stays: Vec<Stay>,
+    speaking: Vec<SpeakingChange>,
+    updates: Vec<TimedUpdate>,
+    /// The composite's layout and quality at the start, which a render takes by default.
+    layout: LayoutConfig,
+    quality: Quality,
     call_start: DateTime<Utc>,
     started: bool,
     failed_tracks: Vec<String>,
+    /// The manifest as the call stands is rewritten in the spool as it changes, so that a
+    /// worker that dies leaves one for `egress storage resume` beside its files.
+    manifest_changed: bool,
+    manifest_written: Option<std::time::Instant>,
 }
+
+/// How often, at most, the manifest in the spool is rewritten during the call.
+const MANIFEST_EVERY: Duration = Duration::from_secs(1);
 
 impl RawRecordingOutput {
     pub fn attach(
@@ -107,9 +79,19 @@ impl RawRecordingOutput {
             happened,
             files: BTreeMap::new(),
             stays: Vec::new(),
+            speaking: Vec::new(),
+            updates: Vec::new(),
+            layout: job
+                .recording
+                .as_ref()
+                .map(|r| r.layout.clone())
+                .unwrap_or_default(),
+            quality: job.recording.as_ref().map(|r| r.quality).unwrap_or_default(),
             call_start: Utc::now(),
             started: false,
             failed_tracks: Vec::new(),
+            manifest_changed: false,
+            manifest_written: None,
         })
     }
 
@@ -135,17 +117,21 @@ impl RawRecordingOutput {
                     let (user_id, track) = input.rsplit_once('/').unwrap_or((input.as_str(), ""));
                     let filename = file_name(&path);
                     tracing::info!(%input, file = %filename, %codec, "raw file opened");
-                    self.files.insert(
-                        path.clone(),
-                        ManifestFile {
-                            filename,
-                            user_id: user_id.to_owned(),
-                            track: track.to_owned(),
-                            codec,
-                            start_offset_s: at.as_secs_f64(),
-                            end_offset_s: None,
-                        },
-                    );
+                    let file = ManifestFile {
+                        filename,
+                        user_id: user_id.to_owned(),
+                        track: track.to_owned(),
+                        codec,
+                        start_offset_s: at.as_secs_f64(),
+                        end_offset_s: None,
+                    };
+                    let open = OpenPart {
+                        key: self.key(&file.filename),
+                        ready: self.ready(&file.filename, at, at, live),
+                    };
+                    live.uploader.spool().note_open_part(&path, &open)?;
+                    self.files.insert(path.clone(), file);
+                    self.manifest_changed = true;
                     if !self.started {
                         self.started = true;
                         (live.emit)(EventBody::RecordingStarted {
@@ -162,23 +148,13 @@ impl RawRecordingOutput {
                     };
                     file.end_offset_s = Some(at.as_secs_f64().max(file.start_offset_s));
                     let file = file.clone();
-                    let ready = EventBody::RecordingReady {
-                        recording_type: RAW.into(),
-                        call_recording: CallRecording {
-                            user_id: None,
-                            track: None,
-                            filename: file.filename.clone(),
-                            url: live.uploader.url(&self.key(&file.filename)),
-                            start_time: self.wall(Duration::from_secs_f64(file.start_offset_s)),
-                            end_time: self.wall(at),
-                            session_id: live.id.session_id.clone(),
-                            recording_type: RAW.into(),
-                            paused: Vec::new(),
-                        },
-                    };
+                    self.manifest_changed = true;
+                    let started = Duration::from_secs_f64(file.start_offset_s);
+                    let ready = self.ready(&file.filename, started, at, live);
                     live.uploader
                         .submit_file(Output::Raw, &path, &self.key(&file.filename), Some(ready))
                         .with_context(|| format!("storing the raw file {} failed", file.filename))?;
+                    live.uploader.spool().forget_open_part(&path);
                 }
                 RawFileEvent::Refused { input, caps } => {
                     tracing::error!(%input, %caps, "track cannot be recorded raw");
@@ -191,10 +167,59 @@ impl RawRecordingOutput {
         Ok(())
     }
 
+    /// The ready event of one of its files, from call time `start` to `end`.
+    fn ready(&self, filename: &str, start: Duration, end: Duration, live: &Live) -> EventBody {
+        EventBody::RecordingReady {
+            recording_type: RAW.into(),
+            call_recording: CallRecording {
+                user_id: None,
+                track: None,
+                filename: filename.to_owned(),
+                url: live.uploader.url(&self.key(filename)),
+                start_time: self.wall(start),
+                end_time: self.wall(end),
+                session_id: live.id.session_id.clone(),
+                recording_type: RAW.into(),
+                paused: Vec::new(),
+            },
+        }
+    }
+
+    /// Writes the manifest of the call so far (up to call time `end`) in the spool, atomically;
+    /// the first time, notes it down as open, to be stored if the worker dies.
+    fn write_manifest(&mut self, end: Duration, live: &mut Live) -> anyhow::Result<PathBuf> {
+        let manifest = self.manifest(live, end.as_secs_f64());
+        let path = self.dir.join("manifest.json");
+        let partial = self.dir.join("manifest.json.partial");
+        std::fs::write(&partial, serde_json::to_vec_pretty(&manifest)?)
+            .and_then(|()| std::fs::rename(&partial, &path))
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        if self.manifest_written.is_none() {
+            let open = OpenPart {
+                key: self.key("manifest.json"),
+                ready: self.ready("manifest.json", Duration::ZERO, end, live),
+            };
+            live.uploader.spool().note_open_part(&path, &open)?;
+        }
+        self.manifest_written = Some(std::time::Instant::now());
+        self.manifest_changed = false;
+        Ok(path)
+    }
+
     /// Writes and stores the manifest, announced like the files.
     fn store_manifest(&mut self, live: &mut Live) -> anyhow::Result<()> {
-        let end = live.graph.end_time().unwrap_or_default().as_secs_f64();
-        let manifest = Manifest {
+        let end = live.graph.end_time().unwrap_or_default();
+        let path = self.write_manifest(end, live)?;
+        let ready = self.ready("manifest.json", Duration::ZERO, end, live);
+        live.uploader
+            .submit_file(Output::Raw, &path, &self.key("manifest.json"), Some(ready))
+            .context("storing the raw recording's manifest failed")?;
+        live.uploader.spool().forget_open_part(&path);
+        Ok(())
+    }
+
+    fn manifest(&self, live: &Live, end: f64) -> Manifest {
+        Manifest {
             version: MANIFEST_VERSION,
             call_cid: live.job.call_cid.clone(),
             egress_id: live.id.egress_id.clone(),
@@ -202,29 +227,14 @@ impl RawRecordingOutput {
             call_started_at: self
                 .call_start
                 .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            duration_s: Some(end),
+            layout: self.layout.clone(),
+            quality: self.quality,
             participants: self.stays.clone(),
             files: self.files.values().cloned().collect(),
-        };
-        let path = self.dir.join("manifest.json");
-        std::fs::write(&path, serde_json::to_vec_pretty(&manifest)?)
-            .with_context(|| format!("cannot write {}", path.display()))?;
-        let ready = EventBody::RecordingReady {
-            recording_type: RAW.into(),
-            call_recording: CallRecording {
-                user_id: None,
-                track: None,
-                filename: "manifest.json".into(),
-                url: live.uploader.url(&self.key("manifest.json")),
-                start_time: self.wall(Duration::ZERO),
-                end_time: self.wall(Duration::from_secs_f64(end)),
-                session_id: live.id.session_id.clone(),
-                recording_type: RAW.into(),
-                paused: Vec::new(),
-            },
-        };
-        live.uploader
-            .submit_file(Output::Raw, &path, &self.key("manifest.json"), Some(ready))
-            .context("storing the raw recording's manifest failed")
+            speaking: self.speaking.clone(),
+            updates: self.updates.clone(),
+        }
     }
 }
 
@@ -247,9 +257,13 @@ impl SessionOutput for RawRecordingOutput {
         self.call_start = call_start;
     }
 
-    fn participant_joined(&mut self, user_id: &str, at: Duration) {
+    fn participant_joined(&mut self, info: &ParticipantInfo, at: Duration) {
+        self.manifest_changed = true;
         self.stays.push(Stay {
-            user_id: user_id.to_owned(),
+            user_id: info.user_id.clone(),
+            name: info.name.clone(),
+            roles: info.roles.clone(),
+            pinned: info.pinned,
             joined_at_s: at.as_secs_f64(),
             left_at_s: None,
         });
@@ -262,12 +276,37 @@ impl SessionOutput for RawRecordingOutput {
             .rev()
             .find(|s| s.user_id == user_id && s.left_at_s.is_none())
         {
+            self.manifest_changed = true;
             stay.left_at_s = Some(at.as_secs_f64());
         }
     }
 
+    fn speaking_changed(&mut self, speaking: Vec<String>, dominant: Option<String>, at: Duration) {
+        self.manifest_changed = true;
+        self.speaking.push(SpeakingChange {
+            at_s: at.as_secs_f64(),
+            speaking,
+            dominant,
+        });
+    }
+
+    fn updated(&mut self, update: &super::JobUpdate, at: Duration) {
+        self.manifest_changed = true;
+        self.updates.push(TimedUpdate {
+            at_s: at.as_secs_f64(),
+            update: update.clone(),
+        });
+    }
+
     fn tick(&mut self, live: &mut Live) -> anyhow::Result<()> {
-        self.take_in(live)
+        self.take_in(live)?;
+        let due = self
+            .manifest_written
+            .is_none_or(|at| at.elapsed() >= MANIFEST_EVERY);
+        if let (true, true, true, Some(now)) = (self.started, self.manifest_changed, due, live.now) {
+            self.write_manifest(now, live)?;
+        }
+        Ok(())
     }
 
     fn wind_up(&mut self, live: &mut Live) -> anyhow::Result<()> {

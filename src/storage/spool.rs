@@ -145,13 +145,22 @@ impl JobSpool {
         let _ = std::fs::remove_file(open_note_path(part));
     }
 
-    /// Parts a dead worker was still writing, with their notes.
+    /// Parts a dead worker was still writing, with their notes: in the job's folder and in
+    /// the folders of its outputs (raw files are written in `raw/`).
     pub fn open_parts(&self) -> Vec<(PathBuf, OpenPart)> {
         let Ok(entries) = std::fs::read_dir(&self.dir) else {
             return Vec::new();
         };
+        let entries: Vec<std::fs::DirEntry> = entries.flatten().collect();
+        let nested = entries
+            .iter()
+            .filter(|e| e.path().is_dir() && e.file_name() != "uploads")
+            .filter_map(|e| std::fs::read_dir(e.path()).ok())
+            .flat_map(|inner| inner.flatten().collect::<Vec<_>>());
+        let all: Vec<std::fs::DirEntry> = nested.collect();
         let mut found: Vec<(PathBuf, OpenPart)> = entries
-            .flatten()
+            .into_iter()
+            .chain(all)
             .filter_map(|entry| {
                 let note = entry.path();
                 let part = PathBuf::from(note.to_string_lossy().strip_suffix(OPEN_NOTE)?);

@@ -420,6 +420,11 @@ impl Uploader<'_, '_> {
     /// last index update, and its event ends where that index does. A part with nothing
     /// playable is announced as failed instead.
     fn recover_part(&mut self, part: &Path, open: &super::OpenPart) {
+        if let EventBody::RecordingReady { recording_type, .. } = &open.ready
+            && recording_type == crate::events::RAW
+        {
+            return self.recover_raw_file(part, open);
+        }
         let output = match &open.ready {
             EventBody::RecordingReady { recording_type, .. }
                 if recording_type == crate::events::INDIVIDUAL =>
@@ -454,6 +459,32 @@ impl Uploader<'_, '_> {
             Ok(()) => self.spool().forget_open_part(part),
             Err(e) => {
                 tracing::error!(file = %part.display(), error = %format!("{e:#}"), "cannot store the part")
+            }
+        }
+    }
+}
+
+impl Uploader<'_, '_> {
+    /// Stores a raw file (or the manifest) a dead worker was writing, as it is: Matroska written
+    /// live stays readable up to its last cluster. Its end time is when it was last written.
+    fn recover_raw_file(&mut self, part: &Path, open: &super::OpenPart) {
+        let written = std::fs::metadata(part).ok().filter(|m| m.len() > 0);
+        let Some(written) = written else {
+            tracing::warn!(file = %part.display(), "the raw file a stopped worker opened is empty; left out");
+            self.spool().forget_open_part(part);
+            let _ = std::fs::remove_file(part);
+            return;
+        };
+        let end_time = written
+            .modified()
+            .map(chrono::DateTime::<chrono::Utc>::from)
+            .unwrap_or_else(|_| chrono::Utc::now())
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        tracing::info!(file = %part.display(), %end_time, "storing the raw file a stopped worker was writing");
+        match self.submit_file(Output::Raw, part, &open.key, Some(open.ended_at(end_time))) {
+            Ok(()) => self.spool().forget_open_part(part),
+            Err(e) => {
+                tracing::error!(file = %part.display(), error = %format!("{e:#}"), "cannot store the raw file")
             }
         }
     }

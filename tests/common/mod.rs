@@ -761,3 +761,45 @@ pub fn storage_resume(out: &Path) -> Vec<Value> {
     );
     parse_events(&resumed.stdout)
 }
+
+/// A 640x360 VP8 clip with motion (what a camera sends) and an Opus voice, for the benchmark.
+pub fn moving_clip(dir: &std::path::Path, name: &str, tone_hz: u32, seconds: f64) {
+    let run = |args: &[&str]| {
+        let status = std::process::Command::new("ffmpeg")
+            .args(["-v", "error", "-y"])
+            .args(args)
+            .status()
+            .unwrap();
+        assert!(status.success(), "ffmpeg {args:?}");
+    };
+    let video = dir.join(format!("{name}.webm"));
+    let voice = dir.join(format!("{name}-voice.webm"));
+    run(&[
+        "-f",
+        "lavfi",
+        "-i",
+        &format!("testsrc2=s=640x360:r=30:d={seconds}"),
+        "-c:v",
+        "libvpx",
+        "-deadline",
+        "realtime",
+        "-cpu-used",
+        "8",
+        "-b:v",
+        "800k",
+        "-g",
+        "100000",
+        video.to_str().unwrap(),
+    ]);
+    run(&[
+        "-f",
+        "lavfi",
+        "-i",
+        &format!("sine=frequency={tone_hz}:duration={seconds}:sample_rate=48000"),
+        "-c:a",
+        "libopus",
+        "-b:a",
+        "32k",
+        voice.to_str().unwrap(),
+    ]);
+}
