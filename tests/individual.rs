@@ -186,7 +186,7 @@ fn an_audio_only_individual_recording_is_each_voice_alone() {
 }
 
 #[test]
-fn a_killed_workers_individual_files_are_stored_by_storage_resume() {
+fn a_killed_workers_individual_and_raw_files_are_stored_by_storage_resume() {
     let scratch = Scratch::new("individual-kill");
     vp8_opus_clips(&scratch.dir, "alice", ALICE.0, ALICE.1);
     vp8_opus_clips(&scratch.dir, "bob", BOB.0, BOB.1);
@@ -199,6 +199,7 @@ fn a_killed_workers_individual_files_are_stored_by_storage_resume() {
         "call_cid": "default:individual-kill",
         "source": { "type": "synthetic", "duration_s": 60.0, "participants": [ person("alice"), person("bob") ] },
         "individual_recording": { "quality": "360p" },
+        "raw_recording": {},
         "storage": { "storage_type": "local", "path": "kept/" }
     });
     let mut running = Running::spawn(&scratch, &job, &[]);
@@ -224,8 +225,13 @@ fn a_killed_workers_individual_files_are_stored_by_storage_resume() {
     let _ = running.child.wait();
     let events = storage_resume(&scratch.out());
     let mut owners = Vec::new();
-    for event in events.iter().filter(|e| e["type"] == "call.recording_ready") {
-        assert_eq!(event["recording_type"], "individual", "{event}");
+    let ready = |recording_type: &str| {
+        events
+            .iter()
+            .filter(|e| e["type"] == "call.recording_ready" && e["recording_type"] == recording_type)
+            .collect::<Vec<_>>()
+    };
+    for event in ready("individual") {
         let path = stored(event);
         assert!(path.to_string_lossy().contains("/kept/"), "{}", path.display());
         assert_eq!(decode_errors(&path), "", "{} decodes", path.display());
@@ -235,6 +241,68 @@ fn a_killed_workers_individual_files_are_stored_by_storage_resume() {
     }
     owners.sort();
     assert_eq!(owners, ["alice", "bob"], "{events:#?}");
+    // Each track's raw file as far as it was written, and the manifest as it stood.
+    let raw = ready("raw");
+    let mut names: Vec<&str> = raw
+        .iter()
+        .map(|e| e["call_recording"]["filename"].as_str().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "manifest.json",
+            "raw_alice_camera.webm",
+            "raw_alice_microphone.webm",
+            "raw_bob_camera.webm",
+            "raw_bob_microphone.webm"
+        ],
+        "{events:#?}"
+    );
+    for event in raw
+        .iter()
+        .filter(|e| e["call_recording"]["filename"] != "manifest.json")
+    {
+        let path = stored(event);
+        let kind = if path.to_string_lossy().contains("camera") {
+            "video"
+        } else {
+            "audio"
+        };
+        let packets = packets(&path, &kind[..1]).len();
+        // 30 frames or 50 Opus packets a second.
+        let least = if kind == "video" { 90 } else { 150 };
+        assert!(packets >= least, "{}: {packets} packets", path.display());
+    }
+    let manifest = raw
+        .iter()
+        .find(|e| e["call_recording"]["filename"] == "manifest.json")
+        .map(|e| stored(e))
+        .unwrap();
+    let rendered = egress()
+        .arg("render")
+        .arg(&manifest)
+        .arg("--out")
+        .arg(scratch.dir.join("rendered"))
+        .args(["--quality", "360p"])
+        .output()
+        .unwrap();
+    assert!(
+        rendered.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rendered.stderr)
+    );
+    let done = &parse_json_lines(&rendered.stdout)[0];
+    let file = PathBuf::from(done["file"].as_str().unwrap());
+    let seconds = duration_s(&probe(&file));
+    assert!(seconds >= 3.0, "the killed call renders {seconds} s");
+    let frame = Frame::at(&file, seconds - 0.5, 640, 360);
+    for colour in [ALICE.0, BOB.0] {
+        assert!(
+            share_of(&frame, hex_rgb(colour)) >= 0.05,
+            "the render shows {colour}"
+        );
+    }
 }
 
 /// CPU seconds of a job of `people` participants with a 360p composite and, when given, an

@@ -828,16 +828,19 @@ fn janus_stills_only_job_takes_keyframes_the_worker_asks_the_publishers_for() {
     }
 }
 
-/// Raw recording of a Janus call: every publisher's VP8 and Opus as Janus forwarded them, a file
-/// per stay (one publisher leaves and comes back), each starting on a keyframe and decoding
-/// cleanly, and the manifest with both of that publisher's stays.
+/// Raw recording of a Janus call of three: every publisher's VP8 and Opus as Janus forwarded
+/// them, a file per stay (one publisher leaves and comes back), each starting on a keyframe and
+/// decoding cleanly, and the manifest with both of that publisher's stays; the raw recording
+/// rendered again shows what the live composite showed.
 #[test]
 fn a_janus_call_is_recorded_raw_and_individually_with_a_file_per_track_and_stay() {
     let bed = JanusBed::start();
     let alice = Publisher::join(&bed.url, 1234, Publishing::camera("alice", RED, 400.0));
     let bob = Publisher::join(&bed.url, 1234, Publishing::camera("bob", GREEN, 700.0));
+    let carol = Publisher::join(&bed.url, 1234, Publishing::camera("carol", BLUE, 550.0));
     alice.wait_published(Duration::from_secs(10));
     bob.wait_published(Duration::from_secs(10));
+    carol.wait_published(Duration::from_secs(10));
     let scratch = Scratch::new("janus-raw");
     let mut job = janus_job(&bed.url, 1234, 22);
     job["raw_recording"] = json!({});
@@ -862,10 +865,14 @@ fn a_janus_call_is_recorded_raw_and_individually_with_a_file_per_track_and_stay(
         Duration::from_secs(20),
         raw_file("raw_bob_camera.webm"),
     );
+    // Away for a while: the render is compared with the live composite while he is gone.
+    running.wait_for_where("call.frame_recording_ready", Duration::from_secs(20), |e| {
+        captured_s(e) - call_start >= 10.0
+    });
     let bob = Publisher::join(&bed.url, 1234, Publishing::camera("bob", GREEN, 700.0));
     bob.wait_published(Duration::from_secs(10));
     let events = running.finish(Duration::from_secs(40));
-    drop((alice, bob));
+    drop((alice, bob, carol));
     let raw: Vec<&Value> = events
         .iter()
         .filter(|e| e["type"] == "call.recording_ready" && e["recording_type"] == "raw")
@@ -877,6 +884,8 @@ fn a_janus_call_is_recorded_raw_and_individually_with_a_file_per_track_and_stay(
     for name in [
         "raw_alice_camera.webm",
         "raw_alice_microphone.webm",
+        "raw_carol_camera.webm",
+        "raw_carol_microphone.webm",
         "raw_bob_camera.webm",
         "raw_bob_microphone.webm",
         "raw_bob_camera_2.webm",
@@ -921,6 +930,7 @@ fn a_janus_call_is_recorded_raw_and_individually_with_a_file_per_track_and_stay(
         .map(|e| e["call_recording"]["user_id"].as_str().unwrap())
         .collect();
     assert_eq!(owners.iter().filter(|&&u| u == "alice").count(), 1, "{owners:?}");
+    assert_eq!(owners.iter().filter(|&&u| u == "carol").count(), 1, "{owners:?}");
     assert_eq!(owners.iter().filter(|&&u| u == "bob").count(), 2, "{owners:?}");
     for event in &individual {
         let url = event["call_recording"]["url"].as_str().unwrap();
@@ -930,10 +940,10 @@ fn a_janus_call_is_recorded_raw_and_individually_with_a_file_per_track_and_stay(
         let info = probe(&path);
         let seconds = duration_s(&info);
         assert!(seconds > 2.0, "{name}: {seconds} s");
-        let colour = if event["call_recording"]["user_id"] == "alice" {
-            RED
-        } else {
-            GREEN
+        let colour = match event["call_recording"]["user_id"].as_str() {
+            Some("alice") => RED,
+            Some("carol") => BLUE,
+            _ => GREEN,
         };
         let frames = frames_between(&path, 1.0, seconds - 0.5, 64, 36);
         let showing = frames.iter().filter(|f| share_of(f, rgb(colour)) >= 0.2).count();
@@ -947,4 +957,77 @@ fn a_janus_call_is_recorded_raw_and_individually_with_a_file_per_track_and_stay(
         !event_types(&events).iter().any(|t| t.ends_with("_failed")),
         "no failure: {events:#?}"
     );
+    assert_render_shows_the_live_composite(&scratch, &events);
+}
+
+/// Renders a Janus call's raw recording again and compares it with the live composite where
+/// the call stood still: everyone in, bob away, bob back.
+fn assert_render_shows_the_live_composite(scratch: &Scratch, events: &[Value]) {
+    let stored = |filename_is: &dyn Fn(&str) -> bool, recording_type: &str| {
+        let event = events
+            .iter()
+            .find(|e| {
+                e["type"] == "call.recording_ready"
+                    && e["recording_type"] == recording_type
+                    && filename_is(e["call_recording"]["filename"].as_str().unwrap())
+            })
+            .unwrap_or_else(|| panic!("a {recording_type} file: {:?}", event_types(events)));
+        let url = event["call_recording"]["url"].as_str().unwrap();
+        Path::new(url.strip_prefix("file://").unwrap()).to_owned()
+    };
+    let live = stored(&|_| true, "composite");
+    let manifest_path = stored(&|name| name == "manifest.json", "raw");
+    let manifest: Value = serde_json::from_slice(&std::fs::read(&manifest_path).unwrap()).unwrap();
+    let rendered = egress()
+        .arg("render")
+        .arg(&manifest_path)
+        .arg("--out")
+        .arg(scratch.dir.join("rendered"))
+        .output()
+        .unwrap();
+    assert!(
+        rendered.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rendered.stderr)
+    );
+    let done = &parse_json_lines(&rendered.stdout)[0];
+    let rendered = std::path::PathBuf::from(done["file"].as_str().unwrap());
+    assert_eq!(decode_errors(&rendered), "", "the render decodes");
+    let stays = manifest["participants"].as_array().unwrap();
+    let joined = |s: &Value| s["joined_at_s"].as_f64().unwrap();
+    let bob: Vec<&Value> = stays.iter().filter(|s| s["user_id"] == "bob").collect();
+    let everyone_in = stays.iter().take(3).map(joined).fold(0.0, f64::max) + 2.0;
+    let bob_left = bob[0]["left_at_s"].as_f64().unwrap();
+    let bob_back = joined(bob[1]);
+    let end = manifest["duration_s"].as_f64().unwrap();
+    assert!(
+        bob_back - bob_left >= 2.0,
+        "bob away {bob_left} s to {bob_back} s"
+    );
+    assert!(bob_back + 2.5 < end, "bob back at {bob_back} s of {end} s");
+    let moments = [
+        everyone_in.min(bob_left - 0.5),
+        (bob_left + bob_back) / 2.0,
+        bob_back + 2.0,
+    ];
+    for at in moments {
+        let shown = Frame::at(&live, at, 640, 360);
+        let again = Frame::at(&rendered, at, 640, 360);
+        for colour in [RED, GREEN, BLUE] {
+            let (a, b) = (share_of(&shown, rgb(colour)), share_of(&again, rgb(colour)));
+            assert!(
+                (a - b).abs() <= 0.04,
+                "at {at:.2} s, {colour:06x}: live {a:.3} of the frame, rendered {b:.3}"
+            );
+        }
+        for y in [60, 180, 300] {
+            for x in [80, 240, 400, 560] {
+                let (a, b) = (shown.colour_at(x, y), again.colour_at(x, y));
+                assert!(
+                    close(a, b),
+                    "at {at:.2} s, ({x}, {y}): live {a:?}, rendered {b:?}"
+                );
+            }
+        }
+    }
 }

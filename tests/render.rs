@@ -314,3 +314,102 @@ fn a_render_that_cannot_be_done_says_which_field_is_wrong() {
     );
     assert!(said.contains("raw_recording"), "{said}");
 }
+
+/// Wall and CPU seconds of a child process run to its end (CPU from `time`).
+fn timed(command: &str) -> (f64, f64) {
+    let started = std::time::Instant::now();
+    let out = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(format!("TIMEFORMAT='%U %S'; time ( {command} ) > /dev/null"))
+        .output()
+        .unwrap();
+    let wall = started.elapsed().as_secs_f64();
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{command}: {text}");
+    let cpu = text
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|v| v.parse::<f64>().ok())
+        .sum();
+    (wall, cpu)
+}
+
+/// Render speed of a 60 s call of four (640x360 VP8 cameras with motion, Opus voices) into a
+/// 720p grid, against ffmpeg doing the same work from the same raw files (decode four VP8 and
+/// four Opus, scale into a 2x2 grid, mix, x264 at the worker's preset and bitrate, AAC), three
+/// runs each, medians.
+#[test]
+#[ignore = "benchmark: run with --ignored --nocapture"]
+fn bench_render_speed_of_a_720p_grid_of_four() {
+    let scratch = Scratch::new("render-bench");
+    let (people, seconds) = (4, 60.0);
+    for i in 0..people {
+        moving_clip(&scratch.dir, &format!("p{i}"), 300 + 100 * i as u32, seconds);
+    }
+    let participants: Vec<Value> = (0..people)
+        .map(|i| {
+            json!({ "user_id": format!("p{i}"), "video": { "clip": format!("p{i}.webm") },
+                    "audio": { "file": format!("p{i}-voice.webm") } })
+        })
+        .collect();
+    let job = json!({
+        "egress_id": "eg_render_bench",
+        "call_cid": "default:render-bench",
+        "source": { "type": "synthetic", "duration_s": seconds, "participants": participants },
+        "raw_recording": {},
+        "storage": { "storage_type": "local" }
+    });
+    let events = run_successfully(&scratch, &job);
+    let manifest = events
+        .iter()
+        .find(|e| e["call_recording"]["filename"] == "manifest.json")
+        .map(stored)
+        .expect("the manifest is stored");
+    let folder = manifest.parent().unwrap().to_owned();
+    let render = format!(
+        "{} render {} --out {} --quality 720p",
+        env!("CARGO_BIN_EXE_egress"),
+        manifest.display(),
+        scratch.dir.join("rendered").display()
+    );
+    let inputs: String = (0..people)
+        .map(|i| {
+            format!(
+                "-i {d}/raw_p{i}_camera.webm -i {d}/raw_p{i}_microphone.webm ",
+                d = folder.display()
+            )
+        })
+        .collect();
+    let ffmpeg = format!(
+        "ffmpeg -v error -y {inputs} -filter_complex \
+         '[0:v]scale=640:360[a];[2:v]scale=640:360[b];[4:v]scale=640:360[c];[6:v]scale=640:360[d];\
+          [a][b][c][d]xstack=inputs=4:layout=0_0|w0_0|0_h0|w0_h0[v];[1:a][3:a][5:a][7:a]amix=inputs=4[s]' \
+         -map '[v]' -map '[s]' -r 30 -c:v libx264 -preset veryfast -b:v 2500k -g 60 -c:a aac -b:a 128k \
+         {}/ffmpeg-grid.mp4",
+        scratch.dir.display()
+    );
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (mut ours, mut ours_cpu, mut theirs, mut theirs_cpu) = (vec![], vec![], vec![], vec![]);
+    for _ in 0..3 {
+        let (wall, cpu) = timed(&render);
+        ours.push(wall);
+        ours_cpu.push(cpu);
+        let (wall, cpu) = timed(&ffmpeg);
+        theirs.push(wall);
+        theirs_cpu.push(cpu);
+    }
+    let (ours, ours_cpu, theirs, theirs_cpu) =
+        (median(ours), median(ours_cpu), median(theirs), median(theirs_cpu));
+    println!(
+        "render: {seconds} s call of {people} into a 720p grid in {ours:.1} s ({:.2}x real time, {ours_cpu:.1} CPU s); \
+         ffmpeg the same work in {theirs:.1} s ({:.2}x, {theirs_cpu:.1} CPU s); speed ratio {:.2} (goal >= 2x real time)",
+        seconds / ours,
+        seconds / theirs,
+        theirs / ours
+    );
+}

@@ -267,6 +267,9 @@ fn open_file(
     sink.set_property("location", path.to_string_lossy().to_string());
     sink.set_property("async", false);
     sink.set_property("sync", false);
+    // Written through as it comes: a worker that dies leaves every packet so far on disk, not
+    // the last 64 KiB in its buffer (a camera sending a still picture takes minutes to fill it).
+    sink.set_property_from_str("buffer-mode", "unbuffered");
     let chain: Vec<gst::Element> = parse.into_iter().chain([mux.clone(), sink.clone()]).collect();
     bin.add_many(&chain)?;
     mux.link(&sink)?;

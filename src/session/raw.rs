@@ -41,8 +41,10 @@ pub struct RawRecordingOutput {
     manifest_written: Option<std::time::Instant>,
 }
 
-/// How often, at most, the manifest in the spool is rewritten during the call.
+/// How often, at most, the manifest in the spool is rewritten during the call when it changed,
+/// and how often at least (its duration grows).
 const MANIFEST_EVERY: Duration = Duration::from_secs(1);
+const MANIFEST_AT_LEAST_EVERY: Duration = Duration::from_secs(5);
 
 impl RawRecordingOutput {
     pub fn attach(
@@ -300,10 +302,14 @@ impl SessionOutput for RawRecordingOutput {
 
     fn tick(&mut self, live: &mut Live) -> anyhow::Result<()> {
         self.take_in(live)?;
-        let due = self
-            .manifest_written
-            .is_none_or(|at| at.elapsed() >= MANIFEST_EVERY);
-        if let (true, true, true, Some(now)) = (self.started, self.manifest_changed, due, live.now) {
+        let since = self.manifest_written.map(|at| at.elapsed());
+        let due = match since {
+            None => true,
+            Some(since) => {
+                (self.manifest_changed && since >= MANIFEST_EVERY) || since >= MANIFEST_AT_LEAST_EVERY
+            }
+        };
+        if let (true, true, Some(now)) = (self.started, due, live.now) {
             self.write_manifest(now, live)?;
         }
         Ok(())
