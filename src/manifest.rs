@@ -17,6 +17,9 @@ pub struct Manifest {
     pub egress_id: String,
     pub session_id: String,
     pub call_started_at: String,
+    /// Call time the raw recording started at: 0 when it started with the job.
+    #[serde(default)]
+    pub start_s: f64,
     /// Call time the recording ended at.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration_s: Option<f64>,
@@ -171,7 +174,28 @@ impl Manifest {
         if let Some(duration) = self.duration_s {
             time("duration_s".into(), duration)?;
         }
+        time("start_s".into(), self.start_s)?;
         Ok(())
+    }
+
+    /// The same recording with its times counted from its own start (`start_s`), not the
+    /// call's: what a render's zero is.
+    pub fn from_its_start(mut self) -> Manifest {
+        let origin = self.start_s;
+        let shift = |t: &mut f64| *t = (*t - origin).max(0.0);
+        for stay in &mut self.participants {
+            shift(&mut stay.joined_at_s);
+            stay.left_at_s.iter_mut().for_each(shift);
+        }
+        for file in &mut self.files {
+            shift(&mut file.start_offset_s);
+            file.end_offset_s.iter_mut().for_each(shift);
+        }
+        self.speaking.iter_mut().for_each(|c| shift(&mut c.at_s));
+        self.updates.iter_mut().for_each(|u| shift(&mut u.at_s));
+        self.duration_s.iter_mut().for_each(shift);
+        self.start_s = 0.0;
+        self
     }
 
     /// The call time the recording ends at: its duration, or else the last thing it holds.
@@ -201,6 +225,7 @@ mod tests {
             egress_id: "eg".into(),
             session_id: "se".into(),
             call_started_at: "2026-12-03T10:00:00.000Z".into(),
+            start_s: 0.0,
             duration_s: None,
             layout: LayoutConfig::default(),
             quality: Quality::default(),
@@ -263,6 +288,22 @@ mod tests {
         value["participants"][0]["left_at_s"] = (-1.0).into();
         let error = load_text(&value.to_string()).unwrap_err().to_string();
         assert!(error.contains("participants[0].left_at_s"), "{error}");
+    }
+
+    #[test]
+    fn a_recording_started_during_the_call_counts_from_its_start() {
+        let mut manifest = sample();
+        manifest.start_s = 5.0;
+        manifest.participants[0].joined_at_s = 5.0;
+        manifest.participants[0].left_at_s = Some(8.0);
+        manifest.files[0].start_offset_s = 5.1;
+        manifest.duration_s = Some(12.0);
+        let rebased = manifest.from_its_start();
+        assert_eq!(rebased.participants[0].joined_at_s, 0.0);
+        assert_eq!(rebased.participants[0].left_at_s, Some(3.0));
+        assert!((rebased.files[0].start_offset_s - 0.1).abs() < 1e-9);
+        assert_eq!(rebased.duration_s, Some(7.0));
+        assert_eq!(rebased.start_s, 0.0);
     }
 
     #[test]

@@ -82,6 +82,11 @@ impl Roster {
             .find(|i| i.user_id == user_id)
     }
 
+    /// Everyone in the call, in join order.
+    pub fn infos(&self) -> impl Iterator<Item = &ParticipantInfo> {
+        self.members.iter().map(|m| &m.info)
+    }
+
     pub fn len(&self) -> usize {
         self.members.len()
     }

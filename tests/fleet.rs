@@ -1675,7 +1675,7 @@ fn outputs_stopped_alone_end_while_the_call_and_the_others_run_on() {
     assert_eq!(code, Some(2), "a usage error: {stderr}");
     assert!(
         stderr.contains(
-            "expected recording, hls, frame_recording, transcription, closed_captions, thumbnails, individual_recording, rtmp or rtmp:NAME"
+            "expected recording, hls, frame_recording, transcription, closed_captions, thumbnails, individual_recording, raw_recording, rtmp or rtmp:NAME"
         ),
         "{stderr}"
     );
@@ -2704,4 +2704,196 @@ fn an_individual_recording_starts_and_stops_during_the_call_and_starts_again() {
             frames.len()
         );
     }
+}
+
+/// Raw recording started and stopped during the call, then started again: the first holds each
+/// encoded track from its start (a keyframe asked of the sender) to the stop, with a manifest
+/// counted from its own start that renders; the stop is announced after its files; the second
+/// is a raw recording of its own beside it (`SESSION_2`).
+#[test]
+fn a_raw_recording_starts_and_stops_during_the_call_and_starts_again() {
+    let fleet = Fleet::new("start-raw");
+    let scratch = Scratch::new("fleet-start-raw");
+    for (name, colour, tone) in [("alice", "#e53935", 440), ("bob", "#1e88e5", 660)] {
+        vp8_opus_clips(&scratch.dir, name, colour, tone);
+        // A camera with a keyframe a second: a raw file started during the call opens on the
+        // next one. (A synthetic sender answers a key-unit request from another encoding, which
+        // the deltas after it do not follow; the Janus tests see a real sender's answer.)
+        let made = std::process::Command::new("ffmpeg")
+            .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
+            .arg(format!("color=c=0x{}:s=320x180:r=30:d=20", &colour[1..]))
+            .args([
+                "-c:v",
+                "libvpx",
+                "-deadline",
+                "realtime",
+                "-cpu-used",
+                "8",
+                "-g",
+                "30",
+            ])
+            .arg(scratch.dir.join(format!("{name}.webm")))
+            .status()
+            .unwrap();
+        assert!(made.success(), "ffmpeg made {name}.webm");
+    }
+    let media = [
+        ("EGRESS_ALLOW_LOCAL_MEDIA", "true".to_owned()),
+        ("EGRESS_MEDIA_DIR", scratch.dir.display().to_string()),
+    ];
+    let _worker = fleet.worker_with(&scratch, "a", 1.6, &media);
+    let person = |name: &str| {
+        json!({ "user_id": name,
+                "video": { "clip": format!("{name}.webm") },
+                "audio": { "file": format!("{name}-voice.webm") } })
+    };
+    let job = json!({
+        "egress_id": "eg_start_raw",
+        "call_cid": "default:start-raw",
+        "session_id": "se_start_raw",
+        "source": { "type": "synthetic", "duration_s": 18.0, "participants": [person("alice"), person("bob")] },
+        "recording": { "quality": "360p" },
+        "storage": { "storage_type": "local", "path": "fleet/" }
+    });
+    let id = fleet.submit(&scratch, &job);
+    fleet.wait_until("recording started", Duration::from_secs(30), |events| {
+        !of_type(events, "call.recording_started").is_empty()
+    });
+    let raw = |events: &[Value], kind: &str| -> usize {
+        of_type(events, kind)
+            .iter()
+            .filter(|e| e["recording_type"] == "raw")
+            .count()
+    };
+    let (code, stderr) = cli(&fleet, &["start", &id, "--output", "raw_recording"]);
+    assert_eq!(code, Some(0), "start: {stderr}");
+    let (code, stderr) = cli(&fleet, &["start", &id, "--output", "raw_recording"]);
+    assert_eq!(code, Some(1), "a second start: {stderr}");
+    assert!(stderr.contains("running already"), "{stderr}");
+    fleet.wait_until("raw started", Duration::from_secs(15), |events| {
+        raw(events, "call.recording_started") == 1
+    });
+    // Both cameras' files hold 2 s before the stop.
+    let spool = scratch.out().join(".spool").join("eg_start_raw").join("raw");
+    poll("two camera files of 60 frames", Duration::from_secs(20), || {
+        let frames: Vec<usize> = ["alice", "bob"]
+            .iter()
+            .map(|u| packets(&spool.join(format!("raw_{u}_camera.webm")), "v").len())
+            .collect();
+        match frames.iter().all(|&n| n >= 60) {
+            true => Ok(()),
+            false => Err(format!("{frames:?}")),
+        }
+    });
+    let (code, stderr) = cli(&fleet, &["stop", &id, "--output", "raw_recording"]);
+    assert_eq!(code, Some(0), "stop: {stderr}");
+    let events = fleet.wait_until("raw stopped", Duration::from_secs(20), |events| {
+        raw(events, "call.recording_stopped") == 1
+    });
+    let first: Vec<&Value> = of_type(&events, "call.recording_ready")
+        .into_iter()
+        .filter(|e| e["recording_type"] == "raw")
+        .collect();
+    let mut names: Vec<&str> = first
+        .iter()
+        .map(|e| e["call_recording"]["filename"].as_str().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "manifest.json",
+            "raw_alice_camera.webm",
+            "raw_alice_microphone.webm",
+            "raw_bob_camera.webm",
+            "raw_bob_microphone.webm"
+        ],
+        "each track's file and the manifest before the stop is announced"
+    );
+    let (code, stderr) = cli(&fleet, &["stop", &id, "--output", "raw_recording"]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("not running"), "{stderr}");
+    for file in first
+        .iter()
+        .filter(|e| e["call_recording"]["filename"] != "manifest.json")
+    {
+        let path = stored_file(&file["call_recording"]["url"]);
+        let kind = if path.to_string_lossy().contains("camera") {
+            "v"
+        } else {
+            "a"
+        };
+        assert_eq!(decode_errors(&path), "", "{} decodes", path.display());
+        if kind == "v" {
+            let first = packets(&path, "v").first().copied();
+            assert!(
+                first.is_some_and(|(_, key)| key),
+                "{} starts on a keyframe",
+                path.display()
+            );
+        }
+    }
+    let manifest_path = first
+        .iter()
+        .find(|e| e["call_recording"]["filename"] == "manifest.json")
+        .map(|e| stored_file(&e["call_recording"]["url"]))
+        .unwrap();
+    assert!(
+        manifest_path.to_string_lossy().contains("/se_start_raw/"),
+        "{}",
+        manifest_path.display()
+    );
+    let manifest: Value = serde_json::from_slice(&std::fs::read(&manifest_path).unwrap()).unwrap();
+    let start = manifest["start_s"].as_f64().unwrap();
+    assert!(start > 0.5, "started during the call: {manifest:#}");
+    for stay in manifest["participants"].as_array().unwrap() {
+        assert_eq!(
+            stay["joined_at_s"].as_f64(),
+            Some(start),
+            "in the call from its start: {manifest:#}"
+        );
+    }
+    let rendered = egress()
+        .arg("render")
+        .arg(&manifest_path)
+        .arg("--out")
+        .arg(scratch.dir.join("rendered"))
+        .output()
+        .unwrap();
+    assert!(
+        rendered.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rendered.stderr)
+    );
+    let done = &parse_json_lines(&rendered.stdout)[0];
+    let file = std::path::PathBuf::from(done["file"].as_str().unwrap());
+    let seconds = duration_s(&probe(&file));
+    let held = manifest["duration_s"].as_f64().unwrap() - start;
+    assert!((seconds - held).abs() <= 0.2, "renders {seconds} s of {held} s");
+    let frame = Frame::at(&file, seconds / 2.0, 640, 360);
+    for colour in ["#e53935", "#1e88e5"] {
+        assert!(
+            share_of(&frame, hex_rgb(colour)) >= 0.05,
+            "the render shows {colour}"
+        );
+    }
+
+    // Started again: a second raw recording of its own.
+    let (code, stderr) = cli(&fleet, &["start", &id, "--output", "raw_recording"]);
+    assert_eq!(code, Some(0), "start again: {stderr}");
+    let events = fleet.wait_until("the end of the call", Duration::from_secs(60), |events| {
+        raw(events, "call.recording_stopped") == 2
+            && of_type(events, "call.recording_ready")
+                .iter()
+                .any(|e| e["recording_type"] == "composite")
+    });
+    assert_eq!(raw(&events, "call.recording_started"), 2);
+    assert_eq!(raw(&events, "call.recording_failed"), 0);
+    let second: Vec<std::path::PathBuf> = of_type(&events, "call.recording_ready")
+        .into_iter()
+        .filter(|e| e["recording_type"] == "raw")
+        .map(|e| stored_file(&e["call_recording"]["url"]))
+        .filter(|p| p.to_string_lossy().contains("/se_start_raw_2/"))
+        .collect();
+    assert_eq!(second.len(), 5, "four files and a manifest: {second:?}");
 }

@@ -177,6 +177,9 @@ struct Input {
     capture: Option<gst::Bin>,
     /// When the last decoded frame of a video track arrived (`monotonic_ns`).
     last_frame: Option<Arc<AtomicU64>>,
+    /// Where the encoded stream of an encoded track branches off to a raw recording (now or
+    /// one started later in the call).
+    raw_tee: Option<gst::Element>,
     /// The raw-recording branch of an encoded track, and the running time (ns) its file ends at
     /// once the track is removed.
     raw: Option<(gst::Bin, Arc<AtomicU64>)>,
@@ -458,8 +461,43 @@ impl Composite {
     }
 
     /// Writes every encoded track added from now on to a raw file of its own.
+    /// Writes every encoded track to a raw file: those added from now on and those in the call
+    /// already (a raw recording started during the call, each file from its next keyframe).
     pub fn record_raw(&mut self, tap: super::RawTap) {
+        for (id, input) in self.inputs.iter_mut() {
+            if let Some(tee) = &input.raw_tee {
+                input.raw = attach_raw(&self.pipeline, id, tee, &tap, self.cut_at.clone());
+            }
+        }
         self.raw = Some(tap);
+    }
+
+    /// Stops the raw recording alone: every raw file ends now (its last packets written, then
+    /// closed), and tracks added later get none.
+    pub fn stop_raw(&mut self) {
+        self.raw = None;
+        let now = self
+            .pipeline
+            .current_running_time()
+            .unwrap_or(gst::ClockTime::ZERO)
+            .nseconds();
+        for input in self.inputs.values_mut() {
+            let Some((bin, until)) = input.raw.take() else {
+                continue;
+            };
+            until.store(now, Ordering::Relaxed);
+            let Some(sink) = bin.static_pad("sink") else {
+                continue;
+            };
+            // Off the tee first: the end of this file must not end the track for the others.
+            if let Some(tee_pad) = sink.peer() {
+                let _ = tee_pad.unlink(&sink);
+                if let Some(tee) = tee_pad.parent_element() {
+                    tee.release_request_pad(&tee_pad);
+                }
+            }
+            end_stream_in_thread(sink);
+        }
     }
 
     /// Hands the speech of every audio track to `tap`: those added from now on and those in the
@@ -627,13 +665,13 @@ impl Composite {
             true => Some(super::ingest::decoder(id, is_video)?.upcast::<gst::Element>()),
             false => None,
         };
-        let raw_tee = match (encoded, &self.raw) {
-            (true, Some(_)) => {
+        let raw_tee = match encoded && !self.offline {
+            true => {
                 let tee = make("tee")?;
                 tee.set_property("allow-not-linked", true);
                 Some(tee)
             }
-            _ => None,
+            false => None,
         };
         if let (true, Some(pace), Some(tap)) = (keyframes_only, &pace, &self.frames) {
             super::ingest::keyframe_gate(pace, tap.interval, self.cut_at.clone());
@@ -734,34 +772,7 @@ impl Composite {
             _ => None,
         };
         let raw = match (&raw_tee, &self.raw) {
-            (Some(tee), Some(tap)) => {
-                let upstream = tee.static_pad("sink").context("tee without sink")?.downgrade();
-                let ask_keyframe = move || {
-                    if let Some(pad) = upstream.upgrade() {
-                        let request = gstreamer_video::UpstreamForceKeyUnitEvent::builder()
-                            .all_headers(true)
-                            .build();
-                        pad.send_event(request);
-                    }
-                };
-                let until = Arc::new(AtomicU64::new(u64::MAX));
-                let attached =
-                    super::raw::raw_branch(id, tap, self.cut_at.clone(), until.clone(), ask_keyframe)
-                        .and_then(|bin| {
-                            self.pipeline.add(&bin)?;
-                            tee.link(&bin)?;
-                            bin.sync_state_with_parent()?;
-                            Ok(bin)
-                        });
-                // The track's raw file alone is lost, not the track.
-                match attached {
-                    Ok(bin) => Some((bin, until)),
-                    Err(e) => {
-                        tap.refuse(id, format!("the raw branch could not be made: {e:#}"));
-                        None
-                    }
-                }
-            }
+            (Some(tee), Some(tap)) => attach_raw(&self.pipeline, id, tee, tap, self.cut_at.clone()),
             _ => None,
         };
         front.sync_state_with_parent()?;
@@ -780,6 +791,7 @@ impl Composite {
                 branches,
                 capture,
                 last_frame,
+                raw_tee,
                 raw,
             },
         );
@@ -1001,6 +1013,41 @@ impl Composite {
             if let Err(e) = std::thread::Builder::new().name("eos".into()).spawn(send) {
                 tracing::warn!(error = %e, "cannot start a thread to end a stream");
             }
+        }
+    }
+}
+
+/// Branches the raw file of track `id` off its encoded stream's tee. The track's raw file alone
+/// is lost when its branch cannot be made, not the track.
+fn attach_raw(
+    pipeline: &gst::Pipeline,
+    id: &str,
+    tee: &gst::Element,
+    tap: &super::RawTap,
+    cut_at: Arc<AtomicU64>,
+) -> Option<(gst::Bin, Arc<AtomicU64>)> {
+    let upstream = tee.static_pad("sink")?.downgrade();
+    // Pushed from the tee's sink pad to the element before it, up to the sender (a PLI).
+    let ask_keyframe = move || {
+        if let Some(pad) = upstream.upgrade() {
+            let request = gstreamer_video::UpstreamForceKeyUnitEvent::builder()
+                .all_headers(true)
+                .build();
+            pad.push_event(request);
+        }
+    };
+    let until = Arc::new(AtomicU64::new(u64::MAX));
+    let attached = super::raw::raw_branch(id, tap, cut_at, until.clone(), ask_keyframe).and_then(|bin| {
+        pipeline.add(&bin)?;
+        tee.link(&bin)?;
+        bin.sync_state_with_parent()?;
+        Ok(bin)
+    });
+    match attached {
+        Ok(bin) => Some((bin, until)),
+        Err(e) => {
+            tap.refuse(id, format!("the raw branch could not be made: {e:#}"));
+            None
         }
     }
 }

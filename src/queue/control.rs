@@ -121,7 +121,7 @@ mod tests {
             r#"{"action":"stop","egress_id":"eg_1","output":"hls:main"}"#,
         );
         assert!(wrong.unwrap_err().to_string().contains(
-            "expected recording, hls, frame_recording, transcription, closed_captions, thumbnails, individual_recording, rtmp or rtmp:NAME"
+            "expected recording, hls, frame_recording, transcription, closed_captions, thumbnails, individual_recording, raw_recording, rtmp or rtmp:NAME"
         ));
         let hls: ControlMessage =
             serde_json::from_str(r#"{"action":"stop","egress_id":"eg_1","output":"hls","reply_to":"q"}"#)

@@ -262,6 +262,11 @@ impl LiveCall {
         }
     }
 
+    /// Everyone in the call now, in join order.
+    pub fn participants(&self) -> Vec<crate::source::ParticipantInfo> {
+        self.roster.infos().cloned().collect()
+    }
+
     /// Who `user_id` is, while in the call.
     pub fn participant(&self, user_id: &str) -> Option<&crate::source::ParticipantInfo> {
         self.roster.info(user_id)

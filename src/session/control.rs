@@ -6,7 +6,7 @@ use super::output::SessionOutput;
 use super::{
     Emit, JobControl, JobIdentity, OutputKind, Outputs, PausableOutput, StoppableOutput, call::LiveCall,
     call_time_now, frames::FrameOutput, hls::HlsOutput, individual::IndividualRecordingOutput,
-    recording::RecordingOutput, rtmp::RtmpOutput, secrets_of_refused, takes_sound,
+    raw::RawRecordingOutput, recording::RecordingOutput, rtmp::RtmpOutput, secrets_of_refused, takes_sound,
     thumbnails::ThumbnailOutput, transcription::TranscriptionOutput,
 };
 use crate::events::EventBody;
@@ -141,6 +141,12 @@ pub(super) fn apply_control(
             "individual recording stopped; each participant's last part is stored and announced",
             "the individual recording is not running",
         ),
+        JobControl::Stop(StoppableOutput::RawRecording) => {
+            match outputs.raw.as_mut().is_some_and(|r| r.stop_alone(graph)) {
+                true => Ok("raw recording stopping; its files and manifest are stored and announced, then call.recording_stopped (raw)".into()),
+                false => Err("the raw recording is not running".into()),
+            }
+        }
         JobControl::Stop(StoppableOutput::ClosedCaptions) => announced(
             outputs.transcription.as_mut().and_then(|t| t.stop_captions()),
             emit,
@@ -184,6 +190,7 @@ fn start_output(
         OutputKind::FrameRecording => start_frames(section, job, id, media_dir, running, emit),
         OutputKind::Thumbnails => start_thumbnails(section, job, media_dir, running),
         OutputKind::IndividualRecording => start_individual(section, job, media_dir, running),
+        OutputKind::RawRecording => start_raw(section, job, id, media_dir, running),
         OutputKind::Transcription | OutputKind::ClosedCaptions => {
             start_speech(output, section, job, media_dir, running, emit)
         }
@@ -454,6 +461,37 @@ fn start_individual(
     running.outputs.individual = Some(individual);
     running.lifecycles.register(OutputId::IndividualRecording);
     Ok(format!("individual recording starting; {STARTING}"))
+}
+
+/// Starts a raw recording during the call: every encoded track in the call gets a file from its
+/// next keyframe (asked of its sender), and tracks added later too. One started again after a
+/// stop is a new raw recording beside the first (`SESSION_2`, its own manifest).
+fn start_raw(
+    section: serde_json::Value,
+    job: &Job,
+    id: &JobIdentity,
+    media_dir: &std::path::Path,
+    running: &mut Running,
+) -> Answer {
+    let run = match &running.outputs.raw {
+        Some(raw) if raw.running() => return Err("the raw recording is running already".into()),
+        Some(raw) if !raw.finished() => {
+            return Err("the raw recording is still closing its files; start it again once call.recording_stopped (raw) is announced".into());
+        }
+        Some(raw) => raw.run() + 1,
+        None => 1,
+    };
+    checked_section(job, OutputKind::RawRecording, &or_empty(section), media_dir)?;
+    let spool = running.uploader.spool().dir.clone();
+    let mut raw = RawRecordingOutput::attach(running.graph, job, &id.session_id, &spool, running.waker, run)
+        .map_err(|e| format!("the raw recording cannot start: {e:#}"))?;
+    let at = call_time_now(running.graph);
+    let call_start = chrono::Utc::now() - chrono::Duration::from_std(at).unwrap_or_default();
+    raw.starting_during_the_call(&running.call.participants(), at, call_start);
+    // A stopped one has stored and announced everything; this one takes its place.
+    running.outputs.raw = Some(raw);
+    running.lifecycles.register(OutputId::RawRecording);
+    Ok("raw recording starting; call.recording_started (raw) follows when the first file opens".into())
 }
 
 /// Starts the call's thumbnail during the call, from the first composite's picture.

@@ -122,6 +122,7 @@ pub enum OutputKind {
     ClosedCaptions,
     Thumbnails,
     IndividualRecording,
+    RawRecording,
 }
 
 impl OutputKind {
@@ -135,6 +136,7 @@ impl OutputKind {
             OutputKind::ClosedCaptions => "closed_captions",
             OutputKind::Thumbnails => "thumbnails",
             OutputKind::IndividualRecording => "individual_recording",
+            OutputKind::RawRecording => "raw_recording",
         }
     }
 }
@@ -151,12 +153,13 @@ pub enum StoppableOutput {
     ClosedCaptions,
     Thumbnails,
     IndividualRecording,
+    RawRecording,
     /// One push by name, or all of them.
     Rtmp(Option<String>),
 }
 
 /// What `StoppableOutput` accepts, for its error.
-const STOPPABLE: &str = "recording, hls, frame_recording, transcription, closed_captions, thumbnails, individual_recording, rtmp or rtmp:NAME";
+const STOPPABLE: &str = "recording, hls, frame_recording, transcription, closed_captions, thumbnails, individual_recording, raw_recording, rtmp or rtmp:NAME";
 
 impl std::str::FromStr for StoppableOutput {
     type Err = String;
@@ -171,6 +174,7 @@ impl std::str::FromStr for StoppableOutput {
                 "closed_captions" => Ok(StoppableOutput::ClosedCaptions),
                 "thumbnails" => Ok(StoppableOutput::Thumbnails),
                 "individual_recording" => Ok(StoppableOutput::IndividualRecording),
+                "raw_recording" => Ok(StoppableOutput::RawRecording),
                 "rtmp" => Ok(StoppableOutput::Rtmp(None)),
                 _ => Err(format!("expected {STOPPABLE}; got {text:?}")),
             },
@@ -198,6 +202,7 @@ impl From<StoppableOutput> for String {
             StoppableOutput::ClosedCaptions => "closed_captions".into(),
             StoppableOutput::Thumbnails => "thumbnails".into(),
             StoppableOutput::IndividualRecording => "individual_recording".into(),
+            StoppableOutput::RawRecording => "raw_recording".into(),
             StoppableOutput::Rtmp(None) => "rtmp".into(),
             StoppableOutput::Rtmp(Some(name)) => format!("rtmp:{name}"),
         }
@@ -673,6 +678,7 @@ fn execute(
                 &id.session_id,
                 &spool,
                 &waker,
+                1,
             )?),
             None => None,
         },

@@ -39,7 +39,20 @@ pub struct RawRecordingOutput {
     /// worker that dies leaves one for `egress storage resume` beside its files.
     manifest_changed: bool,
     manifest_written: Option<std::time::Instant>,
+    /// Which raw recording of the job this is: one started again after a stop is the second,
+    /// with a folder and a manifest of its own.
+    run: u32,
+    /// Call time it started at (0 with the job).
+    start: Duration,
+    /// Stopped alone during the call: since when its files have been closing.
+    stopping_since: Option<std::time::Instant>,
+    /// Its files and manifest are stored and its end announced.
+    done: bool,
 }
+
+/// How long the files of a raw recording stopped alone may take to close before its manifest
+/// is stored without their ends.
+const CLOSING_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How often, at most, the manifest in the spool is rewritten during the call when it changed,
 /// and how often at least (its duration grows).
@@ -53,16 +66,20 @@ impl RawRecordingOutput {
         session_id: &str,
         spool: &Path,
         wake: &super::Waker,
+        run: u32,
     ) -> anyhow::Result<RawRecordingOutput> {
-        let dir = spool.join("raw");
+        let (folder, session) = match run {
+            1 => ("raw".to_owned(), safe_segment(session_id)),
+            n => (format!("raw-{n}"), format!("{}_{n}", safe_segment(session_id))),
+        };
+        let dir = spool.join(folder);
         std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
         let prefix = storage::object_key(
             job.storage.path.as_deref(),
             &format!(
-                "raw/{}_{}/{}",
+                "raw/{}_{}/{session}",
                 safe_segment(job.call_type()),
                 safe_segment(job.call_id()),
-                safe_segment(session_id)
             ),
         )?;
         let (tx, happened) = mpsc::channel();
@@ -94,7 +111,73 @@ impl RawRecordingOutput {
             failed_tracks: Vec::new(),
             manifest_changed: false,
             manifest_written: None,
+            run,
+            start: Duration::ZERO,
+            stopping_since: None,
+            done: false,
         })
+    }
+
+    /// Started during the call at call time `at`: the participants in the call are in it from now.
+    pub fn starting_during_the_call(
+        &mut self,
+        present: &[ParticipantInfo],
+        at: Duration,
+        call_start: DateTime<Utc>,
+    ) {
+        self.call_start = call_start;
+        self.start = at;
+        for info in present {
+            self.participant_joined(info, at);
+        }
+    }
+
+    pub fn run(&self) -> u32 {
+        self.run
+    }
+
+    /// Stopped alone, and everything stored and announced.
+    pub fn finished(&self) -> bool {
+        self.done
+    }
+
+    /// Stops it alone: the files close, then they and the manifest are stored and
+    /// `call.recording_stopped` follows them. False when it is not running.
+    pub fn stop_alone(&mut self, graph: &mut Composite) -> bool {
+        if self.stopping_since.is_some() || self.done {
+            return false;
+        }
+        graph.stop_raw();
+        self.stopping_since = Some(std::time::Instant::now());
+        true
+    }
+
+    /// Once the files of a recording stopped alone have closed (or took too long): stores the
+    /// manifest and announces the end after every file.
+    fn finish_alone(&mut self, live: &mut Live) -> anyhow::Result<()> {
+        let Some(since) = self.stopping_since else {
+            return Ok(());
+        };
+        let open = self.files.values().any(|f| f.end_offset_s.is_none());
+        if self.done || (open && since.elapsed() < CLOSING_TIMEOUT) {
+            return Ok(());
+        }
+        self.done = true;
+        if !self.started {
+            (live.emit)(EventBody::RecordingFailed {
+                recording_type: RAW.into(),
+                error: "stopped before any encoded track was recorded raw".into(),
+            });
+            return Ok(());
+        }
+        self.store_manifest(live)?;
+        live.uploader.announce_after(
+            Output::Raw,
+            EventBody::RecordingStopped {
+                recording_type: RAW.into(),
+            },
+        );
+        Ok(())
     }
 
     fn wall(&self, at: Duration) -> String {
@@ -210,7 +293,8 @@ impl RawRecordingOutput {
 
     /// Writes and stores the manifest, announced like the files.
     fn store_manifest(&mut self, live: &mut Live) -> anyhow::Result<()> {
-        let end = live.graph.end_time().unwrap_or_default();
+        // Stopped alone, the call goes on: the recording ends now.
+        let end = live.graph.end_time().or(live.now).unwrap_or_default();
         let path = self.write_manifest(end, live)?;
         let ready = self.ready("manifest.json", Duration::ZERO, end, live);
         live.uploader
@@ -229,6 +313,7 @@ impl RawRecordingOutput {
             call_started_at: self
                 .call_start
                 .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            start_s: self.start.as_secs_f64(),
             duration_s: Some(end),
             layout: self.layout.clone(),
             quality: self.quality,
@@ -252,7 +337,7 @@ impl SessionOutput for RawRecordingOutput {
     }
 
     fn running(&self) -> bool {
-        true
+        self.stopping_since.is_none() && !self.done
     }
 
     fn playing(&mut self, call_start: DateTime<Utc>) {
@@ -302,6 +387,10 @@ impl SessionOutput for RawRecordingOutput {
 
     fn tick(&mut self, live: &mut Live) -> anyhow::Result<()> {
         self.take_in(live)?;
+        self.finish_alone(live)?;
+        if self.done {
+            return Ok(());
+        }
         let since = self.manifest_written.map(|at| at.elapsed());
         let due = match since {
             None => true,
@@ -317,7 +406,7 @@ impl SessionOutput for RawRecordingOutput {
 
     fn wind_up(&mut self, live: &mut Live) -> anyhow::Result<()> {
         self.take_in(live)?;
-        if live.job_failed {
+        if live.job_failed || self.done {
             return Ok(());
         }
         if !self.started {
@@ -338,7 +427,7 @@ impl SessionOutput for RawRecordingOutput {
     }
 
     fn store_rest(&mut self, live: &mut Live) -> anyhow::Result<()> {
-        if self.started {
+        if self.started && !self.done {
             self.store_manifest(live)?;
         }
         Ok(())

@@ -43,8 +43,8 @@ pub struct Rendered {
     pub took: Duration,
     pub layout: LayoutConfig,
     pub quality: Quality,
-    /// When the replayed call began, on the wall clock.
-    pub call_started_at: String,
+    /// When the rendered picture's first frame happened in the call, on the wall clock.
+    pub starts_at: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -90,6 +90,11 @@ impl Moment {
 pub fn render(request: &RenderRequest) -> Result<Rendered, RenderError> {
     crate::media::init().map_err(RenderError::Media)?;
     let manifest = Manifest::load(&request.manifest)?;
+    let starts_at = chrono::DateTime::parse_from_rfc3339(&manifest.call_started_at)
+        .map(|t| t.to_utc() + chrono::Duration::milliseconds((manifest.start_s * 1000.0) as i64))
+        .unwrap_or_else(|_| chrono::Utc::now())
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let manifest = manifest.from_its_start();
     if manifest.participants.is_empty() && manifest.files.is_empty() {
         return Err(RenderError::Empty);
     }
@@ -213,7 +218,7 @@ pub fn render(request: &RenderRequest) -> Result<Rendered, RenderError> {
         took: started.elapsed(),
         layout,
         quality,
-        call_started_at: manifest.call_started_at,
+        starts_at,
     })
 }
 
@@ -256,7 +261,7 @@ pub(super) fn run_job(
     let done = render(&request)?;
     tracing::info!(file = %done.path.display(), took = ?done.took, "rendered");
     let key = storage::object_key(job.storage.path.as_deref(), &filename)?;
-    let call_start = chrono::DateTime::parse_from_rfc3339(&done.call_started_at)
+    let call_start = chrono::DateTime::parse_from_rfc3339(&done.starts_at)
         .map(|t| t.to_utc())
         .unwrap_or_else(|_| chrono::Utc::now());
     let wall = |at: Duration| {
@@ -400,6 +405,7 @@ mod tests {
             egress_id: "eg".into(),
             session_id: "se".into(),
             call_started_at: "2026-12-03T10:00:00.000Z".into(),
+            start_s: 0.0,
             duration_s: Some(20.0),
             layout: LayoutConfig::default(),
             quality: Quality::default(),
