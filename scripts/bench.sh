@@ -32,3 +32,6 @@ echo "== raw and individual recordings =="
 cargo test --release --locked --test raw --test individual -- --ignored --nocapture --test-threads=1 \
   bench_raw_recording_cost_per_track bench_individual_recording_cost_per_participant 2>&1 \
   | grep -E "^(raw recording|individual recording)"
+echo "== render after the call =="
+cargo test --release --locked --test render -- --ignored --nocapture bench_render_speed_of_a_720p_grid_of_four 2>&1 \
+  | grep -E "^render:"

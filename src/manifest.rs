@@ -68,6 +68,17 @@ pub struct ManifestFile {
     /// Call time of its last sample; absent when it did not close (the worker stopped).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub end_offset_s: Option<f64>,
+    /// The picture's size from its first frame on, and each time it changed (VP8 says it in
+    /// every keyframe; empty for other codecs and for sound).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sizes: Vec<SizeChange>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SizeChange {
+    pub at_s: f64,
+    pub width: u32,
+    pub height: u32,
 }
 
 /// From `at_s` on, these participants speak and `dominant` holds the floor.
@@ -190,6 +201,7 @@ impl Manifest {
         for file in &mut self.files {
             shift(&mut file.start_offset_s);
             file.end_offset_s.iter_mut().for_each(shift);
+            file.sizes.iter_mut().for_each(|s| shift(&mut s.at_s));
         }
         self.speaking.iter_mut().for_each(|c| shift(&mut c.at_s));
         self.updates.iter_mut().for_each(|u| shift(&mut u.at_s));
@@ -244,6 +256,7 @@ mod tests {
                 codec: "vp8".into(),
                 start_offset_s: 0.1,
                 end_offset_s: Some(7.9),
+                sizes: vec![],
             }],
             speaking: vec![],
             updates: vec![],

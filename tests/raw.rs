@@ -115,6 +115,24 @@ fn raw_recording_keeps_each_track_as_sent_with_a_manifest_of_the_call() {
         );
         if kind == "v" {
             assert!(written[0].1, "{} starts on a keyframe", path.display());
+            // The camera's size, as its first keyframe says (the clips are 320x180).
+            let sizes: Vec<(u64, u64)> = file["sizes"]
+                .as_array()
+                .map(|sizes| {
+                    sizes
+                        .iter()
+                        .map(|s| (s["width"].as_u64().unwrap(), s["height"].as_u64().unwrap()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            assert_eq!(sizes, [(320, 180)], "{file}");
+            near(
+                &file["sizes"][0]["at_s"],
+                joined,
+                &format!("{user}'s size from the start"),
+            );
+        } else {
+            assert!(file.get("sizes").is_none(), "sound has no size: {file}");
         }
         // Nothing re-encoded: the packets are the sender's, in order, from its start.
         let sizes = |p: &[(u64, bool)]| p.iter().map(|(s, _)| *s).collect::<Vec<_>>();

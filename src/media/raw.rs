@@ -28,8 +28,29 @@ pub enum RawFileEvent {
         path: PathBuf,
         at: Duration,
     },
+    /// From call time `at` on, the track's pictures have this size (known for VP8, from its
+    /// keyframes).
+    Resized {
+        path: PathBuf,
+        at: Duration,
+        width: u32,
+        height: u32,
+    },
     /// The track's codec cannot be stored raw.
     Refused { input: String, caps: String },
+}
+
+/// The picture size a VP8 frame gives, when it is a keyframe (RFC 6386, 9.1: a 3-byte frame
+/// tag whose lowest bit is 0 for a keyframe, the start code 9d 01 2a, then 14-bit width and
+/// height).
+pub fn vp8_keyframe_size(frame: &[u8]) -> Option<(u32, u32)> {
+    let header = frame.get(..10)?;
+    if header[0] & 1 != 0 || header[3..6] != [0x9d, 0x01, 0x2a] {
+        return None;
+    }
+    let width = u32::from(u16::from_le_bytes([header[6], header[7]]) & 0x3fff);
+    let height = u32::from(u16::from_le_bytes([header[8], header[9]]) & 0x3fff);
+    Some((width, height))
 }
 
 pub type RawHandler = Arc<dyn Fn(RawFileEvent) + Send + Sync>;
@@ -103,6 +124,7 @@ struct Progress {
     opened: bool,
     refused: bool,
     last: Duration,
+    size: Option<(u32, u32)>,
 }
 
 /// A bin with a `sink` pad taking the encoded stream of track `input`: it waits for the stream's
@@ -227,8 +249,9 @@ pub fn raw_branch(
                 return gst::PadProbeReturn::Drop;
             }
             progress.last = at;
+            let keyframe = !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT);
             if !progress.opened {
-                if buffer.flags().contains(gst::BufferFlags::DELTA_UNIT) {
+                if !keyframe {
                     if !asked.swap(true, std::sync::atomic::Ordering::Relaxed) {
                         ask_keyframe();
                     }
@@ -242,6 +265,18 @@ pub fn raw_branch(
                     codec: progress.codec.to_owned(),
                     at,
                 });
+            }
+            if keyframe && progress.codec == "vp8" {
+                let size = buffer.map_readable().ok().and_then(|m| vp8_keyframe_size(&m));
+                if let Some(size) = size.filter(|s| progress.size != Some(*s)) {
+                    progress.size = Some(size);
+                    handler(RawFileEvent::Resized {
+                        path: progress.path.clone().unwrap_or_default(),
+                        at,
+                        width: size.0,
+                        height: size.1,
+                    });
+                }
             }
             gst::PadProbeReturn::Ok
         },
@@ -318,4 +353,25 @@ fn open_file(
         element.sync_state_with_parent()?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_vp8_keyframe_says_its_size_and_a_delta_frame_does_not() {
+        // Frame tag (keyframe, shown), start code, 640 x 360 with no scaling bits.
+        let key = [0x50, 0x42, 0x00, 0x9d, 0x01, 0x2a, 0x80, 0x02, 0x68, 0x01, 0x00];
+        assert_eq!(vp8_keyframe_size(&key), Some((640, 360)));
+        let scaled = [0x50, 0x42, 0x00, 0x9d, 0x01, 0x2a, 0x80, 0x42, 0x68, 0xc1];
+        assert_eq!(
+            vp8_keyframe_size(&scaled),
+            Some((640, 360)),
+            "scaling bits are not size"
+        );
+        let delta = [0x51, 0x42, 0x00, 0x9d, 0x01, 0x2a, 0x80, 0x02, 0x68, 0x01];
+        assert_eq!(vp8_keyframe_size(&delta), None);
+        assert_eq!(vp8_keyframe_size(&key[..6]), None, "too short");
+    }
 }

@@ -9,7 +9,9 @@ use super::output::{Live, SessionOutput};
 use crate::events::{CallRecording, EventBody, RAW};
 use crate::job::Job;
 use crate::job::{LayoutConfig, Quality};
-use crate::manifest::{MANIFEST_VERSION, Manifest, ManifestFile, SpeakingChange, Stay, TimedUpdate};
+use crate::manifest::{
+    MANIFEST_VERSION, Manifest, ManifestFile, SizeChange, SpeakingChange, Stay, TimedUpdate,
+};
 use crate::media::{Composite, RawFileEvent, RawTap};
 use crate::source::ParticipantInfo;
 use crate::storage::{self, OpenPart, Output};
@@ -209,6 +211,7 @@ impl RawRecordingOutput {
                         codec,
                         start_offset_s: at.as_secs_f64(),
                         end_offset_s: None,
+                        sizes: Vec::new(),
                     };
                     let open = OpenPart {
                         key: self.key(&file.filename),
@@ -240,6 +243,21 @@ impl RawRecordingOutput {
                         .submit_file(Output::Raw, &path, &self.key(&file.filename), Some(ready))
                         .with_context(|| format!("storing the raw file {} failed", file.filename))?;
                     live.uploader.spool().forget_open_part(&path);
+                }
+                RawFileEvent::Resized {
+                    path,
+                    at,
+                    width,
+                    height,
+                } => {
+                    if let Some(file) = self.files.get_mut(&path) {
+                        file.sizes.push(SizeChange {
+                            at_s: at.as_secs_f64(),
+                            width,
+                            height,
+                        });
+                        self.manifest_changed = true;
+                    }
                 }
                 RawFileEvent::Refused { input, caps } => {
                     tracing::error!(%input, %caps, "track cannot be recorded raw");

@@ -107,80 +107,7 @@ pub fn render(request: &RenderRequest) -> Result<Rendered, RenderError> {
     let quality = request.quality.unwrap_or(manifest.quality);
     let plan = MixPlan::new(&layout, quality).map_err(|e| RenderError::Layout(format!("{e:#}")))?;
     let end = Duration::from_secs_f64(manifest.end_s());
-    let mut moments = Vec::new();
-    for stay in &manifest.participants {
-        let info = ParticipantInfo {
-            user_id: stay.user_id.clone(),
-            name: match stay.name.is_empty() {
-                true => stay.user_id.clone(),
-                false => stay.name.clone(),
-            },
-            roles: stay.roles.clone(),
-            pinned: stay.pinned,
-        };
-        moments.push((stay.joined_at_s, Moment::Source(SourceEvent::Joined(info))));
-        if let Some(left) = stay.left_at_s {
-            let left_event = SourceEvent::Left {
-                user_id: stay.user_id.clone(),
-                at: Some(Duration::from_secs_f64(left)),
-            };
-            moments.push((left, Moment::Source(left_event)));
-        }
-    }
-    for (index, file) in manifest.files.iter().enumerate() {
-        let problem = |problem: String| RenderError::File {
-            index,
-            filename: file.filename.clone(),
-            problem,
-        };
-        let Some(kind) = track_kind(&file.track) else {
-            tracing::warn!(file = %file.filename, track = %file.track, "a track the composite does not show; left out");
-            continue;
-        };
-        let path = dir.join(&file.filename);
-        if !path.is_file() {
-            return Err(problem(format!("expected the file at {}", path.display())));
-        }
-        let media = recorded_track(&path).map_err(|e| problem(format!("{e:#}")))?;
-        // A track's first packet can come a moment before its participant's join is noted; it
-        // joins the participant's tile once they are in (its media still plays from its start).
-        let joined = stay_of(file, &manifest).map_or(file.start_offset_s, |s| s.joined_at_s);
-        moments.push((
-            file.start_offset_s.max(joined),
-            Moment::Source(SourceEvent::TrackAdded {
-                user_id: file.user_id.clone(),
-                kind,
-                media,
-                encoded: true,
-                starts_at: Some(Duration::from_secs_f64(file.start_offset_s)),
-            }),
-        ));
-        if let Some(ended) = ended_before_leaving(file, &manifest) {
-            moments.push((
-                ended,
-                Moment::Source(SourceEvent::TrackRemoved {
-                    user_id: file.user_id.clone(),
-                    kind,
-                    at: Some(Duration::from_secs_f64(ended)),
-                }),
-            ));
-        }
-    }
-    for change in &manifest.speaking {
-        moments.push((
-            change.at_s,
-            Moment::Speaking(change.speaking.clone(), change.dominant.clone()),
-        ));
-    }
-    for timed in &manifest.updates {
-        let mut update = timed.update.clone();
-        // A layout asked for instead of the call's stays for the whole render.
-        if request.layout.is_some() {
-            update.layout = None;
-        }
-        moments.push((timed.at_s, Moment::Update(update)));
-    }
-    moments.sort_by(|(a, x), (b, y)| a.total_cmp(b).then(x.rank().cmp(&y.rank())));
+    let moments = moments_of(&manifest, &dir, request.layout.is_some())?;
 
     let mut graph = Composite::build_offline(&[plan.spec()], end).map_err(RenderError::Media)?;
     let assets = LayoutAssets::load(std::slice::from_ref(&plan), &dir);
@@ -290,6 +217,91 @@ pub(super) fn run_job(
             recording_type: COMPOSITE.into(),
         }],
     })
+}
+
+/// What happened in the recorded call, in the order it happened: joins, tracks (each file's
+/// media ready to play), speakers and updates. With `other_layout`, the call's layout updates
+/// are left out.
+fn moments_of(
+    manifest: &Manifest,
+    dir: &Path,
+    other_layout: bool,
+) -> Result<Vec<(f64, Moment)>, RenderError> {
+    let mut moments = Vec::new();
+    for stay in &manifest.participants {
+        let info = ParticipantInfo {
+            user_id: stay.user_id.clone(),
+            name: match stay.name.is_empty() {
+                true => stay.user_id.clone(),
+                false => stay.name.clone(),
+            },
+            roles: stay.roles.clone(),
+            pinned: stay.pinned,
+        };
+        moments.push((stay.joined_at_s, Moment::Source(SourceEvent::Joined(info))));
+        if let Some(left) = stay.left_at_s {
+            let left_event = SourceEvent::Left {
+                user_id: stay.user_id.clone(),
+                at: Some(Duration::from_secs_f64(left)),
+            };
+            moments.push((left, Moment::Source(left_event)));
+        }
+    }
+    for (index, file) in manifest.files.iter().enumerate() {
+        let problem = |problem: String| RenderError::File {
+            index,
+            filename: file.filename.clone(),
+            problem,
+        };
+        let Some(kind) = track_kind(&file.track) else {
+            tracing::warn!(file = %file.filename, track = %file.track, "a track the composite does not show; left out");
+            continue;
+        };
+        let path = dir.join(&file.filename);
+        if !path.is_file() {
+            return Err(problem(format!("expected the file at {}", path.display())));
+        }
+        let media = recorded_track(&path).map_err(|e| problem(format!("{e:#}")))?;
+        // A track's first packet can come a moment before its participant's join is noted; it
+        // joins the participant's tile once they are in (its media still plays from its start).
+        let joined = stay_of(file, manifest).map_or(file.start_offset_s, |s| s.joined_at_s);
+        moments.push((
+            file.start_offset_s.max(joined),
+            Moment::Source(SourceEvent::TrackAdded {
+                user_id: file.user_id.clone(),
+                kind,
+                media,
+                encoded: true,
+                starts_at: Some(Duration::from_secs_f64(file.start_offset_s)),
+            }),
+        ));
+        if let Some(ended) = ended_before_leaving(file, manifest) {
+            moments.push((
+                ended,
+                Moment::Source(SourceEvent::TrackRemoved {
+                    user_id: file.user_id.clone(),
+                    kind,
+                    at: Some(Duration::from_secs_f64(ended)),
+                }),
+            ));
+        }
+    }
+    for change in &manifest.speaking {
+        moments.push((
+            change.at_s,
+            Moment::Speaking(change.speaking.clone(), change.dominant.clone()),
+        ));
+    }
+    for timed in &manifest.updates {
+        let mut update = timed.update.clone();
+        // A layout asked for instead of the call's stays for the whole render.
+        if other_layout {
+            update.layout = None;
+        }
+        moments.push((timed.at_s, Moment::Update(update)));
+    }
+    moments.sort_by(|(a, x), (b, y)| a.total_cmp(b).then(x.rank().cmp(&y.rank())));
+    Ok(moments)
 }
 
 /// The stay a file belongs to: its participant's last join before it started (give or take
@@ -435,6 +447,7 @@ mod tests {
             codec: "vp8".into(),
             start_offset_s: start,
             end_offset_s: end,
+            sizes: vec![],
         }
     }
 
