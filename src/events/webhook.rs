@@ -79,7 +79,8 @@ pub struct WebhookSink {
 }
 
 impl WebhookSink {
-    pub fn start(configs: &[WebhookConfig]) -> WebhookSink {
+    /// One delivery thread per endpoint; a worker that cannot start them does not start.
+    pub fn start(configs: &[WebhookConfig]) -> anyhow::Result<WebhookSink> {
         let endpoints = configs
             .iter()
             .map(|config| {
@@ -89,11 +90,11 @@ impl WebhookSink {
                 std::thread::Builder::new()
                     .name("webhook".into())
                     .spawn(move || deliver_all(&config, rx))
-                    .expect("cannot start a webhook thread");
-                (wanted, Mutex::new(tx))
+                    .map_err(|e| anyhow::anyhow!("cannot start a webhook delivery thread: {e}"))?;
+                Ok((wanted, Mutex::new(tx)))
             })
-            .collect();
-        WebhookSink { endpoints }
+            .collect::<anyhow::Result<_>>()?;
+        Ok(WebhookSink { endpoints })
     }
 }
 

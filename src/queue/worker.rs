@@ -111,7 +111,7 @@ pub fn run(config: WorkerConfig, shutdown: Arc<AtomicBool>) -> anyhow::Result<()
     } else {
         Arc::new(FanOut(vec![
             amqp_events,
-            Arc::new(WebhookSink::start(&config.webhooks)),
+            Arc::new(WebhookSink::start(&config.webhooks)?),
         ]))
     };
     let (finished_tx, finished_rx) = tokio::sync::mpsc::unbounded_channel();
@@ -524,7 +524,7 @@ impl Worker {
         let done = self.finished_tx.clone();
         let job_stop = stop.clone();
         let id = egress_id.clone();
-        std::thread::Builder::new()
+        let spawned = std::thread::Builder::new()
             .name(format!("job-{egress_id}"))
             .spawn(move || {
                 let sink: &dyn EventSink = events.as_ref();
@@ -534,8 +534,20 @@ impl Worker {
                     egress_id: id,
                     ok: result.is_ok(),
                 });
-            })
-            .expect("cannot start a job thread");
+            });
+        // A worker the system refuses a thread lives on: the job goes back to the queue, for a
+        // worker that can run it.
+        let hand_back = match spawned {
+            Ok(_) => false,
+            Err(e) => {
+                tracing::error!(%egress_id, error = %e, "cannot start a thread for the job; it goes back to the queue");
+                let _ = self.finished_tx.send(Finished {
+                    egress_id: egress_id.clone(),
+                    ok: false,
+                });
+                true
+            }
+        };
         self.running.insert(
             egress_id,
             RunningJob {
@@ -543,7 +555,7 @@ impl Worker {
                 updates,
                 cost,
                 delivery,
-                hand_back: false,
+                hand_back,
                 stale: false,
                 yielded: false,
                 status,

@@ -110,7 +110,8 @@ struct Shared<'env> {
 }
 
 pub struct Uploader<'scope, 'env> {
-    lanes: HashMap<Output, mpsc::Sender<LaneItem>>,
+    /// One lane a output; `None`: its thread could not be started, items are carried out inline.
+    lanes: HashMap<Output, Option<mpsc::Sender<LaneItem>>>,
     handles: Vec<ScopedJoinHandle<'scope, ()>>,
     shared: Arc<Shared<'env>>,
     next_id: AtomicU64,
@@ -193,9 +194,7 @@ impl<'scope, 'env> Uploader<'scope, 'env> {
 
     /// Re-queues a file a dead worker left in the spool.
     fn requeue(&mut self, id: u64, pending: Pending) {
-        self.lane(pending.output)
-            .send(LaneItem::File(Item { id, pending }))
-            .ok();
+        self.send(pending.output, LaneItem::File(Item { id, pending }));
     }
 
     fn queue(&mut self, id: u64, output: Output, key: &str, ready: Option<EventBody>) -> anyhow::Result<()> {
@@ -214,7 +213,7 @@ impl<'scope, 'env> Uploader<'scope, 'env> {
             }),
         };
         self.shared.spool.write_pending(id, &pending)?;
-        self.lane(output).send(LaneItem::File(Item { id, pending })).ok();
+        self.send(output, LaneItem::File(Item { id, pending }));
         Ok(())
     }
 
@@ -223,33 +222,45 @@ impl<'scope, 'env> Uploader<'scope, 'env> {
     pub fn announce_after(&mut self, output: Output, body: EventBody) {
         let event = Event::new(&self.shared.spool.call_cid, &self.shared.spool.egress_id, body)
             .with_call_details(self.call_details.as_ref());
-        self.lane(output).send(LaneItem::Announce(event)).ok();
+        self.send(output, LaneItem::Announce(event));
     }
 
-    fn lane(&mut self, output: Output) -> &mpsc::Sender<LaneItem> {
+    /// Hands an item to its output's lane, started on first use. A lane whose thread cannot be
+    /// started (the system refuses threads) works in the caller's thread instead: slower for
+    /// the call, but nothing is dropped.
+    fn send(&mut self, output: Output, item: LaneItem) {
         let shared = &self.shared;
         let handles = &mut self.handles;
         let scope = self.scope;
-        self.lanes.entry(output).or_insert_with(|| {
+        let lane = self.lanes.entry(output).or_insert_with(|| {
             let (tx, rx) = mpsc::channel::<LaneItem>();
-            let shared = shared.clone();
-            let handle = std::thread::Builder::new()
+            let lane_shared = shared.clone();
+            let spawned = std::thread::Builder::new()
                 .name(format!("upload-{output:?}").to_lowercase())
                 .spawn_scoped(scope, move || {
                     for item in rx {
-                        match item {
-                            LaneItem::File(item) => deliver(&shared, item),
-                            LaneItem::Announce(mut event) => {
-                                event.created_at = crate::events::now_rfc3339();
-                                shared.events.emit(&event);
-                            }
-                        }
+                        carry_out(&lane_shared, item);
                     }
-                })
-                .expect("cannot start an upload thread");
-            handles.push(handle);
-            tx
-        })
+                });
+            match spawned {
+                Ok(handle) => {
+                    handles.push(handle);
+                    Some(tx)
+                }
+                Err(e) => {
+                    tracing::error!(?output, error = %e, "cannot start an upload thread; storing from the job's thread");
+                    None
+                }
+            }
+        });
+        match lane {
+            Some(tx) => {
+                if let Err(mpsc::SendError(item)) = tx.send(item) {
+                    carry_out(shared, item);
+                }
+            }
+            None => carry_out(shared, item),
+        }
     }
 
     /// Waits until every queued file is stored or backed up; returns the outputs that lost files
@@ -486,6 +497,17 @@ impl Uploader<'_, '_> {
             Err(e) => {
                 tracing::error!(file = %part.display(), error = %format!("{e:#}"), "cannot store the raw file")
             }
+        }
+    }
+}
+
+/// Stores a file (or backs it up), or sends an announcement once the files before it are done.
+fn carry_out(shared: &Shared, item: LaneItem) {
+    match item {
+        LaneItem::File(item) => deliver(shared, item),
+        LaneItem::Announce(mut event) => {
+            event.created_at = crate::events::now_rfc3339();
+            shared.events.emit(&event);
         }
     }
 }
