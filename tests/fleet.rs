@@ -2853,20 +2853,7 @@ fn a_raw_recording_starts_and_stops_during_the_call_and_starts_again() {
             "in the call from its start: {manifest:#}"
         );
     }
-    let rendered = egress()
-        .arg("render")
-        .arg(&manifest_path)
-        .arg("--out")
-        .arg(scratch.dir.join("rendered"))
-        .output()
-        .unwrap();
-    assert!(
-        rendered.status.success(),
-        "{}",
-        String::from_utf8_lossy(&rendered.stderr)
-    );
-    let done = &parse_json_lines(&rendered.stdout)[0];
-    let file = std::path::PathBuf::from(done["file"].as_str().unwrap());
+    let file = render_manifest(&manifest_path, &scratch.dir.join("rendered"), &[]);
     let seconds = duration_s(&probe(&file));
     let held = manifest["duration_s"].as_f64().unwrap() - start;
     assert!((seconds - held).abs() <= 0.2, "renders {seconds} s of {held} s");

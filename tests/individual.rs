@@ -279,21 +279,7 @@ fn a_killed_workers_individual_and_raw_files_are_stored_by_storage_resume() {
         .find(|e| e["call_recording"]["filename"] == "manifest.json")
         .map(|e| stored(e))
         .unwrap();
-    let rendered = egress()
-        .arg("render")
-        .arg(&manifest)
-        .arg("--out")
-        .arg(scratch.dir.join("rendered"))
-        .args(["--quality", "360p"])
-        .output()
-        .unwrap();
-    assert!(
-        rendered.status.success(),
-        "{}",
-        String::from_utf8_lossy(&rendered.stderr)
-    );
-    let done = &parse_json_lines(&rendered.stdout)[0];
-    let file = PathBuf::from(done["file"].as_str().unwrap());
+    let file = render_manifest(&manifest, &scratch.dir.join("rendered"), &["--quality", "360p"]);
     let seconds = duration_s(&probe(&file));
     assert!(seconds >= 3.0, "the killed call renders {seconds} s");
     let frame = Frame::at(&file, seconds - 0.5, 640, 360);

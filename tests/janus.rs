@@ -978,20 +978,7 @@ fn assert_render_shows_the_live_composite(scratch: &Scratch, events: &[Value]) {
     let live = stored(&|_| true, "composite");
     let manifest_path = stored(&|name| name == "manifest.json", "raw");
     let manifest: Value = serde_json::from_slice(&std::fs::read(&manifest_path).unwrap()).unwrap();
-    let rendered = egress()
-        .arg("render")
-        .arg(&manifest_path)
-        .arg("--out")
-        .arg(scratch.dir.join("rendered"))
-        .output()
-        .unwrap();
-    assert!(
-        rendered.status.success(),
-        "{}",
-        String::from_utf8_lossy(&rendered.stderr)
-    );
-    let done = &parse_json_lines(&rendered.stdout)[0];
-    let rendered = std::path::PathBuf::from(done["file"].as_str().unwrap());
+    let rendered = render_manifest(&manifest_path, &scratch.dir.join("rendered"), &[]);
     assert_eq!(decode_errors(&rendered), "", "the render decodes");
     let stays = manifest["participants"].as_array().unwrap();
     let joined = |s: &Value| s["joined_at_s"].as_f64().unwrap();

@@ -803,3 +803,22 @@ pub fn moving_clip(dir: &std::path::Path, name: &str, tone_hz: u32, seconds: f64
         voice.to_str().unwrap(),
     ]);
 }
+
+/// Runs `egress render MANIFEST --out DIR EXTRA…`, which must succeed; the file it wrote.
+pub fn render_manifest(manifest: &Path, out: &Path, extra: &[&str]) -> PathBuf {
+    let rendered = egress()
+        .arg("render")
+        .arg(manifest)
+        .arg("--out")
+        .arg(out)
+        .args(extra)
+        .output()
+        .expect("egress runs");
+    assert!(
+        rendered.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rendered.stderr)
+    );
+    let done = &parse_json_lines(&rendered.stdout)[0];
+    PathBuf::from(done["file"].as_str().expect("the render names its file"))
+}
