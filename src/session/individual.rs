@@ -111,7 +111,14 @@ impl IndividualRecordingOutput {
     }
 
     /// The key and ready event of a part opening now.
-    fn describe(&self, path: &Path, uploader: &Uploader, session_id: &str) -> anyhow::Result<OpenPart> {
+    /// The part's event, starting at `start_time` (its first frame; now when not known).
+    fn describe(
+        &self,
+        path: &Path,
+        uploader: &Uploader,
+        session_id: &str,
+        start_time: Option<String>,
+    ) -> anyhow::Result<OpenPart> {
         let filename = path
             .file_name()
             .context("part without a file name")?
@@ -119,7 +126,7 @@ impl IndividualRecordingOutput {
             .to_string();
         let owner = lock(&self.owners).get(path).cloned();
         let key = storage::object_key(self.prefix.as_deref(), &filename)?;
-        let start_time = now_rfc3339();
+        let start_time = start_time.unwrap_or_else(now_rfc3339);
         Ok(OpenPart {
             key: key.clone(),
             ready: EventBody::RecordingReady {
@@ -142,7 +149,7 @@ impl IndividualRecordingOutput {
     fn store(&mut self, path: &Path, uploader: &mut Uploader, session_id: &str) -> anyhow::Result<()> {
         let open = match self.opened.remove(path) {
             Some(open) => open,
-            None => self.describe(path, uploader, session_id)?,
+            None => self.describe(path, uploader, session_id, None)?,
         };
         if let Err(e) = crate::media::remove_padding(path, crate::media::PADDING_WORTH_REMOVING) {
             tracing::warn!(error = %format!("{e:#}"), "the part keeps its unused index room");
@@ -179,9 +186,10 @@ impl SessionOutput for IndividualRecordingOutput {
 
     fn on_part(&mut self, part: &PartEvent, live: &mut Live) -> anyhow::Result<()> {
         match part {
-            PartEvent::Opened(path) if is_mine(path) => {
+            PartEvent::Opened { path, starts_at } if is_mine(path) => {
                 tracing::info!(file = %path.display(), "individual part opened");
-                let open = self.describe(path, live.uploader, &live.id.session_id)?;
+                let first_frame = Some(live.wall_clock_of(*starts_at));
+                let open = self.describe(path, live.uploader, &live.id.session_id, first_frame)?;
                 live.uploader.spool().note_open_part(path, &open)?;
                 self.opened.insert(path.clone(), open);
                 if !self.started {

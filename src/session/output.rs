@@ -41,6 +41,17 @@ impl Live<'_, '_, '_> {
     pub fn ending(&self) -> bool {
         self.ending_since.is_some()
     }
+
+    /// When call time `at` was on the wall clock (now when the pipeline has stopped or `at` is
+    /// not known): a part that opens announces the moment of its first frame, not of its opening.
+    pub fn wall_clock_of(&self, at: Option<Duration>) -> String {
+        let ago = match (at, self.now) {
+            (Some(at), Some(now)) => now.saturating_sub(at),
+            _ => Duration::ZERO,
+        };
+        (chrono::Utc::now() - chrono::Duration::from_std(ago).unwrap_or_default())
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    }
 }
 
 /// A bus message an output may claim.

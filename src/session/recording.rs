@@ -171,15 +171,16 @@ impl RecordingOutput {
     fn handle_part(
         &mut self,
         part: PartEvent,
+        first_frame: Option<String>,
         ending: bool,
         uploader: &mut Uploader,
         id: &JobIdentity,
         emit: Emit,
     ) -> anyhow::Result<()> {
         match part {
-            PartEvent::Opened(path) => {
-                tracing::info!(file = %path.display(), "recording part opened");
-                let open = self.describe(&path, uploader, id)?;
+            PartEvent::Opened { path, starts_at } => {
+                tracing::info!(file = %path.display(), ?starts_at, "recording part opened");
+                let open = self.describe(&path, uploader, id, first_frame)?;
                 uploader.spool().note_open_part(&path, &open)?;
                 self.opened.insert(path, open);
                 if std::mem::take(&mut self.announce_first_part) && !self.started {
@@ -231,14 +232,21 @@ impl RecordingOutput {
     }
 
     /// The key and ready event of a part opening now.
-    fn describe(&self, path: &Path, uploader: &Uploader, id: &JobIdentity) -> anyhow::Result<OpenPart> {
+    /// The part's event, starting at `start_time` (its first frame; now when not known).
+    fn describe(
+        &self,
+        path: &Path,
+        uploader: &Uploader,
+        id: &JobIdentity,
+        start_time: Option<String>,
+    ) -> anyhow::Result<OpenPart> {
         let filename = path
             .file_name()
             .context("part without a file name")?
             .to_string_lossy()
             .to_string();
         let key = storage::object_key(self.prefix.as_deref(), &filename)?;
-        let start_time = now_rfc3339();
+        let start_time = start_time.unwrap_or_else(now_rfc3339);
         let ready = EventBody::RecordingReady {
             recording_type: COMPOSITE.into(),
             call_recording: CallRecording {
@@ -260,7 +268,7 @@ impl RecordingOutput {
     fn store(&mut self, path: &Path, uploader: &mut Uploader, id: &JobIdentity) -> anyhow::Result<()> {
         let open = match self.opened.remove(path) {
             Some(open) => open,
-            None => self.describe(path, uploader, id)?,
+            None => self.describe(path, uploader, id, None)?,
         };
         let ended = now_rfc3339();
         match crate::media::remove_padding(path, crate::media::PADDING_WORTH_REMOVING) {
@@ -298,7 +306,7 @@ impl SessionOutput for RecordingOutput {
     }
 
     fn on_part(&mut self, part: &PartEvent, live: &mut Live) -> anyhow::Result<()> {
-        let (PartEvent::Opened(path) | PartEvent::Closed(path)) = part;
+        let (PartEvent::Opened { path, .. } | PartEvent::Closed(path)) = part;
         if !path
             .file_name()
             .is_some_and(|n| n.to_string_lossy().starts_with("rec_"))
@@ -306,7 +314,18 @@ impl SessionOutput for RecordingOutput {
             return Ok(());
         }
         let ending = live.ending();
-        self.handle_part(part.clone(), ending, live.uploader, live.id, live.emit)
+        let first_frame = match part {
+            PartEvent::Opened { starts_at, .. } => Some(live.wall_clock_of(*starts_at)),
+            PartEvent::Closed(_) => None,
+        };
+        self.handle_part(
+            part.clone(),
+            first_frame,
+            ending,
+            live.uploader,
+            live.id,
+            live.emit,
+        )
     }
 
     /// A recording with nothing to play fails: the job, or itself alone when it was started

@@ -39,7 +39,11 @@ pub struct RecordingSpec {
 /// A part opened or closed, from the recording's bus messages.
 #[derive(Debug, Clone, PartialEq)]
 pub enum PartEvent {
-    Opened(PathBuf),
+    /// A part opened; its first frame is at call time `starts_at` (running time).
+    Opened {
+        path: PathBuf,
+        starts_at: Option<Duration>,
+    },
     Closed(PathBuf),
 }
 
@@ -51,16 +55,22 @@ impl PartEvent {
         let s = element.structure()?;
         let location = || s.get::<String>("location").ok().map(PathBuf::from);
         match s.name().as_str() {
-            PART_OPENED => location().map(PartEvent::Opened),
+            PART_OPENED => location().map(|path| PartEvent::Opened {
+                path,
+                starts_at: s.get::<u64>("starts_at_ns").ok().map(Duration::from_nanos),
+            }),
             PART_CLOSED => location().map(PartEvent::Closed),
             _ => None,
         }
     }
 
-    fn post(kind: &str, path: &std::path::Path, from: &gst::Element) {
-        let structure = gst::Structure::builder(kind)
+    fn post(kind: &str, path: &std::path::Path, starts_at_ns: Option<u64>, from: &gst::Element) {
+        let mut structure = gst::Structure::builder(kind)
             .field("location", path.to_string_lossy().as_ref())
             .build();
+        if let Some(at) = starts_at_ns {
+            structure.set("starts_at_ns", at);
+        }
         let _ = from.post_message(gst::message::Element::builder(structure).src(from).build());
     }
 }
@@ -417,7 +427,8 @@ impl Writer {
         ) {
             Ok(part) => {
                 if let Some(element) = self.announcer.upgrade() {
-                    PartEvent::post(PART_OPENED, part.path(), &element);
+                    // The first frame's decode time may come before call time 0 (B-frames).
+                    PartEvent::post(PART_OPENED, part.path(), Some(base_ns.max(0) as u64), &element);
                 }
                 self.current = Some(part);
             }
@@ -487,7 +498,7 @@ fn finish(part: &PartFile, announcer: &gst::glib::WeakRef<gst::Element>) {
         tracing::warn!(file = %part.path().display(), %reason, "recording part not finished cleanly");
     }
     if let Some(element) = announcer.upgrade() {
-        PartEvent::post(PART_CLOSED, part.path(), &element);
+        PartEvent::post(PART_CLOSED, part.path(), None, &element);
     }
 }
 
