@@ -2617,12 +2617,14 @@ fn an_individual_recording_starts_and_stops_during_the_call_and_starts_again() {
     let spool = scratch.out().join(".spool").join("eg_start_individual");
     let mut stays = Vec::new();
     for round in 1..=2 {
+        // A part is dated to its first frame: a stage starts on the frame being mixed when the
+        // command arrives, up to a few frames before it.
+        let started_at = chrono::Utc::now() - chrono::Duration::milliseconds(200);
         let (code, stderr) = cli(
             &fleet,
             &["start", &id, "--output", "individual_recording", &section],
         );
         assert_eq!(code, Some(0), "start {round}: {stderr}");
-        let started_at = chrono::Utc::now();
         if round == 1 {
             let (code, stderr) = cli(
                 &fleet,
