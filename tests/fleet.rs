@@ -2796,13 +2796,8 @@ fn a_raw_recording_starts_and_stops_during_the_call_and_starts_again() {
         .into_iter()
         .filter(|e| e["recording_type"] == "raw")
         .collect();
-    let mut names: Vec<&str> = first
-        .iter()
-        .map(|e| e["call_recording"]["filename"].as_str().unwrap())
-        .collect();
-    names.sort();
     assert_eq!(
-        names,
+        announced_names(&first),
         [
             "manifest.json",
             "raw_alice_camera.webm",

@@ -243,13 +243,8 @@ fn a_killed_workers_individual_and_raw_files_are_stored_by_storage_resume() {
     assert_eq!(owners, ["alice", "bob"], "{events:#?}");
     // Each track's raw file as far as it was written, and the manifest as it stood.
     let raw = ready("raw");
-    let mut names: Vec<&str> = raw
-        .iter()
-        .map(|e| e["call_recording"]["filename"].as_str().unwrap())
-        .collect();
-    names.sort();
     assert_eq!(
-        names,
+        announced_names(&raw),
         [
             "manifest.json",
             "raw_alice_camera.webm",

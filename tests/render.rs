@@ -21,25 +21,6 @@ fn wall(text: &str) -> chrono::DateTime<chrono::FixedOffset> {
     chrono::DateTime::parse_from_rfc3339(text).unwrap()
 }
 
-/// Runs `egress render`; its one line of output, or the exit code and error text.
-fn render(manifest: &Path, out: &Path, extra: &[&str]) -> Result<Value, (i32, String)> {
-    let done = egress()
-        .arg("render")
-        .arg(manifest)
-        .arg("--out")
-        .arg(out)
-        .args(extra)
-        .output()
-        .unwrap();
-    match done.status.success() {
-        true => Ok(parse_json_lines(&done.stdout).remove(0)),
-        false => Err((
-            done.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&done.stderr).to_string(),
-        )),
-    }
-}
-
 /// Who the frame shows: the share of each participant's colour.
 fn shares(frame: &Frame) -> (f64, f64) {
     (share_of(frame, hex_rgb(ALICE)), share_of(frame, hex_rgb(BOB)))
@@ -111,7 +92,7 @@ fn a_raw_recording_rendered_again_shows_the_live_composite_and_other_layouts() {
 
     // With the call's layout, at its quality.
     let out = scratch.dir.join("rendered");
-    let done = render(&manifest_path, &out, &[]).unwrap_or_else(|e| panic!("render failed: {e:?}"));
+    let done = try_render(&manifest_path, &out, &[]).unwrap_or_else(|e| panic!("render failed: {e:?}"));
     let rendered = PathBuf::from(done["file"].as_str().unwrap());
     assert_eq!(decode_errors(&rendered), "", "the render decodes");
     let info = probe(&rendered);
@@ -162,7 +143,7 @@ fn a_raw_recording_rendered_again_shows_the_live_composite_and_other_layouts() {
     // With spotlight, at 720p: one large tile and a small one.
     std::fs::write(scratch.dir.join("spotlight.json"), r#"{"name": "spotlight"}"#).unwrap();
     let layout = scratch.dir.join("spotlight.json");
-    let done = render(
+    let done = try_render(
         &manifest_path,
         &out,
         &["--layout", layout.to_str().unwrap(), "--quality", "720p"],
@@ -260,14 +241,14 @@ fn a_render_that_cannot_be_done_says_which_field_is_wrong() {
     let path = scratch.dir.join("manifest.json");
     std::fs::write(&path, manifest.to_string()).unwrap();
     let out = scratch.dir.join("rendered");
-    let (code, said) = render(&path, &out, &[]).expect_err("the file is missing");
+    let (code, said) = try_render(&path, &out, &[]).expect_err("the file is missing");
     assert_eq!(code, 2, "{said}");
     assert!(
         said.contains("files[0]") && said.contains("raw_alice_camera.webm"),
         "{said}"
     );
 
-    let (code, said) = render(&path, &out, &["--quality", "4k"]).expect_err("no such quality");
+    let (code, said) = try_render(&path, &out, &["--quality", "4k"]).expect_err("no such quality");
     assert_eq!(code, 2, "{said}");
     assert!(said.contains("--quality"), "{said}");
 
@@ -278,14 +259,14 @@ fn a_render_that_cannot_be_done_says_which_field_is_wrong() {
     .unwrap();
     let layout = scratch.dir.join("layout.json");
     let (code, said) =
-        render(&path, &out, &["--layout", layout.to_str().unwrap()]).expect_err("a bad option");
+        try_render(&path, &out, &["--layout", layout.to_str().unwrap()]).expect_err("a bad option");
     assert_eq!(code, 2, "{said}");
     assert!(said.contains("grid.columns"), "{said}");
 
     let mut newer = manifest.clone();
     newer["version"] = 2.into();
     std::fs::write(&path, newer.to_string()).unwrap();
-    let (code, said) = render(&path, &out, &[]).expect_err("an unknown version");
+    let (code, said) = try_render(&path, &out, &[]).expect_err("an unknown version");
     assert_eq!(code, 2, "{said}");
     assert!(said.contains("version 2"), "{said}");
     assert!(

@@ -804,9 +804,10 @@ pub fn moving_clip(dir: &std::path::Path, name: &str, tone_hz: u32, seconds: f64
     ]);
 }
 
-/// Runs `egress render MANIFEST --out DIR EXTRA…`, which must succeed; the file it wrote.
-pub fn render_manifest(manifest: &Path, out: &Path, extra: &[&str]) -> PathBuf {
-    let rendered = egress()
+/// Runs `egress render MANIFEST --out DIR EXTRA…`; its one line of output, or the exit code and
+/// error text.
+pub fn try_render(manifest: &Path, out: &Path, extra: &[&str]) -> Result<Value, (i32, String)> {
+    let done = egress()
         .arg("render")
         .arg(manifest)
         .arg("--out")
@@ -814,11 +815,27 @@ pub fn render_manifest(manifest: &Path, out: &Path, extra: &[&str]) -> PathBuf {
         .args(extra)
         .output()
         .expect("egress runs");
-    assert!(
-        rendered.status.success(),
-        "{}",
-        String::from_utf8_lossy(&rendered.stderr)
-    );
-    let done = &parse_json_lines(&rendered.stdout)[0];
+    match done.status.success() {
+        true => Ok(parse_json_lines(&done.stdout).remove(0)),
+        false => Err((
+            done.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&done.stderr).to_string(),
+        )),
+    }
+}
+
+/// Runs `egress render`, which must succeed; the file it wrote.
+pub fn render_manifest(manifest: &Path, out: &Path, extra: &[&str]) -> PathBuf {
+    let done = try_render(manifest, out, extra).unwrap_or_else(|e| panic!("render failed: {e:?}"));
     PathBuf::from(done["file"].as_str().expect("the render names its file"))
+}
+
+/// The file names the events announce, sorted.
+pub fn announced_names<'a>(events: &[&'a Value]) -> Vec<&'a str> {
+    let mut names: Vec<&str> = events
+        .iter()
+        .map(|e| e["call_recording"]["filename"].as_str().expect("a file name"))
+        .collect();
+    names.sort();
+    names
 }
