@@ -10,14 +10,18 @@ composite from the same encoded clips in one process. Two scenarios:
 
 The worker runs in real time, as it does in a call; ffmpeg runs as fast as it can. CPU seconds
 (user + system, from wait4) are divided by the media seconds produced. Median of BENCH_RUNS runs
-(default 3). BENCH_SCENARIOS picks the scenarios (default "recording broadcast").
+(default 3). BENCH_SCENARIOS picks the scenarios (default "recording broadcast hidden").
+
+- hidden: a 720p single-participant recording of nine 720p30 VP8 participants (video only) against
+  the same call with one, worker against worker side by side; the eight that are not shown are not
+  decoded. A third run of the nine with --decode-every-frame shows what they cost decoded.
 """
-import json, os, re, statistics, subprocess, sys, tempfile, time, tomllib
+import json, os, re, shutil, statistics, subprocess, sys, tempfile, time, tomllib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SECONDS = float(os.environ.get("BENCH_SECONDS", "60"))
 RUNS = int(os.environ.get("BENCH_RUNS", "3"))
-SCENARIOS = os.environ.get("BENCH_SCENARIOS", "recording broadcast").split()
+SCENARIOS = os.environ.get("BENCH_SCENARIOS", "recording broadcast hidden").split()
 RTMP_PORT = int(os.environ.get("BENCH_RTMP_PORT", "0"))
 LADDER = {"720p": (1280, 720), "480p": (854, 480), "360p": (640, 360)}
 
@@ -40,13 +44,24 @@ def media_seconds(path):
     return float(out.stdout.strip())
 
 
-def worker_run(binary, clips, workdir, scenario):
+def worker_run(binary, clips, workdir, scenario, extra=()):
+    people = [{"user_id": f"p{i}", "video": {"clip": c}, "audio": {"file": c}} for i, c in enumerate(clips)]
+    layout = {"name": "grid"}
+    if scenario == "quality":
+        # Four tiles in the quadrants, nothing drawn over them: ffmpeg's xstack geometry.
+        layout["options"] = {"grid.cell_padding": 0, "grid.margin": 0, "grid.size_percentage": 100,
+                             "participant.label_display": False, "participant.video_border_width": False,
+                             "participant.video_border_rounded": False}
+        # Silent, so that no speaker gets a highlight border.
+        people = [{**p, "audio": None} for p in people]
+    if scenario == "hidden":
+        people = [{"user_id": f"p{i}", "video": {"clip": c}, "audio": None} for i, c in enumerate(clips)]
+        layout = {"name": "single-participant"}
     job = {
         "egress_id": "eg_bench",
         "call_cid": "bench:grid4",
-        "source": {"type": "synthetic", "duration_s": SECONDS, "participants": [
-            {"user_id": f"p{i}", "video": {"clip": c}, "audio": {"file": c}} for i, c in enumerate(clips)]},
-        "recording": {"quality": "720p", "layout": {"name": "grid"}},
+        "source": {"type": "synthetic", "duration_s": SECONDS, "participants": people},
+        "recording": {"quality": "720p", "layout": layout},
     }
     if scenario == "broadcast":
         job["hls"] = {"quality_tracks": list(LADDER), "segment_duration_s": 2}
@@ -57,11 +72,13 @@ def worker_run(binary, clips, workdir, scenario):
         json.dump(job, f)
     out = os.path.join(workdir, "worker-out")
     subprocess.run(["rm", "-rf", out])
-    cpu, rss, err = run_measured([binary, "run", path, "--out", out])
+    cpu, rss, err = run_measured([binary, "run", path, "--out", out, *extra])
     first = re.search(r"first encoded frame.*ms_since_launch=(\d+)", err)
-    files = [os.path.join(out, f) for f in os.listdir(out) if f.endswith(".mp4")]
+    files = [os.path.join(root, f) for root, _, names in os.walk(out) for f in names if f.endswith(".mp4")]
     if scenario == "broadcast":
         assert os.path.exists(os.path.join(out, "hls", "eg_bench", "master.m3u8")), "no HLS master playlist"
+    if scenario == "quality":
+        return files[0]
     return cpu, rss, media_seconds(files[0]), int(first.group(1)) if first else None
 
 
@@ -70,7 +87,7 @@ def ffmpeg_run(clips, workdir, presets, scenario):
     fps = video["framerate"]
     gop = fps * video["keyframe_interval_s"]
     out = os.path.join(workdir, "ffmpeg.mp4")
-    inputs = [a for c in clips for a in ("-i", c)]
+    inputs = [a for c in clips for a in ("-i", os.path.join(workdir, c))]
     scale = ";".join(f"[{i}:v]scale=640:360[v{i}]" for i in range(4))
     sizes = list(LADDER) if scenario == "broadcast" else ["720p"]
     n = len(sizes)
@@ -113,13 +130,75 @@ def main():
         presets = tomllib.load(f)
     for scenario in SCENARIOS:
         print(f"== {scenario} ==", flush=True)
-        measure(binary, clips, presets, scenario)
+        if scenario == "hidden":
+            measure_hidden(binary, clips)
+        else:
+            measure(binary, clips, presets, scenario)
         print(flush=True)
+
+
+def measure_hidden(binary, clips):
+    nine = [clips[i % len(clips)] for i in range(9)]
+    runs = {"one": [], "nine": [], "nine decoded": []}
+    with tempfile.TemporaryDirectory() as workdir:
+        nine = beside_the_job(nine, workdir)
+        clips = nine[:1]
+        for run in range(RUNS):
+            for name, people, extra in [("one", clips, ()), ("nine", nine, ()),
+                                        ("nine decoded", nine, ("--decode-every-frame",))]:
+                cpu, rss, secs, _ = worker_run(binary, people, workdir, "hidden", extra)
+                runs[name].append(cpu / secs)
+                print(f"run {run + 1}: {name:12} {cpu:.1f} CPU s for {secs:.1f} s media, peak RSS {rss:.0f} MiB",
+                      flush=True)
+    one, nine_s, decoded = (statistics.median(runs[k]) for k in ("one", "nine", "nine decoded"))
+    print(f"single-participant, 1 participant : {one:.3f} CPU s per media s (median of {RUNS})")
+    print(f"single-participant, 9 participants: {nine_s:.3f}   ratio to one {nine_s / one:.2f} (goal <= 1.2)")
+    print(f"the same, every frame decoded     : {decoded:.3f}   ratio to one {decoded / one:.2f}")
+    print(f"hidden participant                : {(nine_s - one) / 8:.4f} core (goal < 0.005); "
+          f"decoded {(decoded - one) / 8:.4f} core")
+
+
+def beside_the_job(clips, workdir):
+    """The worker reads local media only below the job's folder: the clips are linked there."""
+    local = []
+    for clip in clips:
+        path = os.path.join(workdir, os.path.basename(clip))
+        if not os.path.exists(path):
+            try:
+                os.link(clip, path)
+            except OSError:
+                shutil.copy(clip, path)
+        local.append(os.path.basename(clip))
+    return local
+
+
+def psnr(a, b):
+    """Mean PSNR (all planes, dB) of file a against file b, frame by frame, a's first frames skipped
+    as far as aligns them best (the worker's file may start a frame earlier than ffmpeg's)."""
+    best = float("nan")
+    for skip in range(4):
+        graph = f"[0:v]trim=start_frame={skip},setpts=PTS-STARTPTS[a];[a][1:v]psnr"
+        out = subprocess.run(["ffmpeg", "-v", "info", "-i", a, "-i", b, "-lavfi", graph, "-f", "null", "-"],
+                             capture_output=True, text=True)
+        found = re.search(r"PSNR .* average:([0-9.]+|inf)", out.stderr)
+        if found and not float(found.group(1)) <= best:
+            best = float(found.group(1))
+    return best
+
+
+def picture_quality(binary, clips, presets, workdir):
+    """The worker's MP4 against ffmpeg's, both x264 at the same bitrate, same tile geometry."""
+    worker = worker_run(binary, clips, workdir, "quality")
+    kept = os.path.join(workdir, "worker-quality.mp4")
+    shutil.copy(worker, kept)
+    ffmpeg_run(clips, workdir, presets, "recording")
+    return psnr(kept, os.path.join(workdir, "ffmpeg.mp4"))
 
 
 def measure(binary, clips, presets, scenario):
     worker, ffmpeg = [], []
     with tempfile.TemporaryDirectory() as workdir:
+        clips = beside_the_job(clips, workdir)
         for run in range(RUNS):
             cpu, rss, secs, first = worker_run(binary, clips, workdir, scenario)
             worker.append((cpu / secs, rss, first))
@@ -128,6 +207,7 @@ def measure(binary, clips, presets, scenario):
             cpu, rss, secs = ffmpeg_run(clips, workdir, presets, scenario)
             ffmpeg.append((cpu / secs, rss))
             print(f"run {run + 1}: ffmpeg {cpu:.1f} CPU s for {secs:.1f} s media, peak RSS {rss:.0f} MiB", flush=True)
+        quality = picture_quality(binary, clips, presets, workdir) if scenario == "recording" else None
     w = statistics.median(x[0] for x in worker)
     f = statistics.median(x[0] for x in ffmpeg)
     print(f"worker CPU s per media s : {w:.3f}   (median of {RUNS})")
@@ -136,6 +216,8 @@ def measure(binary, clips, presets, scenario):
     print(f"peak RSS worker / ffmpeg : {statistics.median(x[1] for x in worker):.0f} / "
           f"{statistics.median(x[1] for x in ffmpeg):.0f} MiB")
     print(f"first encoded frame      : {statistics.median(x[2] for x in worker if x[2] is not None):.0f} ms after launch")
+    if quality is not None:
+        print(f"PSNR worker vs ffmpeg    : {quality:.2f} dB (same tiles, same x264 bitrate)")
 
 
 if __name__ == "__main__":

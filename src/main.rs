@@ -31,8 +31,8 @@ enum Command {
         /// Writes the media pipeline as a Graphviz file once media flows (stream keys removed).
         #[arg(long)]
         dot: Option<PathBuf>,
-        /// Frame recording decodes every frame of encoded tracks instead of keyframes only
-        /// (to compare the two paths).
+        /// Every frame of encoded video is decoded: frame recording's keyframes-only path and the
+        /// composite's skipping of hidden tracks are off (to compare the paths).
         #[arg(long)]
         decode_every_frame: bool,
         /// Folder for files the storage would not take in time (default: OUT/.backup).

@@ -501,3 +501,95 @@ fn single_participant_follows_a_speaker_whose_sound_arrives_encoded() {
         "the speaker, heard through Opus, is shown",
     );
 }
+
+/// The white left half of a sender's intra copy: the tile was decoded from a keyframe the
+/// worker asked for, not from the stream it would have decoded all along.
+fn from_requested_keyframe(frame: &Frame) -> bool {
+    close(
+        frame.colour_at(frame.width as i32 / 4, frame.height as i32 / 2),
+        [255, 255, 255],
+    )
+}
+
+#[test]
+fn a_participant_nobody_sees_is_not_decoded_and_shows_from_a_keyframe_asked_for() {
+    let scratch = Scratch::new("hidden-decode");
+    // Alice is featured until she leaves at 4 s; Bob, hidden until then, turns blue at 6 s.
+    sender_clips(&scratch.dir, "alice", RED, RED, 10.0);
+    sender_clips(&scratch.dir, "bob", GREEN, BLUE, 6.0);
+    let keyed = |name: &str| json!({ "keyed_clip": { "clip": format!("{name}.webm"), "keyframes": format!("{name}-intra.webm") } });
+    let options = json!({ "participant.video_border_width": false, "participant.label_display": false });
+    let job = json!({
+        "egress_id": "eg_hidden_decode",
+        "call_cid": "default:hidden-decode",
+        "source": { "type": "synthetic", "duration_s": 9, "participants": [
+            { "user_id": "alice", "video": keyed("alice"), "audio": null, "leave_at_s": 4 },
+            { "user_id": "bob", "video": keyed("bob"), "audio": null }
+        ]},
+        "recording": { "quality": "360p", "layout": { "name": "single-participant", "options": options } },
+        "frame_recording": { "capture_interval_in_seconds": 2, "quality": "360p" },
+        "storage": { "storage_type": "local", "path": "recordings/" }
+    });
+    for decode_every_frame in [false, true] {
+        let args: &[&str] = if decode_every_frame {
+            &["--decode-every-frame"]
+        } else {
+            &[]
+        };
+        let what = if decode_every_frame {
+            "decoding every frame"
+        } else {
+            "skipping hidden decodes"
+        };
+        let events = Running::spawn(&scratch, &job, args).finish(std::time::Duration::from_secs(60));
+        let file = ready_file(&events);
+        let before = Frame::at(&file, 3.0, 640, 360);
+        assert_colour(
+            &before,
+            (480, 180),
+            RED,
+            &format!("{what}: alice featured at 3 s"),
+        );
+        assert!(
+            !from_requested_keyframe(&before),
+            "{what}: alice decoded throughout"
+        );
+        // Within a second of her leaving, Bob is on screen.
+        let after = Frame::at(&file, 5.0, 640, 360);
+        assert_colour(&after, (480, 180), GREEN, &format!("{what}: bob shown by 5 s"));
+        assert_eq!(
+            from_requested_keyframe(&after),
+            !decode_every_frame,
+            "{what}: bob's tile at 5 s from a keyframe asked for when he was shown"
+        );
+        // From that keyframe on his stream is decoded: his change of colour shows.
+        let later = Frame::at(&file, 7.5, 640, 360);
+        assert_colour(
+            &later,
+            (480, 180),
+            BLUE,
+            &format!("{what}: bob's stream decoded after he shows"),
+        );
+        // Stills of the hidden participant still come every 2 s, each from one keyframe.
+        let stills: Vec<&Value> = events
+            .iter()
+            .filter(|e| e["type"] == "call.frame_recording_ready" && user_of(e) == "bob")
+            .collect();
+        let first = stills.iter().map(|e| captured_s(e)).fold(f64::INFINITY, f64::min);
+        let hidden: Vec<&&Value> = stills.iter().filter(|e| captured_s(e) - first < 3.5).collect();
+        assert_eq!(hidden.len(), 2, "{what}: bob's stills while hidden");
+        let second = hidden
+            .iter()
+            .max_by(|a, b| captured_s(a).total_cmp(&captured_s(b)))
+            .unwrap();
+        let img = image_of(second);
+        let white = close(
+            img.get_pixel(img.width() / 4, img.height() / 2).0,
+            [255, 255, 255],
+        );
+        assert_eq!(
+            white, !decode_every_frame,
+            "{what}: bob's second still from a keyframe asked for"
+        );
+    }
+}

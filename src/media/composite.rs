@@ -12,6 +12,7 @@
 //! title), which change only when the scene does.
 
 use super::crop::FillCrop;
+use super::decode_gate::{self, GateState, SharedGate};
 use super::individual::{IndividualTap, Stage, StageKey, StageTrack, build_stage};
 use super::timeline::{self, RunningNs, SharedTimeline};
 use super::{make, presets};
@@ -23,8 +24,8 @@ use gst::prelude::*;
 use gstreamer as gst;
 use gstreamer_video as gst_video;
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 const FIRST_FRAME: &str = "egress-first-encoded-frame";
@@ -183,6 +184,8 @@ struct Input {
     /// The raw-recording branch of an encoded track, and the running time (ns) its file ends at
     /// once the track is removed.
     raw: Option<(gst::Bin, Arc<AtomicU64>)>,
+    /// In front of the decoder of an encoded video track the mixes may hide.
+    gate: Option<SharedGate>,
 }
 
 pub struct Composite {
@@ -219,6 +222,9 @@ pub struct Composite {
     /// Rendering recorded files as fast as they decode, not following a live call: inputs start
     /// at the call time they are given, even ahead of the mix.
     offline: bool,
+    /// Encoded video hidden in every mix is not decoded (the source answers key-unit requests,
+    /// so a tile shown again gets a keyframe at once).
+    skip_hidden_decodes: bool,
 }
 
 /// One shared H.264 encoder: the tee its outputs branch from, and whether HLS segments follow
@@ -279,6 +285,7 @@ impl Composite {
             ended_stages: Vec::new(),
             input_latency: Duration::ZERO,
             offline: false,
+            skip_hidden_decodes: false,
         };
         if composite.mixes.is_empty() {
             let encoder = composite
@@ -311,6 +318,21 @@ impl Composite {
         &self.pipeline
     }
 
+    /// Stops decoding the encoded video of tracks added from now on while no mix shows them.
+    /// Only for sources that answer key-unit requests: a tile shown again waits for a keyframe.
+    pub fn skip_hidden_decodes(&mut self, skip: bool) {
+        self.skip_hidden_decodes = skip && !self.offline;
+    }
+
+    /// How many encoded video frames were not decoded because no mix showed them.
+    pub fn frames_not_decoded(&self) -> u64 {
+        self.inputs
+            .values()
+            .filter_map(|input| input.gate.as_ref())
+            .map(|gate| decode_gate::with(gate, |g| g.dropped()))
+            .sum()
+    }
+
     /// Running time at which the outputs end, once `finish` has been called.
     pub fn end_time(&self) -> Option<std::time::Duration> {
         let cut = self.cut_at.load(Ordering::Relaxed);
@@ -330,6 +352,10 @@ impl Composite {
     /// Puts every participant on a stage of their own from now on: those who join and those
     /// whose tracks are in the call already.
     pub fn record_individually(&mut self, tap: IndividualTap) -> anyhow::Result<()> {
+        let every_frame = !tap.audio_only;
+        for gate in self.inputs.values().filter_map(|i| i.gate.as_ref()) {
+            decode_gate::with(gate, |g| g.set_every_frame(every_frame));
+        }
         self.individual = Some(tap);
         let ids: Vec<String> = self.inputs.keys().cloned().collect();
         for id in ids {
@@ -342,6 +368,9 @@ impl Composite {
     /// composite alone.
     pub fn stop_individually(&mut self) {
         self.individual = None;
+        for gate in self.inputs.values().filter_map(|i| i.gate.as_ref()) {
+            decode_gate::with(gate, |g| g.set_every_frame(false));
+        }
         let now = self
             .pipeline
             .current_running_time()
@@ -530,7 +559,11 @@ impl Composite {
             if let Some(old) = input.capture.take() {
                 remove_branch(&self.pipeline, &old);
             }
-            let bin = super::frames::capture_branch(id, &tap, self.cut_at.clone(), false)?;
+            let due = decode_gate::still_due();
+            let bin = super::frames::capture_branch(id, &tap, self.cut_at.clone(), false, due.clone())?;
+            if let Some(gate) = &input.gate {
+                decode_gate::with(gate, |g| g.set_stills(Some(due)));
+            }
             self.pipeline.add(&bin)?;
             front.link(&bin)?;
             bin.sync_state_with_parent()?;
@@ -545,7 +578,8 @@ impl Composite {
     pub fn capture_mix(&mut self, mix: usize, tap: &super::FrameTap) -> anyhow::Result<()> {
         let m = self.mixes.get(mix).context("no such mix")?;
         let never_cut = Arc::new(AtomicU64::new(u64::MAX));
-        let bin = super::frames::capture_branch("composite", tap, never_cut, false)?;
+        let bin =
+            super::frames::capture_branch("composite", tap, never_cut, false, decode_gate::still_due())?;
         self.pipeline.add(&bin)?;
         bin.sync_state_with_parent()?;
         m.tee.link(&bin)?;
@@ -690,6 +724,20 @@ impl Composite {
         for element in &middle {
             element.sync_state_with_parent()?;
         }
+        let gate = match (&raw_tee, &decoder) {
+            (Some(tee), Some(decoder)) if is_video && self.skip_hidden_decodes && !self.mixes.is_empty() => {
+                let gate: SharedGate = Arc::new(Mutex::new(GateState::new(self.mixes.len())));
+                decode_gate::with(&gate, |g| g.set_every_frame(self.individual_video()));
+                let feed = decoder
+                    .static_pad("sink")
+                    .and_then(|pad| pad.peer())
+                    .context("decoder not fed")?;
+                let upstream = tee.static_pad("sink").context("tee without sink")?;
+                decode_gate::install(&feed, &upstream, gate.clone());
+                Some(gate)
+            }
+            _ => None,
+        };
         // The track's own clock starts at zero; shift it to the moment it joins the call.
         let now = self
             .pipeline
@@ -756,7 +804,12 @@ impl Composite {
         }
         let capture = match (&self.frames, &self.speech, is_video) {
             (Some(tap), _, true) => {
-                let bin = super::frames::capture_branch(id, tap, self.cut_at.clone(), keyframes_only)?;
+                let due = decode_gate::still_due();
+                let bin =
+                    super::frames::capture_branch(id, tap, self.cut_at.clone(), keyframes_only, due.clone())?;
+                if let Some(gate) = &gate {
+                    decode_gate::with(gate, |g| g.set_stills(Some(due)));
+                }
                 self.pipeline.add(&bin)?;
                 front.link(&bin)?;
                 bin.sync_state_with_parent()?;
@@ -778,7 +831,8 @@ impl Composite {
         front.sync_state_with_parent()?;
         media.sync_state_with_parent()?;
         let last_frame = match is_video {
-            true => Some(note_arrivals(&front)?),
+            // Encoded media is watched as it arrives: a hidden track's decoder gets nothing.
+            true => Some(note_arrivals(raw_tee.as_ref().unwrap_or(&front))?),
             false => None,
         };
         self.inputs.insert(
@@ -793,6 +847,7 @@ impl Composite {
                 last_frame,
                 raw_tee,
                 raw,
+                gate,
             },
         );
         if self.individual.is_some() {
@@ -824,7 +879,13 @@ impl Composite {
             .map_or(requested, |last| last.max(requested));
         let mut placements = Vec::new();
         for (id, placement) in scene.placements {
-            let Some(branch) = self.inputs.get(&id).and_then(|i| i.branches.get(mix)) else {
+            let Some(input) = self.inputs.get(&id) else {
+                continue;
+            };
+            if let Some(gate) = &input.gate {
+                decode_gate::with(gate, |g| g.schedule(mix, from, placement.is_some()));
+            }
+            let Some(branch) = input.branches.get(mix) else {
                 continue;
             };
             let Some(crop) = &branch.crop else { continue };
@@ -984,6 +1045,12 @@ impl Composite {
             .nseconds();
         let cut = at.map_or(now, |at| (at.as_nanos() as u64).min(now));
         self.cut_at.store(cut, Ordering::Relaxed);
+        if self.skip_hidden_decodes {
+            tracing::info!(
+                frames = self.frames_not_decoded(),
+                "video frames left undecoded while hidden"
+            );
+        }
         let mut targets: Vec<gst::Object> = Vec::new();
         let inputs: Vec<&Input> = self
             .inputs

@@ -2,6 +2,7 @@
 //! lets one frame through when its time comes and hands it over as RGB. Between captures nothing
 //! is converted or copied.
 
+use super::decode_gate::StillDue;
 use super::make;
 use super::tap::{Backlog, tap_bin};
 use anyhow::Context;
@@ -35,12 +36,14 @@ pub struct FrameTap {
 
 /// A capture branch: a bin with a `sink` pad, to be linked to the track's tee. Frames from
 /// running time `cut_at` (ns) on are not captured: the call has ended there. `every_frame`:
-/// the track is already thinned to one frame per capture (the keyframe path).
+/// the track is already thinned to one frame per capture (the keyframe path). `due` is kept at
+/// the running time of the next still, for the decode gate of a hidden track.
 pub fn capture_branch(
     input: &str,
     tap: &FrameTap,
     cut_at: Arc<AtomicU64>,
     every_frame: bool,
+    due: StillDue,
 ) -> anyhow::Result<gst::Bin> {
     let caps = make("capsfilter")?;
     caps.set_property(
@@ -62,14 +65,14 @@ pub fn capture_branch(
     )?;
     let gate = queue.static_pad("src").context("queue without src")?;
     if !every_frame {
-        pass_one_per_interval(&gate, tap.interval, cut_at);
+        pass_one_per_interval(&gate, tap.interval, cut_at, due);
     }
     Ok(bin)
 }
 
 /// Drops every buffer but the first at or after each capture time (running time), so that
 /// frames between captures cost nothing.
-fn pass_one_per_interval(pad: &gst::Pad, interval: Duration, cut_at: Arc<AtomicU64>) {
+fn pass_one_per_interval(pad: &gst::Pad, interval: Duration, cut_at: Arc<AtomicU64>, due: StillDue) {
     let next = Mutex::new(None::<gst::ClockTime>);
     let interval = gst::ClockTime::from_nseconds(interval.as_nanos() as u64);
     pad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
@@ -80,7 +83,7 @@ fn pass_one_per_interval(pad: &gst::Pad, interval: Duration, cut_at: Arc<AtomicU
             return gst::PadProbeReturn::Drop;
         }
         let mut next = next.lock().unwrap_or_else(|e| e.into_inner());
-        match *next {
+        let decision = match *next {
             Some(due) if at < due => gst::PadProbeReturn::Drop,
             Some(due) => {
                 // Keep the schedule; if frames stopped for a while, start again from now.
@@ -92,7 +95,11 @@ fn pass_one_per_interval(pad: &gst::Pad, interval: Duration, cut_at: Arc<AtomicU
                 *next = Some(at + interval);
                 gst::PadProbeReturn::Ok
             }
+        };
+        if let Some(next) = *next {
+            due.store(next.nseconds(), Ordering::Relaxed);
         }
+        decision
     });
 }
 

@@ -2,6 +2,7 @@
 
 mod composite;
 mod crop;
+mod decode_gate;
 mod frames;
 mod individual;
 mod ingest;

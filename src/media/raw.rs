@@ -116,6 +116,13 @@ fn running_time(pad: &gst::Pad, buffer: &gst::BufferRef) -> Option<Duration> {
     Some(Duration::from_nanos(at.nseconds()))
 }
 
+/// Where a packet at `at` must move so that its whole millisecond follows that of the packet
+/// written before it at `last`; `None` when it may stay.
+fn next_free_millisecond(last: Option<Duration>, at: Duration) -> Option<Duration> {
+    let last_ms = last?.as_millis();
+    (at.as_millis() <= last_ms).then(|| Duration::from_millis(last_ms as u64 + 1))
+}
+
 /// State of one branch, shared by its probes.
 #[derive(Default)]
 struct Progress {
@@ -248,6 +255,10 @@ pub fn raw_branch(
             if progress.opened && at < progress.last {
                 return gst::PadProbeReturn::Drop;
             }
+            // Matroska keeps whole milliseconds: two packets within one (a burst after a loss)
+            // would share a timestamp. The later one moves to the next millisecond.
+            let later = next_free_millisecond(progress.opened.then_some(progress.last), at).map(|moved| moved - at);
+            let at = at + later.unwrap_or_default();
             progress.last = at;
             let keyframe = !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT);
             if !progress.opened {
@@ -277,6 +288,14 @@ pub fn raw_branch(
                         height: size.1,
                     });
                 }
+            }
+            if let Some(later) = later
+                && let Some(buffer) = info.buffer_mut()
+                && let Some(pts) = buffer.pts()
+            {
+                let buffer = buffer.make_mut();
+                buffer.set_pts(pts + gst::ClockTime::from_nseconds(later.as_nanos() as u64));
+                buffer.set_dts(gst::ClockTime::NONE);
             }
             gst::PadProbeReturn::Ok
         },
@@ -358,6 +377,21 @@ fn open_file(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn packets_within_one_millisecond_of_the_last_move_to_the_next() {
+        let ms = |m: f64| Duration::from_secs_f64(m / 1000.0);
+        assert_eq!(next_free_millisecond(None, ms(14.8)), None);
+        assert_eq!(next_free_millisecond(Some(ms(14_845.5)), ms(14_865.5)), None);
+        assert_eq!(
+            next_free_millisecond(Some(ms(14_845.5)), ms(14_845.8)),
+            Some(ms(14_846.0))
+        );
+        assert_eq!(
+            next_free_millisecond(Some(ms(14_846.0)), ms(14_845.9)),
+            Some(ms(14_847.0))
+        );
+    }
 
     #[test]
     fn a_vp8_keyframe_says_its_size_and_a_delta_frame_does_not() {

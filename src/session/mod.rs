@@ -66,7 +66,8 @@ pub struct RunOptions {
     pub launched: Instant,
     /// Where to write the pipeline graph (Graphviz) once media flows.
     pub dot_file: Option<PathBuf>,
-    /// Frame recording decodes every frame even where keyframes alone would do.
+    /// Every frame of encoded video is decoded, even where keyframes alone would do (frame
+    /// recording) or nobody sees it (video the mixes hide).
     pub decode_every_frame: bool,
     /// How long and how often files are retried before they go to `backup_dir`.
     pub retry: RetryPolicy,
@@ -611,6 +612,7 @@ fn execute(
     let specs: Vec<_> = mixes.iter().map(|m| m.spec()).collect();
     let mut graph = Composite::build(&specs)?;
     graph.set_input_latency(source.input_latency());
+    graph.skip_hidden_decodes(!options.decode_every_frame && source.answers_key_unit_requests());
     let mut outputs = Outputs {
         recording: match &job.recording {
             Some(config) => Some(RecordingOutput::attach(

@@ -1,9 +1,10 @@
 //! A replayed clip that answers key-unit requests as a WebRTC sender answers a PLI: the clip plays
 //! as recorded (a keyframe at the start, then delta frames), and when a force-key-unit event comes
-//! upstream the next frame is replaced by the frame of the same moment from an all-intra copy.
+//! upstream the next frame is replaced by the frame of the same moment from an all-intra copy,
+//! and the frames after it come from that copy too.
 //!
 //! The copy plays beside the clip, paced by the clock to the same call time, and ends in a probe
-//! that keeps only the frame asked for: no sink element, so it never holds up the end of the job.
+//! that keeps only the frames it answers with: no sink element, so it never holds up the end of the job.
 
 use super::synthetic::build_bin;
 use anyhow::Context;
@@ -38,9 +39,12 @@ pub fn sender(clip: &str, keyframes: &str, starts_at: Duration) -> anyhow::Resul
     Ok(bin.upcast())
 }
 
-/// `out` carries the clip; `spare` the intra copy, in step with it and otherwise dropped.
+/// `out` carries the clip; `spare` the intra copy, in step with it and otherwise dropped. Once
+/// it has answered, the sender goes on from the copy, as an encoder restarted by a PLI would:
+/// the clip's own delta frames do not follow a keyframe of another encoding.
 fn answer_key_unit_requests(out: &gst::Pad, spare: &gst::Pad) {
     let wanted = Arc::new(AtomicBool::new(false));
+    let answered = Arc::new(AtomicBool::new(false));
     let answer = Arc::new(Mutex::new(None::<gst::Buffer>));
 
     let asked = wanted.clone();
@@ -56,9 +60,10 @@ fn answer_key_unit_requests(out: &gst::Pad, spare: &gst::Pad) {
     });
 
     let asked = wanted.clone();
+    let restarted = answered.clone();
     let slot = answer.clone();
     spare.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
-        if asked.load(Ordering::Acquire)
+        if (asked.load(Ordering::Acquire) || restarted.load(Ordering::Acquire))
             && let Some(buffer) = info.buffer()
         {
             *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(buffer.to_owned());
@@ -67,14 +72,21 @@ fn answer_key_unit_requests(out: &gst::Pad, spare: &gst::Pad) {
     });
 
     out.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
-        if !wanted.load(Ordering::Acquire) {
+        let restarted = answered.load(Ordering::Acquire);
+        if !wanted.load(Ordering::Acquire) && !restarted {
             return gst::PadProbeReturn::Ok;
         }
         let Some(keyframe) = answer.lock().unwrap_or_else(|e| e.into_inner()).take() else {
-            return gst::PadProbeReturn::Ok;
+            // A delta frame of the clip must not follow the copy's keyframes.
+            return match restarted {
+                true => gst::PadProbeReturn::Drop,
+                false => gst::PadProbeReturn::Ok,
+            };
         };
-        wanted.store(false, Ordering::Release);
-        tracing::debug!(pts = ?keyframe.pts(), "key unit request answered");
+        if wanted.swap(false, Ordering::AcqRel) {
+            tracing::debug!(pts = ?keyframe.pts(), "key unit request answered");
+        }
+        answered.store(true, Ordering::Release);
         info.data = Some(gst::PadProbeData::Buffer(keyframe));
         gst::PadProbeReturn::Ok
     });

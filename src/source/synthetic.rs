@@ -204,12 +204,13 @@ impl SyntheticSource {
                 format!("videotestsrc pattern={name} ! {raw}")
             }
             VideoSpec::Clip(file) => {
-                return TrackMedia::encoded(build_bin(&demuxed(&self.resolve(file), "video"))?);
+                let paced = demuxed(&self.resolve(file), "video", Some(at));
+                return TrackMedia::encoded(build_bin(&paced)?);
             }
             VideoSpec::KeyedClip(keyed) => {
                 let bin = super::keyed_clip::sender(
-                    &demuxed(&self.resolve(&keyed.clip), "video"),
-                    &demuxed(&self.resolve(&keyed.keyframes), "video"),
+                    &demuxed(&self.resolve(&keyed.clip), "video", Some(at)),
+                    &demuxed(&self.resolve(&keyed.keyframes), "video", None),
                     at,
                 )?;
                 return TrackMedia::encoded(bin);
@@ -235,7 +236,7 @@ impl SyntheticSource {
                 )
             }
             AudioSpec::File { file } => {
-                return TrackMedia::encoded(build_bin(&demuxed(&self.resolve(file), "audio"))?);
+                return TrackMedia::encoded(build_bin(&demuxed(&self.resolve(file), "audio", None))?);
             }
         };
         TrackMedia::raw(build_bin(&description)?)
@@ -265,9 +266,15 @@ impl TrackMedia {
 }
 
 /// The encoded `kind` (video, audio) stream of a WebM/Matroska file, as a launch line whose
-/// last element is named `out`. The queue lets it be read ahead of the call's pace.
-fn demuxed(location: &str, kind: &str) -> String {
-    format!("filesrc location=\"{location}\" ! matroskademux name=demux demux.{kind}_0 ! identity name=out")
+/// last element is named `out`. `paced_from`: sent at the pace of the call from that call time
+/// on, as a live sender sends; without it the stream goes as fast as the graph takes it (which
+/// a decoder nobody watches would not hold back: see the composite's decode gate).
+fn demuxed(location: &str, kind: &str, paced_from: Option<Duration>) -> String {
+    let out = match paced_from {
+        Some(at) => format!("clocksync name=out ts-offset={}", at.as_nanos()),
+        None => "identity name=out".to_owned(),
+    };
+    format!("filesrc location=\"{location}\" ! matroskademux name=demux demux.{kind}_0 ! {out}")
 }
 
 fn solid(colour: &str, raw: &str) -> String {

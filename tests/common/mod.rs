@@ -839,3 +839,60 @@ pub fn announced_names<'a>(events: &[&'a Value]) -> Vec<&'a str> {
     names.sort();
     names
 }
+
+/// Encodes a clip that is `first` for `switch_s` seconds and `then` after, as a WebRTC sender
+/// streams it (one keyframe, then delta frames only), and its all-intra copy. The copy has its
+/// left half painted white, so that a still shows which of the two it was decoded from.
+pub fn sender_clips(dir: &std::path::Path, name: &str, first: &str, then: &str, switch_s: f64) {
+    let colours = format!(
+        "color=c=0x{}:s=320x180:r=30:d={switch_s}[a];color=c=0x{}:s=320x180:r=30:d=20[b];[a][b]concat=n=2:v=1:a=0",
+        &first[1..],
+        &then[1..]
+    );
+    for (file, filter, gop) in [
+        (format!("{name}.webm"), colours.clone(), "100000"),
+        (
+            format!("{name}-intra.webm"),
+            format!("{colours},drawbox=x=0:y=0:w=160:h=180:color=white:t=fill"),
+            "1",
+        ),
+    ] {
+        let made = std::process::Command::new("ffmpeg")
+            .args([
+                "-v",
+                "error",
+                "-y",
+                "-f",
+                "lavfi",
+                "-i",
+                &format!("{filter}[out]"),
+            ])
+            .args(["-c:v", "libvpx", "-deadline", "realtime", "-cpu-used", "8"])
+            .args(["-b:v", "400k", "-g", gop])
+            .arg(dir.join(&file))
+            .status()
+            .expect("ffmpeg runs");
+        assert!(made.success(), "ffmpeg made {file}");
+    }
+    let keyframes = packets(&dir.join(format!("{name}.webm")), "v")
+        .iter()
+        .filter(|(_, key)| *key)
+        .count();
+    assert_eq!(keyframes, 1, "{name}.webm streams like a WebRTC sender");
+}
+
+/// The one participant a still (`call.frame_recording_ready`) shows.
+pub fn user_of(event: &Value) -> String {
+    let users = event["users"].as_object().unwrap();
+    assert_eq!(users.len(), 1, "one participant per image: {event}");
+    users.keys().next().unwrap().clone()
+}
+
+/// The picture of a still stored in a local folder.
+pub fn image_of(event: &Value) -> image::RgbImage {
+    let url = event["url"].as_str().unwrap();
+    let path = PathBuf::from(url.strip_prefix("file://").unwrap());
+    image::open(&path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .to_rgb8()
+}
