@@ -172,10 +172,11 @@ fn the_participant_who_speaks_takes_the_single_participant_layout() {
     let duration = duration_s(&probe(&file));
     let centre = |at: f64| Frame::at(&file, at, 1280, 720).colour_at(640, 360);
     // Alice speaks no sooner than 2 s after joining and takes over a second after that; bob's
-    // first keyframe may take a moment to come.
-    let before = centre(2.5);
+    // first keyframe may take a moment to come (under load, past 2.5 s): any frame before alice
+    // can have spoken will do.
+    let before: Vec<[u8; 3]> = [1.0, 1.5, 2.0, 2.5, 2.9].into_iter().map(centre).collect();
     assert!(
-        close(before, rgb(GREEN)),
+        before.iter().any(|c| close(*c, rgb(GREEN))),
         "bob is shown before anyone speaks: {before:?}"
     );
     let after = centre(duration - 1.0);

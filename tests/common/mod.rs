@@ -198,12 +198,14 @@ pub fn seconds_without_sound(file: &Path) -> f64 {
     span("v:0") - span("a:0")
 }
 
-/// Decodes the whole file; returns what ffmpeg reported as errors (empty when clean).
+/// Decodes the whole file; returns what ffmpeg reported as errors (empty when clean). Frames
+/// keep their own timestamps (`-fps_mode passthrough`): a raw file holds frames as they arrived,
+/// whose spacing a constant output rate would fold onto one tick.
 pub fn decode_errors(file: &Path) -> String {
     let out = Command::new("ffmpeg")
         .args(["-v", "error", "-i"])
         .arg(file)
-        .args(["-f", "null", "-"])
+        .args(["-fps_mode", "passthrough", "-f", "null", "-"])
         .output()
         .expect("ffmpeg runs");
     let mut text = String::from_utf8_lossy(&out.stderr).into_owned();
