@@ -150,7 +150,7 @@ pub fn install(pad: &gst::Pad, upstream: &gst::Pad, gate: SharedGate) {
         let Some(buffer) = info.buffer() else {
             return gst::PadProbeReturn::Ok;
         };
-        let Some(at) = running_time(pad, buffer) else {
+        let Some(at) = super::ingest::running_time(pad, buffer).map(|t| t.nseconds()) else {
             return gst::PadProbeReturn::Ok;
         };
         let keyframe = !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT);
@@ -170,13 +170,6 @@ pub fn install(pad: &gst::Pad, upstream: &gst::Pad, gate: SharedGate) {
             }
         }
     });
-}
-
-fn running_time(pad: &gst::Pad, buffer: &gst::BufferRef) -> Option<RunningNs> {
-    let pts = buffer.pts().or(buffer.dts())?;
-    let event = pad.sticky_event::<gst::event::Segment>(0)?;
-    let segment = event.segment().downcast_ref::<gst::ClockTime>()?;
-    Some(segment.to_running_time(pts)?.nseconds())
 }
 
 #[cfg(test)]

@@ -146,7 +146,8 @@ impl Schedule {
     }
 }
 
-fn running_time(pad: &gst::Pad, buffer: &gst::BufferRef) -> Option<gst::ClockTime> {
+/// The running time of `buffer` on `pad` (its pts, or dts when it has none).
+pub(super) fn running_time(pad: &gst::Pad, buffer: &gst::BufferRef) -> Option<gst::ClockTime> {
     let pts = buffer.pts().or(buffer.dts())?;
     let event = pad.sticky_event::<gst::event::Segment>(0)?;
     let segment = event.segment().downcast_ref::<gst::ClockTime>()?;
