@@ -111,7 +111,7 @@ mod tests {
             stop,
             ControlMessage::Stop {
                 egress_id: "eg_1".into(),
-                output: Some(StoppableOutput::Rtmp(Some("backup".into()))),
+                output: Some(StoppableOutput::push("backup")),
                 reply_to: None
             }
         );
@@ -130,7 +130,7 @@ mod tests {
             hls,
             ControlMessage::Stop {
                 egress_id: "eg_1".into(),
-                output: Some(StoppableOutput::Hls),
+                output: Some(StoppableOutput::all(OutputKind::Hls)),
                 reply_to: Some("q".into())
             }
         );

@@ -3,9 +3,10 @@
 //! time it was shown in the call.
 
 use super::call::LiveCall;
-use super::lifecycle::OutputId;
-use super::output::{Live, SessionOutput};
-use super::{Emit, JobIdentity};
+use super::control::{Answer, Running, or_empty};
+use super::lifecycle::{OutputId, Step};
+use super::output::{Live, OutputModule, SessionOutput};
+use super::{Emit, JobIdentity, OutputKind};
 use crate::events::{EventBody, UserObject};
 use crate::job::{FrameRecordingConfig, Job};
 use crate::media::{Composite, FrameTap, StillFrame};
@@ -278,6 +279,109 @@ pub(super) fn safe_segment(name: &str) -> String {
     } else {
         cleaned
     }
+}
+
+/// The frame recording, as the session knows it.
+pub(super) const MODULE: OutputModule = OutputModule {
+    kinds: &[OutputKind::FrameRecording],
+    asked: |job| match job.frame_recording {
+        Some(_) => vec![OutputId::FrameRecording],
+        None => vec![],
+    },
+    attach: |at| {
+        let Some(config) = &at.job.frame_recording else {
+            return Ok(vec![]);
+        };
+        let frames = FrameOutput::attach(
+            at.graph,
+            at.job,
+            at.id,
+            config,
+            at.spool,
+            at.keyframes_on_request,
+            at.waker,
+        )?;
+        Ok(vec![Box::new(frames)])
+    },
+    start,
+    stop: |running, _| {
+        let Running {
+            outputs,
+            uploader,
+            call,
+            id,
+            emit,
+            warnings,
+            ..
+        } = running;
+        let stopped = match outputs.one::<FrameOutput>() {
+            Some(frames) => frames.stop_alone(uploader, call, id, *emit, warnings)?,
+            None => false,
+        };
+        Ok(match stopped {
+            true => Ok(
+                "frame recording stopped; call.frame_recording_stopped follows the stills taken until now"
+                    .into(),
+            ),
+            false => Err("the frame recording is not running".into()),
+        })
+    },
+    pause: None,
+    step_of: |body| {
+        Some(match body {
+            EventBody::FrameRecordingStarted { .. } => (OutputId::FrameRecording, Step::Start),
+            EventBody::FrameRecordingStopped {} => (OutputId::FrameRecording, Step::Stop),
+            EventBody::FrameRecordingFailed { .. } => (OutputId::FrameRecording, Step::Fail),
+            _ => return None,
+        })
+    },
+    failed: |output, error| {
+        (*output == OutputId::FrameRecording).then(|| EventBody::FrameRecordingFailed {
+            error: error.to_owned(),
+        })
+    },
+};
+
+/// Starts the frame recording during the call: a still of every camera and screen share per
+/// interval from now, taken from the tracks the composite decodes already. One stopped before
+/// starts again with the section given (the job's when none is).
+fn start(running: &mut Running, _: OutputKind, section: serde_json::Value) -> Answer {
+    let existing = running.outputs.one::<FrameOutput>().map(|f| f.stopped_alone);
+    if existing == Some(false) {
+        return Err("the frame recording is running already".into());
+    }
+    if running.graph.mix_count() == 0 && existing.is_none() {
+        return Err("the frame recording cannot start: this job takes no video from the call (it has no composite output)".into());
+    }
+    let section = match (&section, &running.job.frame_recording) {
+        (serde_json::Value::Null, Some(config)) => {
+            serde_json::to_value(config).map_err(|e| format!("the frame_recording section: {e}"))?
+        }
+        _ => or_empty(section),
+    };
+    let with_frames = running.checked_section(OutputKind::FrameRecording, &section)?;
+    let config = with_frames
+        .frame_recording
+        .as_ref()
+        .ok_or_else(|| "the frame_recording section: expected an object".to_owned())?;
+    let spool = running.spool();
+    let mut frames = FrameOutput::attach(
+        running.graph,
+        &with_frames,
+        running.id,
+        config,
+        &spool,
+        false,
+        running.waker,
+    )
+    .map_err(|e| format!("the frame recording cannot start: {e:#}"))?;
+    frames.playing(running.call_start());
+    running.lifecycles.register(OutputId::FrameRecording);
+    frames.start(running.emit, running.warnings);
+    // The one stopped before has stored and announced its stills; this one takes its place.
+    running.outputs.remove_where::<FrameOutput>(|_| true);
+    running.outputs.add_of(&MODULE, frames);
+    Ok("frame recording started; a still of every camera and screen share follows each interval".into())
 }
 
 #[cfg(test)]

@@ -2,8 +2,10 @@
 //! it (so viewers can play from storage during the call), then the playlist, and the master
 //! playlist once every rendition has a segment.
 
-use super::lifecycle::OutputId;
-use super::output::{Live, SessionOutput};
+use super::OutputKind;
+use super::control::{Answer, Running};
+use super::lifecycle::{OutputId, Step};
+use super::output::{Live, OutputModule, SessionOutput};
 use crate::events::EventBody;
 use crate::job::{HlsConfig, Job};
 use crate::media::{Composite, HlsFeeds, HlsRendition, HlsSpec, attach_hls, master_playlist};
@@ -250,6 +252,89 @@ impl SessionOutput for HlsOutput {
     fn stopped_once_stored(&self) -> Option<EventBody> {
         (self.started && !self.stopped_alone).then_some(EventBody::HlsStopped {})
     }
+}
+
+/// The live HLS broadcast, as the session knows it.
+pub(super) const MODULE: OutputModule = OutputModule {
+    kinds: &[OutputKind::Hls],
+    asked: |job| match job.hls {
+        Some(_) => vec![OutputId::Hls],
+        None => vec![],
+    },
+    attach: |at| {
+        let Some(config) = &at.job.hls else {
+            return Ok(vec![]);
+        };
+        let hls = HlsOutput::attach(at.graph, at.job, &at.id.egress_id, config, at.mixes.hls, at.spool)?;
+        Ok(vec![Box::new(hls)])
+    },
+    start,
+    stop: |running, _| {
+        Ok(match running.outputs.one::<HlsOutput>().is_some_and(|h| h.stop_alone()) {
+            true => Ok("hls stopping; call.hls_broadcasting_stopped follows once its playlists are ended and stored".into()),
+            false => Err("hls is not running".into()),
+        })
+    },
+    pause: None,
+    step_of: |body| {
+        Some(match body {
+            EventBody::HlsStarted { .. } => (OutputId::Hls, Step::Start),
+            EventBody::HlsStopped {} => (OutputId::Hls, Step::Stop),
+            EventBody::HlsFailed { .. } => (OutputId::Hls, Step::Fail),
+            _ => return None,
+        })
+    },
+    failed: |output, error| {
+        (*output == OutputId::Hls).then(|| EventBody::HlsFailed {
+            error: error.to_owned(),
+        })
+    },
+};
+
+/// Starts a live HLS broadcast the job did not have, from the section (the job's shape). It
+/// joins the running composite of its layout (the recording's when it names none) and the
+/// encoders of its sizes; `call.hls_broadcasting_started` follows once every rendition has a
+/// segment stored. A broadcast that was stopped does not start again: its playlists are ended.
+fn start(running: &mut Running, _: OutputKind, section: serde_json::Value) -> Answer {
+    if let Some(hls) = running.outputs.one::<HlsOutput>() {
+        return Err(match hls.running() {
+            true => "hls is running already".into(),
+            false => {
+                "hls ran in this job and was stopped; its playlists are ended, so it does not start again"
+                    .into()
+            }
+        });
+    }
+    let with_hls = running.checked_section(OutputKind::Hls, &section)?;
+    let config = with_hls
+        .hls
+        .as_ref()
+        .ok_or_else(|| "the hls section: expected an object".to_owned())?;
+    let largest = config
+        .quality_tracks
+        .iter()
+        .filter_map(|t| t.video())
+        .max_by_key(|q| q.size().0 * q.size().1);
+    let mix = match largest {
+        Some(quality) => Some(running.call.mix_for(config.layout.as_ref(), quality)?),
+        None => None,
+    };
+    let spool = running.spool();
+    let hls = HlsOutput::attach(
+        running.graph,
+        &with_hls,
+        &running.id.egress_id,
+        config,
+        mix,
+        &spool,
+    )
+    .map_err(|e| format!("hls cannot start: {e:#}"))?;
+    running.outputs.add_of(&MODULE, hls);
+    running.lifecycles.register(OutputId::Hls);
+    Ok(
+        "hls starting; call.hls_broadcasting_started follows once every rendition has a segment stored"
+            .into(),
+    )
 }
 
 #[cfg(test)]

@@ -3,9 +3,11 @@
 //! opens, stored as it closes and announced with `recording_type: individual`, the participant's
 //! `user_id` and the track.
 
+use super::OutputKind;
+use super::control::{Answer, Running, announced, or_empty};
 use super::frames::safe_segment;
-use super::lifecycle::OutputId;
-use super::output::{Live, SessionOutput};
+use super::lifecycle::{OutputId, recording_step};
+use super::output::{Live, OutputModule, SessionOutput};
 use super::recording::playable;
 use crate::events::{CallRecording, EventBody, INDIVIDUAL, now_rfc3339};
 use crate::job::{IndividualRecordingConfig, Job};
@@ -248,4 +250,77 @@ impl SessionOutput for IndividualRecordingOutput {
         }
         Ok(())
     }
+}
+
+/// The individual recording, as the session knows it.
+pub(super) const MODULE: OutputModule = OutputModule {
+    kinds: &[OutputKind::IndividualRecording],
+    asked: |job| match job.individual_recording {
+        Some(_) => vec![OutputId::IndividualRecording],
+        None => vec![],
+    },
+    attach: |at| {
+        let Some(config) = &at.job.individual_recording else {
+            return Ok(vec![]);
+        };
+        let individual = IndividualRecordingOutput::attach(at.graph, at.job, config, at.spool)?;
+        Ok(vec![Box::new(individual)])
+    },
+    start,
+    stop: |running, _| {
+        let graph = &mut *running.graph;
+        Ok(announced(
+            running
+                .outputs
+                .one::<IndividualRecordingOutput>()
+                .and_then(|i| i.stop_alone(graph)),
+            running.emit,
+            "individual recording stopped; each participant's last part is stored and announced",
+            "the individual recording is not running",
+        ))
+    },
+    pause: None,
+    step_of: |body| match recording_step(body)? {
+        (INDIVIDUAL, step) => Some((OutputId::IndividualRecording, step)),
+        _ => None,
+    },
+    failed: |output, error| {
+        (*output == OutputId::IndividualRecording).then(|| EventBody::RecordingFailed {
+            recording_type: INDIVIDUAL.into(),
+            error: error.to_owned(),
+        })
+    },
+};
+
+/// Starts the individual recording during the call: every participant whose tracks are in the
+/// call gets a file from now on, and those who join later too. One stopped during the call
+/// starts again with the settings it had.
+fn start(running: &mut Running, _: OutputKind, section: serde_json::Value) -> Answer {
+    const STARTING: &str = "call.recording_started (individual) follows when the first file opens";
+    let graph = &mut *running.graph;
+    if let Some(individual) = running.outputs.one::<IndividualRecordingOutput>() {
+        if individual.running() {
+            return Err("the individual recording is running already".into());
+        }
+        individual
+            .restart(graph)
+            .map_err(|e| format!("the individual recording cannot start again: {e:#}"))?;
+        running.lifecycles.register(OutputId::IndividualRecording);
+        return Ok(format!("individual recording starting again; {STARTING}"));
+    }
+    let with_individual = running.checked_section(OutputKind::IndividualRecording, &or_empty(section))?;
+    let config = with_individual
+        .individual_recording
+        .as_ref()
+        .ok_or_else(|| "the individual_recording section: expected an object".to_owned())?;
+    // Pictures come from the tracks the composite decodes; without one, none is decoded.
+    if !config.audio_only && running.graph.mix_count() == 0 {
+        return Err("the individual recording cannot start with video: this job decodes no video (it has no composite output); ask for audio_only".into());
+    }
+    let spool = running.spool();
+    let individual = IndividualRecordingOutput::attach(running.graph, &with_individual, config, &spool)
+        .map_err(|e| format!("the individual recording cannot start: {e:#}"))?;
+    running.outputs.add_of(&MODULE, individual);
+    running.lifecycles.register(OutputId::IndividualRecording);
+    Ok(format!("individual recording starting; {STARTING}"))
 }

@@ -4,7 +4,7 @@
 //! session, an output, the uploader), so an output can never be announced both stopped and
 //! failed, nor ended twice.
 
-use crate::events::{COMPOSITE, Event, EventBody, EventSink};
+use crate::events::{Event, EventBody, EventSink};
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
@@ -108,38 +108,21 @@ impl Lifecycle {
 }
 
 /// The output an event is about and what it says happened to it; `None` for the events that
-/// are not about an output's life (parts ready, captions, frames).
+/// are not about an output's life (parts ready, captions, frames). Each output's module says
+/// which events are its own.
 pub fn step_of(body: &EventBody) -> Option<(OutputId, Step)> {
+    super::output::MODULES.iter().find_map(|m| (m.step_of)(body))
+}
+
+/// The `recording_type` of a recording's lifecycle event and the step it says.
+pub fn recording_step(body: &EventBody) -> Option<(&str, Step)> {
     use EventBody as E;
-    let rtmp = |name: &String| OutputId::Rtmp(name.clone());
-    let recording = |recording_type: &str| match recording_type {
-        crate::events::RAW => OutputId::RawRecording,
-        crate::events::INDIVIDUAL => OutputId::IndividualRecording,
-        _ => OutputId::Recording,
-    };
     Some(match body {
-        E::RecordingStarted { recording_type, .. } => (recording(recording_type), Step::Start),
-        E::RecordingPaused { recording_type } => (recording(recording_type), Step::Pause),
-        E::RecordingResumed { recording_type } => (recording(recording_type), Step::Resume),
-        E::RecordingStopped { recording_type } => (recording(recording_type), Step::Stop),
-        E::RecordingFailed { recording_type, .. } => (recording(recording_type), Step::Fail),
-        E::HlsStarted { .. } => (OutputId::Hls, Step::Start),
-        E::HlsStopped {} => (OutputId::Hls, Step::Stop),
-        E::HlsFailed { .. } => (OutputId::Hls, Step::Fail),
-        E::RtmpStarted { name, .. } => (rtmp(name), Step::Start),
-        E::RtmpStopped { name } => (rtmp(name), Step::Stop),
-        E::RtmpFailed { name, .. } => (rtmp(name), Step::Fail),
-        E::FrameRecordingStarted { .. } => (OutputId::FrameRecording, Step::Start),
-        E::FrameRecordingStopped {} => (OutputId::FrameRecording, Step::Stop),
-        E::FrameRecordingFailed { .. } => (OutputId::FrameRecording, Step::Fail),
-        E::TranscriptionStarted {} => (OutputId::Transcription, Step::Start),
-        E::TranscriptionPaused {} => (OutputId::Transcription, Step::Pause),
-        E::TranscriptionResumed {} => (OutputId::Transcription, Step::Resume),
-        E::TranscriptionStopped {} => (OutputId::Transcription, Step::Stop),
-        E::TranscriptionFailed { .. } => (OutputId::Transcription, Step::Fail),
-        E::ClosedCaptionsStarted {} => (OutputId::ClosedCaptions, Step::Start),
-        E::ClosedCaptionsStopped {} => (OutputId::ClosedCaptions, Step::Stop),
-        E::ClosedCaptionsFailed { .. } => (OutputId::ClosedCaptions, Step::Fail),
+        E::RecordingStarted { recording_type, .. } => (recording_type, Step::Start),
+        E::RecordingPaused { recording_type } => (recording_type, Step::Pause),
+        E::RecordingResumed { recording_type } => (recording_type, Step::Resume),
+        E::RecordingStopped { recording_type } => (recording_type, Step::Stop),
+        E::RecordingFailed { recording_type, .. } => (recording_type, Step::Fail),
         _ => return None,
     })
 }
@@ -147,30 +130,9 @@ pub fn step_of(body: &EventBody) -> Option<(OutputId, Step)> {
 /// The failed event of an output; `None` for the thumbnails, which the seeds give no
 /// lifecycle events.
 pub fn failed_event(output: &OutputId, error: &str) -> Option<EventBody> {
-    let error = error.to_owned();
-    Some(match output {
-        OutputId::Recording => EventBody::RecordingFailed {
-            recording_type: COMPOSITE.into(),
-            error,
-        },
-        OutputId::RawRecording => EventBody::RecordingFailed {
-            recording_type: crate::events::RAW.into(),
-            error,
-        },
-        OutputId::IndividualRecording => EventBody::RecordingFailed {
-            recording_type: crate::events::INDIVIDUAL.into(),
-            error,
-        },
-        OutputId::Hls => EventBody::HlsFailed { error },
-        OutputId::Rtmp(name) => EventBody::RtmpFailed {
-            name: name.clone(),
-            error,
-        },
-        OutputId::FrameRecording => EventBody::FrameRecordingFailed { error },
-        OutputId::Transcription => EventBody::TranscriptionFailed { error },
-        OutputId::ClosedCaptions => EventBody::ClosedCaptionsFailed { error },
-        OutputId::Thumbnails => return None,
-    })
+    super::output::MODULES
+        .iter()
+        .find_map(|m| (m.failed)(output, error))
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -293,6 +255,7 @@ impl EventSink for Losses<'_, '_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::events::COMPOSITE;
 
     #[derive(Default)]
     struct Collected(Mutex<Vec<EventBody>>);

@@ -24,24 +24,16 @@ use crate::source::{
 use crate::storage::{JobSpool, RetryPolicy, Uploader};
 use anyhow::Context;
 use call::{LayoutAssets, LiveCall, MixPlan, plan_mixes};
-use frames::FrameOutput;
 use gst::prelude::*;
 use gstreamer as gst;
-use hls::HlsOutput;
-use individual::IndividualRecordingOutput;
 use lifecycle::{Lifecycles, OutputId};
-use output::{Claim, Live, SessionOutput};
-use raw::RawRecordingOutput;
-use recording::RecordingOutput;
-use rtmp::RtmpOutput;
+use output::{Claim, Live, Outputs};
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
-use thumbnails::ThumbnailOutput;
-use transcription::TranscriptionOutput;
 
 /// How long the muxers may take to finalize after the stream ends.
 const FINALIZE_TIMEOUT: Duration = Duration::from_secs(15);
@@ -142,46 +134,53 @@ impl OutputKind {
     }
 }
 
-/// The outputs that can be stopped alone (`egress stop EGRESS_ID --output KIND[:NAME]`),
-/// written as `egress start` names them; `rtmp` stops every push, `rtmp:NAME` one.
+/// An output stopped alone (`egress stop EGRESS_ID --output KIND[:NAME]`), written as
+/// `egress start` names it; `rtmp` stops every push, `rtmp:NAME` one.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(try_from = "String", into = "String")]
-pub enum StoppableOutput {
-    Recording,
-    Hls,
-    FrameRecording,
-    Transcription,
-    ClosedCaptions,
-    Thumbnails,
-    IndividualRecording,
-    RawRecording,
-    /// One push by name, or all of them.
-    Rtmp(Option<String>),
+pub struct StoppableOutput {
+    pub kind: OutputKind,
+    /// The push, for `rtmp:NAME`; `None`: every output of the kind.
+    pub name: Option<String>,
+}
+
+impl StoppableOutput {
+    /// Every output of `kind`.
+    pub fn all(kind: OutputKind) -> Self {
+        StoppableOutput { kind, name: None }
+    }
+
+    /// One push, by its name.
+    pub fn push(name: &str) -> Self {
+        StoppableOutput {
+            kind: OutputKind::Rtmp,
+            name: Some(name.to_owned()),
+        }
+    }
 }
 
 /// What `StoppableOutput` accepts, for its error.
-const STOPPABLE: &str = "recording, hls, frame_recording, transcription, closed_captions, thumbnails, individual_recording, raw_recording, rtmp or rtmp:NAME";
+fn stoppable() -> String {
+    let kinds: Vec<&str> = <OutputKind as clap::ValueEnum>::value_variants()
+        .iter()
+        .filter(|&&k| k != OutputKind::Rtmp)
+        .map(|k| k.name())
+        .collect();
+    format!("{}, rtmp or rtmp:NAME", kinds.join(", "))
+}
 
 impl std::str::FromStr for StoppableOutput {
     type Err = String;
 
     fn from_str(text: &str) -> Result<Self, String> {
-        match text.split_once(':') {
-            None => match text {
-                "recording" => Ok(StoppableOutput::Recording),
-                "hls" => Ok(StoppableOutput::Hls),
-                "frame_recording" => Ok(StoppableOutput::FrameRecording),
-                "transcription" => Ok(StoppableOutput::Transcription),
-                "closed_captions" => Ok(StoppableOutput::ClosedCaptions),
-                "thumbnails" => Ok(StoppableOutput::Thumbnails),
-                "individual_recording" => Ok(StoppableOutput::IndividualRecording),
-                "raw_recording" => Ok(StoppableOutput::RawRecording),
-                "rtmp" => Ok(StoppableOutput::Rtmp(None)),
-                _ => Err(format!("expected {STOPPABLE}; got {text:?}")),
-            },
-            Some(("rtmp", name)) if !name.is_empty() => Ok(StoppableOutput::Rtmp(Some(name.to_owned()))),
-            _ => Err(format!("expected {STOPPABLE}; got {text:?}")),
-        }
+        let refused = || format!("expected {}; got {text:?}", stoppable());
+        let (kind, name) = match text.split_once(':') {
+            None => (text, None),
+            Some(("rtmp", name)) if !name.is_empty() => ("rtmp", Some(name.to_owned())),
+            Some(_) => return Err(refused()),
+        };
+        let kind = <OutputKind as clap::ValueEnum>::from_str(kind, false).map_err(|_| refused())?;
+        Ok(StoppableOutput { kind, name })
     }
 }
 
@@ -195,17 +194,9 @@ impl TryFrom<String> for StoppableOutput {
 
 impl From<StoppableOutput> for String {
     fn from(output: StoppableOutput) -> String {
-        match output {
-            StoppableOutput::Recording => "recording".into(),
-            StoppableOutput::Hls => "hls".into(),
-            StoppableOutput::FrameRecording => "frame_recording".into(),
-            StoppableOutput::Transcription => "transcription".into(),
-            StoppableOutput::ClosedCaptions => "closed_captions".into(),
-            StoppableOutput::Thumbnails => "thumbnails".into(),
-            StoppableOutput::IndividualRecording => "individual_recording".into(),
-            StoppableOutput::RawRecording => "raw_recording".into(),
-            StoppableOutput::Rtmp(None) => "rtmp".into(),
-            StoppableOutput::Rtmp(Some(name)) => format!("rtmp:{name}"),
+        match output.name {
+            None => output.kind.name().into(),
+            Some(name) => format!("{}:{name}", output.kind.name()),
         }
     }
 }
@@ -280,20 +271,6 @@ impl JobIdentity {
 }
 
 pub(crate) type Emit<'a> = &'a dyn Fn(EventBody);
-
-/// The outputs of a running job.
-struct Outputs {
-    recording: Option<RecordingOutput>,
-    hls: Option<HlsOutput>,
-    rtmp: Vec<RtmpOutput>,
-    frames: Option<FrameOutput>,
-    transcription: Option<TranscriptionOutput>,
-    thumbnails: Option<ThumbnailOutput>,
-    raw: Option<RawRecordingOutput>,
-    individual: Option<IndividualRecordingOutput>,
-    /// The secrets of outputs started during the call, kept out of the logs while it runs.
-    started_secrets: Vec<crate::redact::Registration>,
-}
 
 /// Runs a validated job to its end. Returns an error (already announced as failed events) when
 /// the job failed; files written so far stay in the spool or, when the store would not take them,
@@ -383,35 +360,7 @@ pub fn run(
 
 /// The outputs a job asks for from its start: each must end with an event.
 fn asked_outputs(job: &Job) -> Vec<OutputId> {
-    let mut asked = Vec::new();
-    if job.recording.is_some() {
-        asked.push(OutputId::Recording);
-    }
-    if job.hls.is_some() {
-        asked.push(OutputId::Hls);
-    }
-    asked.extend(job.rtmp.iter().map(|push| OutputId::Rtmp(push.name.clone())));
-    if job.frame_recording.is_some() {
-        asked.push(OutputId::FrameRecording);
-    }
-    if let Some(t) = &job.transcription {
-        if t.transcript {
-            asked.push(OutputId::Transcription);
-        }
-        if t.closed_captions {
-            asked.push(OutputId::ClosedCaptions);
-        }
-    }
-    if job.thumbnails.as_ref().is_some_and(|t| t.enabled) {
-        asked.push(OutputId::Thumbnails);
-    }
-    if job.raw_recording.is_some() {
-        asked.push(OutputId::RawRecording);
-    }
-    if job.individual_recording.is_some() {
-        asked.push(OutputId::IndividualRecording);
-    }
-    asked
+    output::MODULES.iter().flat_map(|m| (m.asked)(job)).collect()
 }
 
 /// Opens the job's storage, checks that it takes files (before anything is recorded) and
@@ -613,85 +562,22 @@ fn execute(
     let mut graph = Composite::build(&specs)?;
     graph.set_input_latency(source.input_latency());
     graph.skip_hidden_decodes(!options.decode_every_frame && source.answers_key_unit_requests());
-    let mut outputs = Outputs {
-        recording: match &job.recording {
-            Some(config) => Some(RecordingOutput::attach(
-                &mut graph,
-                job,
-                config,
-                assignment.recording,
-                &spool,
-            )?),
-            None => None,
-        },
-        hls: match &job.hls {
-            Some(config) => Some(HlsOutput::attach(
-                &mut graph,
-                job,
-                &id.egress_id,
-                config,
-                assignment.hls,
-                &spool,
-            )?),
-            None => None,
-        },
-        rtmp: job
-            .rtmp
-            .iter()
-            .zip(&assignment.rtmp)
-            .map(|(config, &mix)| RtmpOutput::new(config.clone(), mix))
-            .collect(),
-        frames: match &job.frame_recording {
-            Some(config) => Some(FrameOutput::attach(
-                &mut graph,
-                job,
-                id,
-                config,
-                &spool,
-                !options.decode_every_frame && source.answers_key_unit_requests(),
-                &waker,
-            )?),
-            None => None,
-        },
-        transcription: match &job.transcription {
-            Some(config) => Some(
-                TranscriptionOutput::attach(&mut graph, job, config, &spool, &options.whisper_model, &waker)
-                    .context("transcription cannot start")?,
-            ),
-            None => None,
-        },
-        thumbnails: {
-            // The picture of the first composite output.
-            let mix = assignment
-                .recording
-                .or(assignment.hls)
-                .or(assignment.rtmp.first().copied());
-            match (&job.thumbnails, mix) {
-                (Some(config), Some(mix)) if config.enabled => Some(ThumbnailOutput::attach(
-                    &mut graph, job, config, mix, &spool, &waker,
-                )?),
-                _ => None,
-            }
-        },
-        raw: match &job.raw_recording {
-            Some(_) => Some(RawRecordingOutput::attach(
-                &mut graph,
-                job,
-                &id.session_id,
-                &spool,
-                &waker,
-                1,
-            )?),
-            None => None,
-        },
-        individual: match &job.individual_recording {
-            Some(config) => Some(IndividualRecordingOutput::attach(
-                &mut graph, job, config, &spool,
-            )?),
-            None => None,
-        },
-        started_secrets: Vec::new(),
+    let mut outputs = Outputs::default();
+    let mut attaching = output::Attaching {
+        graph: &mut graph,
+        job,
+        id,
+        mixes: &assignment,
+        spool: &spool,
+        waker: &waker,
+        whisper_model: &options.whisper_model,
+        keyframes_on_request: !options.decode_every_frame && source.answers_key_unit_requests(),
     };
+    for (index, module) in output::MODULES.iter().enumerate() {
+        for attached in (module.attach)(&mut attaching)? {
+            outputs.add(index, attached);
+        }
+    }
     let mut call = LiveCall::new(mixes, assets);
     call.relayout(&graph, None)?;
 
@@ -782,7 +668,7 @@ fn execute(
                 media_checked = Instant::now();
                 call.watch_media(&graph)?;
             }
-            if finishing.is_none() && !outputs.each().iter().any(|o| o.running()) {
+            if finishing.is_none() && !outputs.each().any(|o| o.running()) {
                 let idle = *idle_since.get_or_insert_with(Instant::now);
                 if idle.elapsed() >= idle_timeout {
                     end!("every output stopped and none started", None);
@@ -847,15 +733,12 @@ fn execute(
                         warnings: &mut warnings,
                         waker: &waker,
                         whisper_model: &options.whisper_model,
-                    };
-                    let answer = control::apply_control(
-                        request.control,
                         job,
-                        &options.media_dir,
                         id,
-                        &mut running,
+                        media_dir: &options.media_dir,
                         emit,
-                    )?;
+                    };
+                    let answer = control::apply_control(request.control, &mut running)?;
                     match &answer {
                         Ok(done) => tracing::info!(egress_id = %id.egress_id, %done, "control applied"),
                         Err(refused) => {
@@ -997,29 +880,8 @@ fn execute(
         tracing::warn!(egress_id = %id.egress_id, "the job ended before any media was encoded");
     }
     Ok(Ended {
-        stopped_once_stored: outputs
-            .each()
-            .iter()
-            .filter_map(|o| o.stopped_once_stored())
-            .collect(),
+        stopped_once_stored: outputs.each().filter_map(|o| o.stopped_once_stored()).collect(),
     })
-}
-
-impl Outputs {
-    /// Every output of the job, in the order the session drives them: registering an output is
-    /// one line here.
-    fn each(&mut self) -> Vec<&mut dyn SessionOutput> {
-        let mut all: Vec<&mut dyn SessionOutput> = Vec::new();
-        all.extend(self.recording.as_mut().map(|o| o as &mut dyn SessionOutput));
-        all.extend(self.rtmp.iter_mut().map(|o| o as &mut dyn SessionOutput));
-        all.extend(self.frames.as_mut().map(|o| o as &mut dyn SessionOutput));
-        all.extend(self.thumbnails.as_mut().map(|o| o as &mut dyn SessionOutput));
-        all.extend(self.transcription.as_mut().map(|o| o as &mut dyn SessionOutput));
-        all.extend(self.hls.as_mut().map(|o| o as &mut dyn SessionOutput));
-        all.extend(self.raw.as_mut().map(|o| o as &mut dyn SessionOutput));
-        all.extend(self.individual.as_mut().map(|o| o as &mut dyn SessionOutput));
-        all
-    }
 }
 
 /// What wakes a running job: everything it acts on comes through one channel.

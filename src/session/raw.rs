@@ -3,9 +3,11 @@
 //! the end the manifest of the call's timeline beside the files, from which the call can be
 //! composited again.
 
+use super::control::{Answer, Running, or_empty};
 use super::frames::safe_segment;
-use super::lifecycle::OutputId;
-use super::output::{Live, SessionOutput};
+use super::lifecycle::{OutputId, recording_step};
+use super::output::{Live, OutputModule, SessionOutput};
+use super::{OutputKind, call_time_now};
 use crate::events::{CallRecording, EventBody, RAW};
 use crate::job::Job;
 use crate::job::{LayoutConfig, Quality};
@@ -450,4 +452,76 @@ impl SessionOutput for RawRecordingOutput {
         }
         Ok(())
     }
+}
+
+/// The raw recording, as the session knows it.
+pub(super) const MODULE: OutputModule = OutputModule {
+    kinds: &[OutputKind::RawRecording],
+    asked: |job| match job.raw_recording {
+        Some(_) => vec![OutputId::RawRecording],
+        None => vec![],
+    },
+    attach: |at| match at.job.raw_recording {
+        Some(_) => Ok(vec![Box::new(RawRecordingOutput::attach(
+            at.graph,
+            at.job,
+            &at.id.session_id,
+            at.spool,
+            at.waker,
+            1,
+        )?)]),
+        None => Ok(vec![]),
+    },
+    start,
+    stop: |running, _| {
+        let graph = &mut *running.graph;
+        Ok(match running.outputs.one::<RawRecordingOutput>().is_some_and(|r| r.stop_alone(graph)) {
+            true => Ok("raw recording stopping; its files and manifest are stored and announced, then call.recording_stopped (raw)".into()),
+            false => Err("the raw recording is not running".into()),
+        })
+    },
+    pause: None,
+    step_of: |body| match recording_step(body)? {
+        (RAW, step) => Some((OutputId::RawRecording, step)),
+        _ => None,
+    },
+    failed: |output, error| {
+        (*output == OutputId::RawRecording).then(|| EventBody::RecordingFailed {
+            recording_type: RAW.into(),
+            error: error.to_owned(),
+        })
+    },
+};
+
+/// Starts a raw recording during the call: every encoded track in the call gets a file from its
+/// next keyframe (asked of its sender), and tracks added later too. One started again after a
+/// stop is a new raw recording beside the first (`SESSION_2`, its own manifest).
+fn start(running: &mut Running, _: OutputKind, section: serde_json::Value) -> Answer {
+    let run = match running.outputs.one::<RawRecordingOutput>() {
+        Some(raw) if raw.running() => return Err("the raw recording is running already".into()),
+        Some(raw) if !raw.finished() => {
+            return Err("the raw recording is still closing its files; start it again once call.recording_stopped (raw) is announced".into());
+        }
+        Some(raw) => raw.run() + 1,
+        None => 1,
+    };
+    running.checked_section(OutputKind::RawRecording, &or_empty(section))?;
+    let spool = running.spool();
+    let mut raw = RawRecordingOutput::attach(
+        running.graph,
+        running.job,
+        &running.id.session_id,
+        &spool,
+        running.waker,
+        run,
+    )
+    .map_err(|e| format!("the raw recording cannot start: {e:#}"))?;
+    let at = call_time_now(running.graph);
+    let call_start = chrono::Utc::now() - chrono::Duration::from_std(at).unwrap_or_default();
+    raw.starting_during_the_call(&running.call.participants(), at, call_start);
+    // A stopped one has stored and announced everything; this one takes its place.
+    running.outputs.remove_where::<RawRecordingOutput>(|_| true);
+    running.outputs.add_of(&MODULE, raw);
+    running.lifecycles.register(OutputId::RawRecording);
+    Ok("raw recording starting; call.recording_started (raw) follows when the first file opens".into())
 }

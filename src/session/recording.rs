@@ -2,10 +2,11 @@
 //! opens (so that a part left by a dead worker can still be stored), stores each one when it
 //! closes and announces it.
 
-use super::lifecycle::OutputId;
-use super::output::{Live, SessionOutput};
-use super::{Emit, JobIdentity};
-use crate::events::{COMPOSITE, CallRecording, EventBody, PausedSpan, now_rfc3339};
+use super::control::{Answer, Running, announced, given, or_empty};
+use super::lifecycle::{OutputId, recording_step};
+use super::output::{Live, OutputModule, SessionOutput};
+use super::{Emit, JobIdentity, OutputKind};
+use crate::events::{COMPOSITE, CallRecording, EventBody, INDIVIDUAL, PausedSpan, RAW, now_rfc3339};
 use crate::job::{Job, RecordingConfig};
 use crate::media::{Composite, PartEvent, RecordingControl, RecordingSpec, attach_recording};
 use crate::storage::{self, OpenPart, Output, Uploader};
@@ -351,4 +352,114 @@ impl SessionOutput for RecordingOutput {
     fn store_rest(&mut self, live: &mut Live) -> anyhow::Result<()> {
         self.finish(live.uploader, live.id)
     }
+}
+
+/// The composite recording, as the session knows it.
+pub(super) const MODULE: OutputModule = OutputModule {
+    kinds: &[OutputKind::Recording],
+    asked: |job| match job.recording {
+        Some(_) => vec![OutputId::Recording],
+        None => vec![],
+    },
+    attach: |at| {
+        let Some(config) = &at.job.recording else {
+            return Ok(vec![]);
+        };
+        let recording = RecordingOutput::attach(at.graph, at.job, config, at.mixes.recording, at.spool)?;
+        Ok(vec![Box::new(recording)])
+    },
+    start,
+    stop: |running, _| {
+        Ok(announced(
+            running
+                .outputs
+                .one::<RecordingOutput>()
+                .and_then(|r| r.stop_alone()),
+            running.emit,
+            "recording stopped; its last part is stored and announced",
+            "the recording is not running",
+        ))
+    },
+    pause: Some(|running, pause| {
+        let recording = running.outputs.one::<RecordingOutput>();
+        match pause {
+            true => announced(
+                recording.and_then(|r| r.pause()),
+                running.emit,
+                "recording paused",
+                "the recording is not running (nothing to pause)",
+            ),
+            false => announced(
+                recording.and_then(|r| r.resume()),
+                running.emit,
+                "recording resumed",
+                "the recording is not paused",
+            ),
+        }
+    }),
+    step_of: |body| match recording_step(body)? {
+        (RAW | INDIVIDUAL, _) => None,
+        (_, step) => Some((OutputId::Recording, step)),
+    },
+    failed: |output, error| {
+        (*output == OutputId::Recording).then(|| EventBody::RecordingFailed {
+            recording_type: COMPOSITE.into(),
+            error: error.to_owned(),
+        })
+    },
+};
+
+/// Starts the composite recording: the job's own again after a stop (same settings, a new
+/// part), or one the job did not have, from the section (`{}` for the defaults). Its first part
+/// opens at the next keyframe of the shared encoder and is announced started then.
+fn start(running: &mut Running, _: OutputKind, section: serde_json::Value) -> Answer {
+    let given = given(&section);
+    let section = or_empty(section);
+    const STARTING: &str = "call.recording_started follows when its part opens, at the next keyframe (asked of the encoder at once unless HLS keeps its interval)";
+    if let Some(stopped_alone) = running.outputs.one::<RecordingOutput>().map(|r| r.stopped_alone) {
+        if !stopped_alone {
+            return Err("the recording is running already".into());
+        }
+        let asked = running
+            .checked_section(OutputKind::Recording, &section)?
+            .recording;
+        let same = |a: &Option<RecordingConfig>| serde_json::to_value(a).ok();
+        if given && same(&asked) != same(&running.job.recording) {
+            return Err("the recording section: a recording of this job starts again with the settings it had; give no section, or the same".into());
+        }
+        let Some(recording) = running.outputs.one::<RecordingOutput>() else {
+            return Err("the recording is not there".into());
+        };
+        if !recording.restart() {
+            return Err("the recording cannot start again: the call is ending".into());
+        }
+        let video = recording.video();
+        running.lifecycles.register(OutputId::Recording);
+        if let Some((mix, quality)) = video {
+            running.graph.ask_keyframe(mix, quality);
+        }
+        return Ok(format!("recording starting again; {STARTING}"));
+    }
+    let with_recording = running.checked_section(OutputKind::Recording, &section)?;
+    let config = with_recording
+        .recording
+        .as_ref()
+        .ok_or_else(|| "the recording section: expected an object".to_owned())?;
+    let mix = match config.audio_only {
+        true => None,
+        false => {
+            let layout = section.get("layout").map(|_| &config.layout);
+            Some(running.call.mix_for(layout, config.quality)?)
+        }
+    };
+    let spool = running.spool();
+    let mut recording = RecordingOutput::attach(running.graph, &with_recording, config, mix, &spool)
+        .map_err(|e| format!("the recording cannot start: {e:#}"))?;
+    recording.started_during_the_call();
+    if let Some(mix) = mix {
+        running.graph.ask_keyframe(mix, config.quality);
+    }
+    running.outputs.add_of(&MODULE, recording);
+    running.lifecycles.register(OutputId::Recording);
+    Ok(format!("recording starting; {STARTING}"))
 }

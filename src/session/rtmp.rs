@@ -1,9 +1,10 @@
 //! The RTMP outputs of a session: one push per destination, retried with backoff when the
 //! connection drops while everything else carries on. Stream keys never reach logs or events.
 
-use super::Emit;
-use super::lifecycle::OutputId;
-use super::output::{Claim, Live, SessionOutput};
+use super::control::{Answer, Running};
+use super::lifecycle::{OutputId, Step};
+use super::output::{Claim, Live, OutputModule, SessionOutput};
+use super::{Emit, OutputKind, secrets_of_refused};
 use crate::events::EventBody;
 use crate::job::RtmpConfig;
 use crate::media::{Composite, RtmpBranch};
@@ -262,4 +263,87 @@ impl SessionOutput for RtmpOutput {
         }
         Ok(())
     }
+}
+
+/// The RTMP pushes, as the session knows them: one output per destination, by its name.
+pub(super) const MODULE: OutputModule = OutputModule {
+    kinds: &[OutputKind::Rtmp],
+    asked: |job| {
+        job.rtmp
+            .iter()
+            .map(|push| OutputId::Rtmp(push.name.clone()))
+            .collect()
+    },
+    attach: |at| {
+        let pushes = at.job.rtmp.iter().zip(&at.mixes.rtmp);
+        Ok(pushes
+            .map(|(config, &mix)| Box::new(RtmpOutput::new(config.clone(), mix)) as Box<dyn SessionOutput>)
+            .collect())
+    },
+    start,
+    stop: |running, which| {
+        let graph = &*running.graph;
+        let emit = running.emit;
+        let chosen = running
+            .outputs
+            .all_of::<RtmpOutput>()
+            .filter(|push| which.name.as_deref().is_none_or(|n| push.name() == n));
+        let stopped = chosen.fold(0, |n, push| n + usize::from(push.stop_alone(graph, emit)));
+        Ok(match (stopped, &which.name) {
+            (0, Some(name)) => Err(format!("no rtmp push named {name:?} is running")),
+            (0, None) => Err("no rtmp push is running".into()),
+            (n, _) => Ok(format!("{n} rtmp push(es) stopped")),
+        })
+    },
+    pause: None,
+    step_of: |body| {
+        let push = |name: &String| OutputId::Rtmp(name.clone());
+        Some(match body {
+            EventBody::RtmpStarted { name, .. } => (push(name), Step::Start),
+            EventBody::RtmpStopped { name } => (push(name), Step::Stop),
+            EventBody::RtmpFailed { name, .. } => (push(name), Step::Fail),
+            _ => return None,
+        })
+    },
+    failed: |output, error| match output {
+        OutputId::Rtmp(name) => Some(EventBody::RtmpFailed {
+            name: name.clone(),
+            error: error.to_owned(),
+        }),
+        _ => None,
+    },
+};
+
+/// Starts a push during the call (the section is one destination with its name): it joins the
+/// running composite of its layout and size, and the encoder of its size when one runs.
+fn start(running: &mut Running, _: OutputKind, section: serde_json::Value) -> Answer {
+    let push = running
+        .checked_section(OutputKind::Rtmp, &section)?
+        .rtmp
+        .pop()
+        .ok_or_else(|| "the rtmp section: expected one push".to_owned())?;
+    let secrets = secrets_of_refused(&section.to_string());
+    running
+        .outputs
+        .started_secrets
+        .push(crate::redact::register(&secrets));
+    if running
+        .outputs
+        .all_of::<RtmpOutput>()
+        .any(|p| p.name() == push.name && p.running())
+    {
+        return Err(format!(
+            "rtmp.name: a push named {:?} is running already",
+            push.name
+        ));
+    }
+    // Without a layout of its own, the first composite that fits: the recording's.
+    let mix = running.call.mix_for(push.layout.as_ref(), push.quality)?;
+    let name = push.name.clone();
+    running.outputs.remove_where::<RtmpOutput>(|p| p.name() == name);
+    running.outputs.add_of(&MODULE, RtmpOutput::new(push, mix));
+    running.lifecycles.register(OutputId::Rtmp(name.clone()));
+    Ok(format!(
+        "rtmp push {name:?} starting; call.rtmp_broadcast_started follows once the destination takes the stream"
+    ))
 }

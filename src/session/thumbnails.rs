@@ -2,9 +2,11 @@
 //! encode (nothing decoded for it), replaced every interval under one stable key,
 //! `PATH/thumbnails/CALLTYPE_CALLID/thumbnail.jpg`, each one announced by `call.thumbnail_ready`.
 
+use super::OutputKind;
+use super::control::{Answer, Running, or_empty};
 use super::frames::safe_segment;
 use super::lifecycle::OutputId;
-use super::output::{Live, SessionOutput};
+use super::output::{Live, OutputModule, SessionOutput};
 use crate::events::EventBody;
 use crate::job::{Job, ThumbnailsConfig};
 use crate::media::{Composite, FrameTap, StillFrame};
@@ -134,4 +136,76 @@ impl SessionOutput for ThumbnailOutput {
     fn wind_up(&mut self, live: &mut Live) -> anyhow::Result<()> {
         self.publish(live.uploader)
     }
+}
+
+/// The thumbnails, as the session knows them. The seeds give them no lifecycle events.
+pub(super) const MODULE: OutputModule = OutputModule {
+    kinds: &[OutputKind::Thumbnails],
+    asked: |job| match &job.thumbnails {
+        Some(config) if config.enabled => vec![OutputId::Thumbnails],
+        _ => vec![],
+    },
+    attach: |at| {
+        // The picture of the first composite output.
+        let mix = at
+            .mixes
+            .recording
+            .or(at.mixes.hls)
+            .or(at.mixes.rtmp.first().copied());
+        match (&at.job.thumbnails, mix) {
+            (Some(config), Some(mix)) if config.enabled => Ok(vec![Box::new(ThumbnailOutput::attach(
+                at.graph, at.job, config, mix, at.spool, at.waker,
+            )?)]),
+            _ => Ok(vec![]),
+        }
+    },
+    start,
+    stop: |running, _| {
+        Ok(
+            match running
+                .outputs
+                .one::<ThumbnailOutput>()
+                .is_some_and(|t| t.stop_alone())
+            {
+                true => Ok("thumbnails stopped; the last one stays stored".into()),
+                false => Err("the thumbnails are not running".into()),
+            },
+        )
+    },
+    pause: None,
+    step_of: |_| None,
+    failed: |_, _| None,
+};
+
+/// Starts the call's thumbnail during the call, from the first composite's picture.
+fn start(running: &mut Running, _: OutputKind, section: serde_json::Value) -> Answer {
+    if running
+        .outputs
+        .one::<ThumbnailOutput>()
+        .is_some_and(|t| t.running())
+    {
+        return Err("the thumbnails are running already".into());
+    }
+    if running.graph.mix_count() == 0 {
+        return Err(
+            "the thumbnails cannot start: this job has no composite picture to take them from".into(),
+        );
+    }
+    let with_thumbnails = running.checked_section(OutputKind::Thumbnails, &or_empty(section))?;
+    let config = with_thumbnails
+        .thumbnails
+        .as_ref()
+        .ok_or_else(|| "the thumbnails section: expected an object".to_owned())?;
+    if !config.enabled {
+        return Err("thumbnails.enabled: false asks for no thumbnails".into());
+    }
+    let spool = running.spool();
+    let mut thumbnails =
+        ThumbnailOutput::attach(running.graph, &with_thumbnails, config, 0, &spool, running.waker)
+            .map_err(|e| format!("the thumbnails cannot start: {e:#}"))?;
+    thumbnails.playing(running.call_start());
+    running.lifecycles.register(OutputId::Thumbnails);
+    running.outputs.remove_where::<ThumbnailOutput>(|_| true);
+    running.outputs.add_of(&MODULE, thumbnails);
+    Ok("thumbnails started; call.thumbnail_ready follows each one stored".into())
 }

@@ -4,9 +4,10 @@
 //! the call goes and stored once at the end (JSONL, with WebVTT and SRT beside it).
 
 use super::call::LiveCall;
-use super::lifecycle::OutputId;
-use super::output::{Live, SessionOutput};
-use super::{Emit, JobIdentity};
+use super::control::{Answer, Running, announced, given, or_empty};
+use super::lifecycle::{OutputId, Step};
+use super::output::{Live, OutputModule, SessionOutput};
+use super::{Emit, JobIdentity, OutputKind, call_time_now, takes_sound};
 use crate::events::{CallClosedCaption, CallTranscription, EventBody, UserObject};
 use crate::job::{Job, TranscriptionConfig};
 use crate::media::{Composite, SpeechTap};
@@ -620,6 +621,167 @@ impl SessionOutput for TranscriptionOutput {
             live.job_failed,
         )
     }
+}
+
+/// The transcription, as the session knows it: one output for the transcript and the closed
+/// captions, each with a lifecycle of its own.
+pub(super) const MODULE: OutputModule = OutputModule {
+    kinds: &[OutputKind::Transcription, OutputKind::ClosedCaptions],
+    asked: |job| {
+        let Some(config) = &job.transcription else {
+            return vec![];
+        };
+        let mut asked = vec![];
+        if config.transcript {
+            asked.push(OutputId::Transcription);
+        }
+        if config.closed_captions {
+            asked.push(OutputId::ClosedCaptions);
+        }
+        asked
+    },
+    attach: |at| {
+        let Some(config) = &at.job.transcription else {
+            return Ok(vec![]);
+        };
+        let transcription =
+            TranscriptionOutput::attach(at.graph, at.job, config, at.spool, at.whisper_model, at.waker)
+                .context("transcription cannot start")?;
+        Ok(vec![Box::new(transcription)])
+    },
+    start,
+    stop: |running, which| {
+        let at = call_time_now(running.graph);
+        let transcription = running.outputs.one::<TranscriptionOutput>();
+        Ok(match which.kind {
+            OutputKind::ClosedCaptions => announced(
+                transcription.and_then(|t| t.stop_captions()),
+                running.emit,
+                "closed captions stopped",
+                "the closed captions are not running",
+            ),
+            _ => match transcription.is_some_and(|t| t.stop_transcript(at)) {
+                true => Ok("transcription stopping; the transcript is stored and announced once what was said is transcribed".into()),
+                false => Err("the transcription is not running".into()),
+            },
+        })
+    },
+    pause: Some(|running, pause| {
+        let at = call_time_now(running.graph);
+        let transcription = running.outputs.one::<TranscriptionOutput>();
+        match pause {
+            true => announced(
+                transcription.and_then(|t| t.pause(at)),
+                running.emit,
+                "transcription paused",
+                "the transcription is not running (nothing to pause)",
+            ),
+            false => announced(
+                transcription.and_then(|t| t.resume(at)),
+                running.emit,
+                "transcription resumed",
+                "the transcription is not paused",
+            ),
+        }
+    }),
+    step_of: |body| {
+        use EventBody as E;
+        Some(match body {
+            E::TranscriptionStarted {} => (OutputId::Transcription, Step::Start),
+            E::TranscriptionPaused {} => (OutputId::Transcription, Step::Pause),
+            E::TranscriptionResumed {} => (OutputId::Transcription, Step::Resume),
+            E::TranscriptionStopped {} => (OutputId::Transcription, Step::Stop),
+            E::TranscriptionFailed { .. } => (OutputId::Transcription, Step::Fail),
+            E::ClosedCaptionsStarted {} => (OutputId::ClosedCaptions, Step::Start),
+            E::ClosedCaptionsStopped {} => (OutputId::ClosedCaptions, Step::Stop),
+            E::ClosedCaptionsFailed { .. } => (OutputId::ClosedCaptions, Step::Fail),
+            _ => return None,
+        })
+    },
+    failed: |output, error| {
+        let error = error.to_owned();
+        match output {
+            OutputId::Transcription => Some(EventBody::TranscriptionFailed { error }),
+            OutputId::ClosedCaptions => Some(EventBody::ClosedCaptionsFailed { error }),
+            _ => None,
+        }
+    },
+};
+
+/// Starts the transcript or the closed captions during the call: added to the transcription
+/// that runs (from now on), or a transcription the job did not have, from the section (the
+/// job's `transcription` shape; for `closed_captions`, captions without a transcript unless
+/// the section asks for one). Speech from now on is heard; nothing said before.
+fn start(running: &mut Running, output: OutputKind, section: serde_json::Value) -> Answer {
+    let captions = output == OutputKind::ClosedCaptions;
+    let given = given(&section);
+    if let Some(transcription) = running.outputs.one::<TranscriptionOutput>() {
+        if given {
+            return Err(format!(
+                "the {} section: the transcription runs with the settings it started with; give no section",
+                output.name()
+            ));
+        }
+        let (started, id) = match captions {
+            true => (transcription.start_captions()?, OutputId::ClosedCaptions),
+            false => (transcription.start_transcript()?, OutputId::Transcription),
+        };
+        running.lifecycles.register(id);
+        if let Some(started) = started {
+            (running.emit)(started);
+        }
+        return Ok(format!(
+            "{} started; what is said from now on is in it",
+            output.name()
+        ));
+    }
+    if !takes_sound(running.job) {
+        return Err(format!(
+            "the {} cannot start: this job takes no sound from the call",
+            output.name()
+        ));
+    }
+    let mut section = or_empty(section);
+    if captions && let Some(fields) = section.as_object_mut() {
+        fields.insert("closed_captions".into(), serde_json::Value::Bool(true));
+        fields
+            .entry("transcript")
+            .or_insert(serde_json::Value::Bool(false));
+    }
+    let with_transcription = running.checked_section(OutputKind::Transcription, &section)?;
+    let config = with_transcription
+        .transcription
+        .as_ref()
+        .ok_or_else(|| "the transcription section: expected an object".to_owned())?;
+    if !config.transcript && !config.closed_captions {
+        return Err(
+            "the transcription section: transcript and closed_captions are both false; nothing to start"
+                .into(),
+        );
+    }
+    let spool = running.spool();
+    let mut transcription = TranscriptionOutput::attach(
+        running.graph,
+        &with_transcription,
+        config,
+        &spool,
+        running.whisper_model,
+        running.waker,
+    )
+    .map_err(|e| format!("the transcription cannot start: {e:#}"))?;
+    transcription.playing(running.call_start());
+    if config.transcript {
+        running.lifecycles.register(OutputId::Transcription);
+    }
+    if config.closed_captions {
+        running.lifecycles.register(OutputId::ClosedCaptions);
+    }
+    transcription.start(running.emit);
+    running.outputs.add_of(&MODULE, transcription);
+    Ok(format!(
+        "{} started; what is said from now on is in it",
+        output.name()
+    ))
 }
 
 #[cfg(test)]
