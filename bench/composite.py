@@ -140,6 +140,7 @@ def main():
 def measure_hidden(binary, clips):
     nine = [clips[i % len(clips)] for i in range(9)]
     runs = {"one": [], "nine": [], "nine decoded": []}
+    predicted = {}
     with tempfile.TemporaryDirectory() as workdir:
         nine = beside_the_job(nine, workdir)
         clips = nine[:1]
@@ -148,6 +149,7 @@ def measure_hidden(binary, clips):
                                         ("nine decoded", nine, ("--decode-every-frame",))]:
                 cpu, rss, secs, _ = worker_run(binary, people, workdir, "hidden", extra)
                 runs[name].append(cpu / secs)
+                predicted[name] = predicted_cores(binary, workdir)
                 print(f"run {run + 1}: {name:12} {cpu:.1f} CPU s for {secs:.1f} s media, peak RSS {rss:.0f} MiB",
                       flush=True)
     one, nine_s, decoded = (statistics.median(runs[k]) for k in ("one", "nine", "nine decoded"))
@@ -156,6 +158,21 @@ def measure_hidden(binary, clips):
     print(f"the same, every frame decoded     : {decoded:.3f}   ratio to one {decoded / one:.2f}")
     print(f"hidden participant                : {(nine_s - one) / 8:.4f} core (goal < 0.005); "
           f"decoded {(decoded - one) / 8:.4f} core")
+    print_prediction("one of one", predicted["one"], one)
+    print_prediction("one of nine", predicted["nine"], nine_s)
+
+
+def predicted_cores(binary, workdir):
+    """What a worker's admission (the default [cost] model) estimates the last job run costs."""
+    out = subprocess.run([binary, "validate", os.path.join(workdir, "job.json")],
+                         capture_output=True, text=True, check=True)
+    return float(re.search(r"estimated cost ([0-9.]+) cores", out.stdout).group(1))
+
+
+def print_prediction(name, predicted, measured):
+    error = (predicted - measured) / measured * 100
+    print(f"cost model, {name:15}: predicted {predicted:.3f} cores, measured {measured:.3f} "
+          f"({error:+.0f} %, goal within 10 %)")
 
 
 def beside_the_job(clips, workdir):
@@ -202,6 +219,7 @@ def measure(binary, clips, presets, scenario):
         for run in range(RUNS):
             cpu, rss, secs, first = worker_run(binary, clips, workdir, scenario)
             worker.append((cpu / secs, rss, first))
+            predicted = predicted_cores(binary, workdir)
             print(f"run {run + 1}: worker {cpu:.1f} CPU s for {secs:.1f} s media, peak RSS {rss:.0f} MiB, "
                   f"first encoded frame {first} ms after launch", flush=True)
             cpu, rss, secs = ffmpeg_run(clips, workdir, presets, scenario)
@@ -218,6 +236,7 @@ def measure(binary, clips, presets, scenario):
     print(f"first encoded frame      : {statistics.median(x[2] for x in worker if x[2] is not None):.0f} ms after launch")
     if quality is not None:
         print(f"PSNR worker vs ffmpeg    : {quality:.2f} dB (same tiles, same x264 bitrate)")
+    print_prediction(scenario, predicted, w)
 
 
 if __name__ == "__main__":

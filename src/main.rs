@@ -46,7 +46,8 @@ enum Command {
         #[arg(long)]
         whisper_model: Option<PathBuf>,
     },
-    /// Checks a job and prints every problem with its JSON path.
+    /// Checks a job and prints every problem with its JSON path, or, when it is valid, the cost
+    /// in cores a worker estimates for it with the default `[cost]` model.
     Validate { job: PathBuf },
     /// Storage tools.
     Storage {
@@ -453,7 +454,9 @@ fn main() -> ExitCode {
                 for w in &validated.warnings {
                     eprintln!("warning: {w}");
                 }
-                println!("{}: valid", job.display());
+                // What a worker with the default `[cost]` model admits it as.
+                let cost = egress::queue::cost::estimate(&validated.job, &Default::default());
+                println!("{}: valid; estimated cost {cost:.3} cores", job.display());
                 ExitCode::SUCCESS
             }
             Err(problems) => {

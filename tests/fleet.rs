@@ -412,16 +412,17 @@ fn recording_file(event: &Value) -> std::path::PathBuf {
 fn ten_jobs_across_two_workers_are_each_done_exactly_once() {
     let fleet = Fleet::new("ten");
     let scratch = Scratch::new("fleet-ten");
-    // Budgets that fit two of these jobs (0.42 cores each) at a time on each worker.
+    // Budgets that fit two of these jobs (0.285 cores each by the default cost model) at a time on
+    // each worker.
     let ops_port = free_port();
     let a = fleet.worker_with(
         &scratch,
         "a",
-        0.9,
+        0.6,
         &[("EGRESS_OPS_ADDRESS", format!("127.0.0.1:{ops_port}"))],
     );
     assert_eq!(http_get(ops_port, "/readyz").0, 200, "ready once connected");
-    let b = fleet.worker(&scratch, "b", 0.9);
+    let b = fleet.worker(&scratch, "b", 0.6);
     let published = Instant::now();
     let mut submitted = HashMap::new();
     let ids: Vec<String> = (0..10)
@@ -476,7 +477,7 @@ fn ten_jobs_across_two_workers_are_each_done_exactly_once() {
         "{metrics}"
     );
     assert!(metrics.contains("egress_jobs_running 0\n"), "{metrics}");
-    assert!(metrics.contains("egress_cpu_budget 0.9\n"), "{metrics}");
+    assert!(metrics.contains("egress_cpu_budget 0.6\n"), "{metrics}");
     // From `egress submit` to the job's started event (which waits for the first encoded frame),
     // for the jobs a worker had room for at once.
     let mut delays: Vec<f64> = of_type(&events, "call.recording_started")

@@ -189,6 +189,15 @@ fn the_demo_job_is_valid_and_the_schema_is_published() {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
+    // A valid job is answered with what a worker's admission estimates it costs.
+    let said = String::from_utf8_lossy(&output.stdout);
+    let cores: f64 = said
+        .split("estimated cost ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no estimate in {said:?}"));
+    assert!(cores > 0.05 && cores < 3.0, "{said}");
     let schema = egress().arg("schema").output().unwrap();
     let schema: serde_json::Value = serde_json::from_slice(&schema.stdout).unwrap();
     let required: Vec<&str> = schema["required"]

@@ -156,8 +156,8 @@ impl WorkerSection {
 }
 
 /// Estimated CPU cost of a job, in cores, from its outputs. Defaults fitted to `egress run` of
-/// 20 s calls of 720p30 VP8 clips on this 2-core machine (README, "Fleet"); override them per
-/// deployment.
+/// 20 s calls of 720p30 VP8 clips on a 2-core machine of the CI's kind (README, "Fleet");
+/// override them per deployment.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CostModel {
@@ -167,8 +167,12 @@ pub struct CostModel {
     pub composite_base: f64,
     /// One H.264 encode of the composite, per million pixels per second (720p30 = 27.6).
     pub encode_per_megapixel_s: f64,
-    /// Decoding and scaling one participant into a composite.
+    /// Decoding and scaling one participant's video into a composite.
     pub composite_participant: f64,
+    /// Decoding and mixing one participant's sound.
+    pub audio_participant: f64,
+    /// A participant the composite does not show and so does not decode (single-participant).
+    pub hidden_participant: f64,
     /// Frame recording, per participant (keyframe path).
     pub frames_participant: f64,
     /// One RTMP push sharing an encoder.
@@ -179,10 +183,12 @@ impl Default for CostModel {
     fn default() -> Self {
         CostModel {
             base: 0.06,
-            composite_base: 0.15,
-            encode_per_megapixel_s: 0.0173,
-            composite_participant: 0.09,
-            frames_participant: 0.01,
+            composite_base: 0.06,
+            encode_per_megapixel_s: 0.012,
+            composite_participant: 0.07,
+            audio_participant: 0.012,
+            hidden_participant: 0.0013,
+            frames_participant: 0.0105,
             rtmp_push: 0.01,
         }
     }
