@@ -138,6 +138,9 @@ impl Fleet {
                     let mut event: Value = serde_json::from_slice(&delivery.data).unwrap();
                     // The routing key must be the event type.
                     event["routing_key"] = json!(delivery.routing_key.as_str());
+                    // The message id must be the event's id.
+                    let message_id = delivery.properties.message_id().as_ref().map(|id| id.to_string());
+                    event["message_id"] = json!(message_id);
                     events.lock().unwrap().push(event);
                 }
             });
@@ -248,7 +251,10 @@ impl Fleet {
             .iter()
             .cloned()
             .map(|mut event| {
-                event.as_object_mut().map(|e| e.remove("routing_key"));
+                event.as_object_mut().map(|e| {
+                    e.remove("routing_key");
+                    e.remove("message_id")
+                });
                 event
             })
             .collect();
@@ -456,6 +462,14 @@ fn ten_jobs_across_two_workers_are_each_done_exactly_once() {
         );
     }
     assert_eq!(of_type(&events, "call.recording_started").len(), 10);
+    let ids: std::collections::HashSet<&str> = events.iter().filter_map(|e| e["event_id"].as_str()).collect();
+    assert_eq!(ids.len(), events.len(), "every event has an id of its own");
+    for event in &events {
+        assert_eq!(
+            event["message_id"], event["event_id"],
+            "the AMQP message id is the event's id"
+        );
+    }
     let taken_by_a = a.log().matches("job taken").count();
     let taken_by_b = b.log().matches("job taken").count();
     assert_eq!(taken_by_a + taken_by_b, 10, "a: {taken_by_a}, b: {taken_by_b}");
@@ -1046,6 +1060,11 @@ fn webhooks_are_signed_filtered_and_retried_after_a_500() {
             .map(|h| h.attempt)
             .collect();
         assert_eq!(attempts, [1, 2], "one id across the retry of {hook:?}");
+        assert_eq!(
+            hook.event["event_id"].as_str(),
+            Some(hook.id.as_str()),
+            "X-WEBHOOK-ID is the event's own id"
+        );
     }
     let ready_only = ready_only.lock().unwrap().clone();
     assert_eq!(ready_only.len(), 1, "{ready_only:#?}");

@@ -15,6 +15,10 @@ use std::collections::BTreeMap;
 /// Every event carries these fields plus its type-specific body.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct Event {
+    /// Stable for the event wherever and however often it is delivered (the webhook's
+    /// `X-WEBHOOK-ID`, the AMQP message id): consumers drop duplicates by it.
+    #[serde(default = "new_event_id")]
+    pub event_id: String,
     pub call_cid: String,
     pub created_at: String,
     pub egress_id: String,
@@ -100,10 +104,15 @@ pub fn schema_json() -> serde_json::Value {
     serde_json::to_value(schemars::schema_for!(Event)).expect("a generated schema is valid JSON")
 }
 
+fn new_event_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
 impl Event {
     pub fn new(call_cid: &str, egress_id: &str, body: EventBody) -> Self {
         let call = body.carries_call().then(|| CallSummary::of(call_cid));
         Event {
+            event_id: new_event_id(),
             call_cid: call_cid.to_owned(),
             created_at: now_rfc3339(),
             egress_id: egress_id.to_owned(),

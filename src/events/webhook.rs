@@ -122,13 +122,12 @@ fn deliver_all(config: &WebhookConfig, events: mpsc::Receiver<Event>) {
         let Ok(body) = serde_json::to_vec(&event) else {
             continue;
         };
-        deliver(&agent, config, &event.type_name(), &body);
+        deliver(&agent, config, &event.type_name(), &event.event_id, &body);
     }
 }
 
 /// Sends one event with its retries; gives up (with a log line) when the rules say so.
-fn deliver(agent: &ureq::Agent, config: &WebhookConfig, kind: &str, body: &[u8]) {
-    let id = uuid::Uuid::new_v4().to_string();
+fn deliver(agent: &ureq::Agent, config: &WebhookConfig, kind: &str, id: &str, body: &[u8]) {
     let signed = signature(&config.api_secret, body);
     let started = Instant::now();
     let mut attempt = 1u32;
@@ -141,7 +140,7 @@ fn deliver(agent: &ureq::Agent, config: &WebhookConfig, kind: &str, body: &[u8])
             .timeout_global(Some(left.min(REQUEST_TIMEOUT)))
             .build()
             .header("Content-Type", "application/json")
-            .header("X-WEBHOOK-ID", &id)
+            .header("X-WEBHOOK-ID", id)
             .header("X-WEBHOOK-ATTEMPT", &attempt.to_string())
             .header("X-API-KEY", &config.api_key)
             .header("X-SIGNATURE", &signed)

@@ -89,13 +89,25 @@ pub async fn publish(
     routing_key: &str,
     body: &[u8],
 ) -> anyhow::Result<()> {
+    publish_with(channel, exchange, routing_key, body, BasicProperties::default()).await
+}
+
+/// Publishes one persistent message with `properties` (a message id) and waits for the broker
+/// to confirm it.
+pub async fn publish_with(
+    channel: &Channel,
+    exchange: &str,
+    routing_key: &str,
+    body: &[u8],
+    properties: BasicProperties,
+) -> anyhow::Result<()> {
     let confirm = channel
         .basic_publish(
             exchange.into(),
             routing_key.into(),
             BasicPublishOptions::default(),
             body,
-            BasicProperties::default()
+            properties
                 .with_delivery_mode(PERSISTENT)
                 .with_content_type("application/json".into()),
         )
@@ -143,7 +155,10 @@ impl AmqpEventSink {
                 loop {
                     let current = channel.lock().unwrap_or_else(|p| p.into_inner()).clone();
                     let sent = match current {
-                        Some(channel) => publish(&channel, &exchange, &kind, &body).await,
+                        Some(channel) => {
+                            let id = BasicProperties::default().with_message_id(event.event_id.as_str().into());
+                            publish_with(&channel, &exchange, &kind, &body, id).await
+                        }
                         None => Err(anyhow::anyhow!("no connection to RabbitMQ")),
                     };
                     match sent {
