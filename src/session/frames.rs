@@ -284,9 +284,11 @@ pub(super) fn safe_segment(name: &str) -> String {
 /// The frame recording, as the session knows it.
 pub(super) const MODULE: OutputModule = OutputModule {
     kinds: &[OutputKind::FrameRecording],
-    asked: |job| match job.frame_recording {
-        Some(_) => vec![OutputId::FrameRecording],
-        None => vec![],
+    asked: |job| {
+        job.frame_recording
+            .iter()
+            .map(|_| OutputId::FrameRecording)
+            .collect()
     },
     attach: |at| {
         let Some(config) = &at.job.frame_recording else {

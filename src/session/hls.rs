@@ -257,10 +257,7 @@ impl SessionOutput for HlsOutput {
 /// The live HLS broadcast, as the session knows it.
 pub(super) const MODULE: OutputModule = OutputModule {
     kinds: &[OutputKind::Hls],
-    asked: |job| match job.hls {
-        Some(_) => vec![OutputId::Hls],
-        None => vec![],
-    },
+    asked: |job| job.hls.iter().map(|_| OutputId::Hls).collect(),
     attach: |at| {
         let Some(config) = &at.job.hls else {
             return Ok(vec![]);

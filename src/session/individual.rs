@@ -255,9 +255,11 @@ impl SessionOutput for IndividualRecordingOutput {
 /// The individual recording, as the session knows it.
 pub(super) const MODULE: OutputModule = OutputModule {
     kinds: &[OutputKind::IndividualRecording],
-    asked: |job| match job.individual_recording {
-        Some(_) => vec![OutputId::IndividualRecording],
-        None => vec![],
+    asked: |job| {
+        job.individual_recording
+            .iter()
+            .map(|_| OutputId::IndividualRecording)
+            .collect()
     },
     attach: |at| {
         let Some(config) = &at.job.individual_recording else {

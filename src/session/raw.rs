@@ -457,10 +457,7 @@ impl SessionOutput for RawRecordingOutput {
 /// The raw recording, as the session knows it.
 pub(super) const MODULE: OutputModule = OutputModule {
     kinds: &[OutputKind::RawRecording],
-    asked: |job| match job.raw_recording {
-        Some(_) => vec![OutputId::RawRecording],
-        None => vec![],
-    },
+    asked: |job| job.raw_recording.iter().map(|_| OutputId::RawRecording).collect(),
     attach: |at| match at.job.raw_recording {
         Some(_) => Ok(vec![Box::new(RawRecordingOutput::attach(
             at.graph,

@@ -357,10 +357,7 @@ impl SessionOutput for RecordingOutput {
 /// The composite recording, as the session knows it.
 pub(super) const MODULE: OutputModule = OutputModule {
     kinds: &[OutputKind::Recording],
-    asked: |job| match job.recording {
-        Some(_) => vec![OutputId::Recording],
-        None => vec![],
-    },
+    asked: |job| job.recording.iter().map(|_| OutputId::Recording).collect(),
     attach: |at| {
         let Some(config) = &at.job.recording else {
             return Ok(vec![]);
