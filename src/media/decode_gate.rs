@@ -256,4 +256,59 @@ mod tests {
             "deltas after the still are not decoded"
         );
     }
+
+    /// The gate on a real pad: a tile hidden from 1 s and shown again at 2 s, fed as a live
+    /// track feeds it.
+    #[test]
+    fn the_gate_on_a_pad_drops_what_is_hidden_and_asks_the_sender_when_it_shows_again() {
+        gst::init().unwrap();
+        let mut h = gstreamer_check::Harness::new("identity");
+        let identity = h.element().unwrap();
+        let gate: SharedGate = Arc::new(Mutex::new(GateState::new(1)));
+        with(&gate, |g| {
+            g.schedule(0, 0, true);
+            g.schedule(0, 1000 * MS, false);
+            g.schedule(0, 2000 * MS, true);
+        });
+        install(
+            &identity.static_pad("src").unwrap(),
+            &identity.static_pad("sink").unwrap(),
+            gate.clone(),
+        );
+        h.set_src_caps_str("video/x-vp8");
+        let mut passed = |at_ms: u64, keyframe: bool| {
+            let mut buffer = gst::Buffer::with_size(16).unwrap();
+            let b = buffer.get_mut().unwrap();
+            b.set_pts(gst::ClockTime::from_mseconds(at_ms));
+            if !keyframe {
+                b.set_flags(gst::BufferFlags::DELTA_UNIT);
+            }
+            h.push(buffer).unwrap();
+            let out = std::iter::from_fn(|| h.try_pull()).count();
+            let asked = std::iter::from_fn(|| h.try_pull_upstream_event())
+                .filter(|e| gstreamer_video::UpstreamForceKeyUnitEvent::parse(e).is_ok())
+                .count();
+            (out, asked)
+        };
+        assert_eq!(passed(0, true), (1, 0));
+        assert_eq!(passed(500, false), (1, 0), "shown: every frame is decoded");
+        assert_eq!(passed(1200, false), (0, 0), "hidden: dropped before the decoder");
+        assert_eq!(
+            passed(2000, false),
+            (0, 1),
+            "shown again: a key unit is asked for"
+        );
+        assert_eq!(passed(2033, false), (0, 0), "deltas wait for the keyframe");
+        assert_eq!(
+            passed(2066, true),
+            (1, 0),
+            "the keyframe asked for shows the tile"
+        );
+        assert_eq!(passed(2100, false), (1, 0));
+        assert_eq!(
+            with(&gate, |g| g.dropped()),
+            3,
+            "the three frames the decoder never saw"
+        );
+    }
 }

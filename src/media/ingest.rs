@@ -194,4 +194,62 @@ mod tests {
         assert_eq!(schedule.decide(s(3.0), false, interval), Decision::Drop);
         assert_eq!(schedule.decide(s(3.1), false, interval), Decision::RequestAndDrop);
     }
+
+    /// A buffer of encoded video at `at` seconds, a keyframe or not.
+    fn frame(at: f64, keyframe: bool) -> gst::Buffer {
+        let mut buffer = gst::Buffer::with_size(16).unwrap();
+        let b = buffer.get_mut().unwrap();
+        b.set_pts(s(at));
+        if !keyframe {
+            b.set_flags(gst::BufferFlags::DELTA_UNIT);
+        }
+        buffer
+    }
+
+    fn asked_for_key_units(h: &mut gstreamer_check::Harness) -> usize {
+        std::iter::from_fn(|| h.try_pull_upstream_event())
+            .filter(|e| gstreamer_video::UpstreamForceKeyUnitEvent::parse(e).is_ok())
+            .count()
+    }
+
+    /// The gate on a real pad, fed as a live track feeds it: what passes, what is asked of the
+    /// sender, and the cut at the end of the call.
+    #[test]
+    fn the_gate_on_a_pad_passes_due_keyframes_asks_the_sender_and_cuts() {
+        gst::init().unwrap();
+        let mut h = gstreamer_check::Harness::new("identity");
+        let cut_at = Arc::new(AtomicU64::new(u64::MAX));
+        keyframe_gate(&h.element().unwrap(), Duration::from_secs(2), cut_at.clone());
+        h.set_src_caps_str("video/x-vp8");
+        let passed = |h: &mut gstreamer_check::Harness, at: f64, keyframe: bool| {
+            h.push(frame(at, keyframe)).unwrap();
+            std::iter::from_fn(|| h.try_pull()).count()
+        };
+        assert_eq!(
+            passed(&mut h, 0.0, true),
+            1,
+            "the first keyframe is the first capture"
+        );
+        assert_eq!(passed(&mut h, 0.033, false), 0);
+        assert_eq!(
+            asked_for_key_units(&mut h),
+            0,
+            "nothing asked before a capture is due"
+        );
+        assert_eq!(
+            passed(&mut h, 2.0, false),
+            0,
+            "a delta frame when a capture is due"
+        );
+        assert_eq!(
+            asked_for_key_units(&mut h),
+            1,
+            "the sender is asked for a key unit"
+        );
+        assert_eq!(passed(&mut h, 2.033, false), 0);
+        assert_eq!(asked_for_key_units(&mut h), 0, "asked once, not on every frame");
+        assert_eq!(passed(&mut h, 2.066, true), 1, "the answer passes");
+        cut_at.store(s(3.0).nseconds(), Ordering::Relaxed);
+        assert_eq!(passed(&mut h, 4.1, true), 0, "nothing passes from the cut on");
+    }
 }
