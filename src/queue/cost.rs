@@ -2,7 +2,7 @@
 //! estimates of what it runs stay within its budget.
 
 use super::config::CostModel;
-use crate::job::{Job, Quality, SourceConfig};
+use crate::job::{Job, LayoutName, Quality, SourceConfig};
 use std::collections::BTreeSet;
 
 /// Participants assumed for a call whose roster is not known in advance.
@@ -73,7 +73,12 @@ fn speaking_participants(job: &Job, participants: f64) -> f64 {
 /// (the rest are not decoded where the source sends a keyframe when asked, as synthetic and WHEP
 /// sources do; a Janus composite with sound decodes every publisher).
 fn decoded_participants(job: &Job, participants: f64) -> f64 {
-    let single = |layout: &crate::job::LayoutConfig| layout.name.as_str() == "single-participant";
+    let single = |layout: &crate::job::LayoutConfig| {
+        matches!(
+            layout.name,
+            LayoutName::SingleParticipant | LayoutName::SingleParticipantUnderscored
+        )
+    };
     let every_composite_single = job
         .recording
         .as_ref()

@@ -282,7 +282,7 @@ pub(super) fn safe_segment(name: &str) -> String {
 }
 
 /// The frame recording, as the session knows it.
-pub(super) const MODULE: OutputModule = OutputModule {
+pub(super) static MODULE: OutputModule = OutputModule {
     kinds: &[OutputKind::FrameRecording],
     asked: |job| {
         job.frame_recording

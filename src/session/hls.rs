@@ -255,7 +255,7 @@ impl SessionOutput for HlsOutput {
 }
 
 /// The live HLS broadcast, as the session knows it.
-pub(super) const MODULE: OutputModule = OutputModule {
+pub(super) static MODULE: OutputModule = OutputModule {
     kinds: &[OutputKind::Hls],
     asked: |job| job.hls.iter().map(|_| OutputId::Hls).collect(),
     attach: |at| {

@@ -253,7 +253,7 @@ impl SessionOutput for IndividualRecordingOutput {
 }
 
 /// The individual recording, as the session knows it.
-pub(super) const MODULE: OutputModule = OutputModule {
+pub(super) static MODULE: OutputModule = OutputModule {
     kinds: &[OutputKind::IndividualRecording],
     asked: |job| {
         job.individual_recording

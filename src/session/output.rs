@@ -24,8 +24,8 @@ use gstreamer as gst;
 use std::time::{Duration, Instant};
 
 /// Every kind of output, in the order the session drives them: registering an output is one
-/// line here.
-pub(super) const MODULES: &[&OutputModule] = &[
+/// line here. The modules are statics, so that `Outputs::add_of` can find one by its address.
+pub(super) static MODULES: &[&OutputModule] = &[
     &super::recording::MODULE,
     &super::rtmp::MODULE,
     &super::frames::MODULE,
@@ -292,6 +292,16 @@ mod tests {
         outputs.remove_where::<Probe>(|p| p.0 == OutputId::Rtmp("a".into()));
         let order: Vec<String> = outputs.each().map(|o| o.output_id().to_string()).collect();
         assert_eq!(order, ["recording", "rtmp:b", "hls"]);
+    }
+
+    #[test]
+    fn an_output_started_during_the_call_takes_the_place_of_its_module() {
+        let mut outputs = Outputs::default();
+        outputs.add(0, Box::new(Probe(OutputId::Recording)));
+        outputs.add(5, Box::new(Other));
+        outputs.add_of(&super::super::rtmp::MODULE, Probe(OutputId::Rtmp("c".into())));
+        let order: Vec<String> = outputs.each().map(|o| o.output_id().to_string()).collect();
+        assert_eq!(order, ["recording", "rtmp:c", "hls"]);
     }
 
     #[test]

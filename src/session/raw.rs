@@ -455,7 +455,7 @@ impl SessionOutput for RawRecordingOutput {
 }
 
 /// The raw recording, as the session knows it.
-pub(super) const MODULE: OutputModule = OutputModule {
+pub(super) static MODULE: OutputModule = OutputModule {
     kinds: &[OutputKind::RawRecording],
     asked: |job| job.raw_recording.iter().map(|_| OutputId::RawRecording).collect(),
     attach: |at| match at.job.raw_recording {

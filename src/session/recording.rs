@@ -355,7 +355,7 @@ impl SessionOutput for RecordingOutput {
 }
 
 /// The composite recording, as the session knows it.
-pub(super) const MODULE: OutputModule = OutputModule {
+pub(super) static MODULE: OutputModule = OutputModule {
     kinds: &[OutputKind::Recording],
     asked: |job| job.recording.iter().map(|_| OutputId::Recording).collect(),
     attach: |at| {

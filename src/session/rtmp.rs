@@ -266,7 +266,7 @@ impl SessionOutput for RtmpOutput {
 }
 
 /// The RTMP pushes, as the session knows them: one output per destination, by its name.
-pub(super) const MODULE: OutputModule = OutputModule {
+pub(super) static MODULE: OutputModule = OutputModule {
     kinds: &[OutputKind::Rtmp],
     asked: |job| {
         job.rtmp

@@ -139,7 +139,7 @@ impl SessionOutput for ThumbnailOutput {
 }
 
 /// The thumbnails, as the session knows them. The seeds give them no lifecycle events.
-pub(super) const MODULE: OutputModule = OutputModule {
+pub(super) static MODULE: OutputModule = OutputModule {
     kinds: &[OutputKind::Thumbnails],
     asked: |job| match &job.thumbnails {
         Some(config) if config.enabled => vec![OutputId::Thumbnails],

@@ -625,7 +625,7 @@ impl SessionOutput for TranscriptionOutput {
 
 /// The transcription, as the session knows it: one output for the transcript and the closed
 /// captions, each with a lifecycle of its own.
-pub(super) const MODULE: OutputModule = OutputModule {
+pub(super) static MODULE: OutputModule = OutputModule {
     kinds: &[OutputKind::Transcription, OutputKind::ClosedCaptions],
     asked: |job| {
         let Some(config) = &job.transcription else {
