@@ -1,5 +1,6 @@
 //! Headless media egress worker: joins a call, composites it and writes recordings.
 
+pub mod backoff;
 pub mod events;
 pub mod job;
 pub mod layout;

@@ -199,6 +199,70 @@ fn files_a_store_never_takes_stay_in_the_backup_folder() {
     assert_eq!(jpegs + announced, 3, "every still is stored or kept");
 }
 
+#[test]
+fn a_key_revoked_during_the_call_fails_the_output_at_once_not_after_the_deadline() {
+    let moto = Moto::start();
+    let scratch = Scratch::new("s3-revoked");
+    let ((writer, writer_secret), _) = iam_users(&moto);
+    let (admin, admin_secret) = iam_user(
+        &moto,
+        "admin",
+        json!([{ "Effect": "Allow", "Action": "*", "Resource": "*" }]),
+    );
+    enforce_iam(&moto);
+    let mut storage = moto.storage(BUCKET);
+    storage["aws_s3"]["s3_api_key"] = json!(writer);
+    storage["aws_s3"]["s3_secret"] = json!(writer_secret);
+    let job = json!({
+        "egress_id": "eg_revoked",
+        "call_cid": "default:revoked",
+        "source": { "type": "synthetic", "duration_s": 4, "participants": [
+            { "user_id": "alice", "video": { "color": "#3949ab" }, "audio": "sine" }
+        ]},
+        "recording": { "quality": "360p" },
+        "storage": storage
+    });
+    // The default deadline: a store that refuses for a while would be retried for 10 minutes.
+    let mut running = Running::spawn(&scratch, &job, &[]);
+    running.wait_for("call.recording_started", Duration::from_secs(30));
+    let started = std::time::Instant::now();
+    python(&format!(
+        r#"
+import boto3
+iam = boto3.client("iam", endpoint_url="{endpoint}", region_name="us-east-1",
+                   aws_access_key_id="{admin}", aws_secret_access_key="{admin_secret}")
+iam.delete_access_key(UserName="writer", AccessKeyId="{writer}")
+"#,
+        endpoint = moto.endpoint
+    ));
+    // The call's file is the first the store is asked to take, when the 4 s call ends.
+    let failed = running.wait_for("call.recording_failed", Duration::from_secs(60));
+    let took = started.elapsed();
+    let (status, events) = running.end(Duration::from_secs(30));
+    assert_eq!(status.code(), Some(1), "the job reports the file was not stored");
+    let error = failed["error"].as_str().unwrap();
+    assert!(error.contains("wrong key"), "the plain reason: {error}");
+    assert!(
+        !error.contains("failed for"),
+        "not retried until a deadline: {error}"
+    );
+    assert!(!error.contains(&writer_secret));
+    assert!(!events.iter().any(|e| e["type"] == "call.recording_ready"));
+    let kept = files_below(&scratch.out().join(".backup/eg_revoked"))
+        .into_iter()
+        .find(|f| f.extension().is_some_and(|e| e == "mp4"))
+        .expect("the recording is kept in the backup folder");
+    assert!((duration_s(&probe(&kept)) - 4.0).abs() <= 0.1);
+    println!(
+        "permanent store error: the failed event {:.1} s after the recording started, in a 4 s call (upload deadline 600 s)",
+        took.as_secs_f64()
+    );
+    assert!(
+        took < Duration::from_secs(20),
+        "failed within seconds of the end: {took:?}"
+    );
+}
+
 /// Makes two IAM users in moto with boto3 (from moto's own virtual environment): `writer` with
 /// the minimal permissions the README lists, `reader` allowed to read only. Returns their keys
 /// as (id, secret) pairs.

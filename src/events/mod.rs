@@ -1,12 +1,14 @@
 //! Events announcing every state change of a job, shaped like the seed's event models.
 
+mod journal;
 mod sink;
 mod status;
 mod webhook;
 
+pub use journal::{Destination, Journal, LaneFigures, LaneSpec, Sent};
 pub use sink::{EventSink, JsonLinesSink, MemorySink, RedactingSink};
 pub use status::{JobStatus, StatusSink};
-pub use webhook::{FanOut, WebhookConfig, WebhookSink, signature};
+pub use webhook::{WebhookConfig, WebhookDestination, signature};
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};

@@ -1,13 +1,12 @@
 //! Events to HTTP endpoints: a signed JSON POST per event, retried as the seed's "Error
 //! Handling" says (408, 429 and 5xx: 3 attempts; network error: 2; timeout: 3; 6 s per request,
-//! 15 s in all). Each endpoint has its own thread and queue, so a slow one delays no other.
+//! 15 s in all). Each endpoint is a lane of the event journal, with its own thread, so a slow
+//! one delays no other, and an endpoint away for longer gets its events once it is back.
 
-use super::{Event, EventSink};
+use super::Event;
 use hmac::{Hmac, Mac};
 use serde::Deserialize;
 use sha2::Sha256;
-use std::sync::Mutex;
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(6);
@@ -74,65 +73,56 @@ impl Failure {
     }
 }
 
-pub struct WebhookSink {
-    endpoints: Vec<(Vec<String>, Mutex<mpsc::Sender<Event>>)>,
+/// One webhook endpoint as a destination of the event journal: each try of an event follows the
+/// seed's rules; an event those tries could not deliver stays in the journal and is tried
+/// again later, with the attempt count going on.
+pub struct WebhookDestination {
+    config: WebhookConfig,
+    agent: ureq::Agent,
 }
 
-impl WebhookSink {
-    /// One delivery thread per endpoint; a worker that cannot start them does not start.
-    pub fn start(configs: &[WebhookConfig]) -> anyhow::Result<WebhookSink> {
-        let endpoints = configs
-            .iter()
-            .map(|config| {
-                let (tx, rx) = mpsc::channel::<Event>();
-                let wanted = config.events.clone();
-                let config = config.clone();
-                std::thread::Builder::new()
-                    .name("webhook".into())
-                    .spawn(move || deliver_all(&config, rx))
-                    .map_err(|e| anyhow::anyhow!("cannot start a webhook delivery thread: {e}"))?;
-                Ok((wanted, Mutex::new(tx)))
-            })
-            .collect::<anyhow::Result<_>>()?;
-        Ok(WebhookSink { endpoints })
-    }
-}
-
-impl EventSink for WebhookSink {
-    fn emit(&self, event: &Event) {
-        let kind = event.type_name();
-        for (wanted, queue) in &self.endpoints {
-            if wanted.is_empty() || wanted.contains(&kind) {
-                let _ = queue
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .send(event.clone());
-            }
+impl WebhookDestination {
+    pub fn new(config: &WebhookConfig) -> WebhookDestination {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .timeout_global(Some(REQUEST_TIMEOUT))
+            .http_status_as_error(false)
+            .build()
+            .into();
+        WebhookDestination {
+            config: config.clone(),
+            agent,
         }
     }
-}
 
-fn deliver_all(config: &WebhookConfig, events: mpsc::Receiver<Event>) {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_global(Some(REQUEST_TIMEOUT))
-        .http_status_as_error(false)
-        .build()
-        .into();
-    for event in events {
-        let Ok(body) = serde_json::to_vec(&event) else {
-            continue;
-        };
-        deliver(&agent, config, &event.type_name(), &event.event_id, &body);
+    /// The journal lane's name: stable for the endpoint across restarts, and telling nothing
+    /// of its URL (which may carry a token).
+    pub fn lane_name(&self) -> String {
+        let hash = self.config.url.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+        });
+        format!("webhook-{hash:016x}")
     }
 }
 
-/// Sends one event with its retries; gives up (with a log line) when the rules say so.
-fn deliver(agent: &ureq::Agent, config: &WebhookConfig, kind: &str, id: &str, body: &[u8]) {
+impl super::Destination for WebhookDestination {
+    fn send(&mut self, event: &Event, body: &[u8], attempt: &mut u32) -> super::Sent {
+        deliver(&self.agent, &self.config, &event.event_id, body, attempt)
+    }
+}
+
+/// Sends one event with the seed's retries, numbering the requests from `attempt` on.
+fn deliver(
+    agent: &ureq::Agent,
+    config: &WebhookConfig,
+    id: &str,
+    body: &[u8],
+    attempt: &mut u32,
+) -> super::Sent {
     let signed = signature(&config.api_secret, body);
     let started = Instant::now();
-    let mut attempt = 1u32;
+    let mut tries = 1u32;
     loop {
-        // The last attempt gets what is left of the 15 s.
+        // The last try gets what is left of the 15 s.
         let left = ALL_ATTEMPTS_WITHIN.saturating_sub(started.elapsed());
         let sent = agent
             .post(&config.url)
@@ -145,32 +135,24 @@ fn deliver(agent: &ureq::Agent, config: &WebhookConfig, kind: &str, id: &str, bo
             .header("X-API-KEY", &config.api_key)
             .header("X-SIGNATURE", &signed)
             .send(body);
+        *attempt += 1;
         let failure = match sent {
-            Ok(response) => Failure::of_status(response.status().as_u16()),
-            Err(ureq::Error::Timeout(_)) => Some(Failure::Timeout),
-            Err(_) => Some(Failure::Network),
-        };
-        let Some(failure) = failure else {
-            return;
+            Ok(response) => match Failure::of_status(response.status().as_u16()) {
+                None => return super::Sent::Confirmed,
+                Some(Failure::Refused) => {
+                    return super::Sent::Refused(format!("HTTP {}", response.status().as_u16()));
+                }
+                Some(failure) => failure,
+            },
+            Err(ureq::Error::Timeout(_)) => Failure::Timeout,
+            Err(_) => Failure::Network,
         };
         let out_of_time = started.elapsed() + BETWEEN_ATTEMPTS >= ALL_ATTEMPTS_WITHIN;
-        if attempt >= failure.max_attempts() || out_of_time {
-            tracing::warn!(url = %config.url, event = %kind, attempts = attempt, ?failure, "webhook not delivered");
-            return;
+        if tries >= failure.max_attempts() || out_of_time {
+            return super::Sent::Later(format!("{failure:?} after {tries} tries"));
         }
         std::thread::sleep(BETWEEN_ATTEMPTS);
-        attempt += 1;
-    }
-}
-
-/// Sends every event to each of several sinks.
-pub struct FanOut(pub Vec<std::sync::Arc<dyn EventSink>>);
-
-impl EventSink for FanOut {
-    fn emit(&self, event: &Event) {
-        for sink in &self.0 {
-            sink.emit(event);
-        }
+        tries += 1;
     }
 }
 

@@ -1,9 +1,9 @@
 //! The RabbitMQ side of the fleet: the topology every worker and coordinator declares (job queue
-//! with its dead-letter queue, events topic exchange, control fanout exchange) and the sink that
-//! publishes events to it.
+//! with its dead-letter queue, events topic exchange, control fanout exchange) and the
+//! destination that publishes the journal's events to it.
 
 use super::config::AmqpConfig;
-use crate::events::{Event, EventSink};
+use crate::events::{Destination, Event, Sent};
 use anyhow::Context;
 use lapin::options::{
     BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueDeclareOptions,
@@ -123,67 +123,52 @@ pub async fn confirming_channel(connection: &Connection) -> anyhow::Result<Chann
     Ok(channel)
 }
 
-/// Sends events to the events exchange (routing key = event type), in order. While the broker is
-/// away events wait in memory and go out once a channel is back.
-pub struct AmqpEventSink {
-    queue: tokio::sync::mpsc::UnboundedSender<Event>,
-    /// Also print events as JSON lines on stdout.
-    stdout: Option<crate::events::JsonLinesSink<std::io::Stdout>>,
-}
-
 /// The publishing channel of the current connection, replaced on reconnect.
 pub type SharedChannel = Arc<Mutex<Option<Channel>>>;
 
-impl AmqpEventSink {
-    pub fn start(
-        runtime: &tokio::runtime::Handle,
-        exchange: String,
-        channel: SharedChannel,
-        stdout: bool,
-    ) -> AmqpEventSink {
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Event>();
-        runtime.spawn(async move {
-            while let Some(event) = rx.recv().await {
-                let body = match serde_json::to_vec(&event) {
-                    Ok(body) => body,
-                    Err(e) => {
-                        tracing::error!(error = %e, "event could not be serialized");
-                        continue;
-                    }
-                };
-                let kind = event.type_name();
-                loop {
-                    let current = channel.lock().unwrap_or_else(|p| p.into_inner()).clone();
-                    let sent = match current {
-                        Some(channel) => {
-                            let id = BasicProperties::default().with_message_id(event.event_id.as_str().into());
-                            publish_with(&channel, &exchange, &kind, &body, id).await
-                        }
-                        None => Err(anyhow::anyhow!("no connection to RabbitMQ")),
-                    };
-                    match sent {
-                        Ok(()) => break,
-                        Err(e) => {
-                            tracing::warn!(event = %kind, error = %format!("{e:#}"), "event not published yet; retrying");
-                            tokio::time::sleep(Duration::from_secs(1)).await;
-                        }
-                    }
-                }
-            }
-        });
-        AmqpEventSink {
-            queue: tx,
-            stdout: stdout.then(|| crate::events::JsonLinesSink::new(std::io::stdout())),
+/// How long one publish may wait for the broker's confirm before it counts as not taken.
+const CONFIRM_WAIT: Duration = Duration::from_secs(10);
+
+/// The events exchange as a destination of the event journal (routing key = event type,
+/// message id = event id): an event is confirmed by the broker's publisher confirm.
+pub struct AmqpDestination {
+    runtime: tokio::runtime::Handle,
+    exchange: String,
+    channel: SharedChannel,
+}
+
+impl AmqpDestination {
+    pub fn new(runtime: &tokio::runtime::Handle, exchange: String, channel: SharedChannel) -> Self {
+        AmqpDestination {
+            runtime: runtime.clone(),
+            exchange,
+            channel,
         }
     }
 }
 
-impl EventSink for AmqpEventSink {
-    fn emit(&self, event: &Event) {
-        if let Some(stdout) = &self.stdout {
-            stdout.emit(event);
+impl Destination for AmqpDestination {
+    fn send(&mut self, event: &Event, body: &[u8], attempt: &mut u32) -> Sent {
+        let current = self.channel.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let Some(channel) = current else {
+            return Sent::Later("no connection to RabbitMQ".into());
+        };
+        *attempt += 1;
+        let kind = event.type_name();
+        let id = BasicProperties::default().with_message_id(event.event_id.as_str().into());
+        // The timer is made inside the runtime, which it needs.
+        let published = self.runtime.block_on(async {
+            tokio::time::timeout(
+                CONFIRM_WAIT,
+                publish_with(&channel, &self.exchange, &kind, body, id),
+            )
+            .await
+        });
+        match published {
+            Ok(Ok(())) => Sent::Confirmed,
+            Ok(Err(e)) => Sent::Later(format!("{e:#}")),
+            Err(_) => Sent::Later("no confirm from RabbitMQ in time".into()),
         }
-        let _ = self.queue.send(event.clone());
     }
 }
 

@@ -83,6 +83,11 @@ pub struct WorkerSection {
     pub shutdown_grace_s: u64,
     /// Also print events as JSON lines on stdout.
     pub events_stdout: bool,
+    /// Where events wait until each destination confirms them (default: `events` in the spool).
+    pub journal_dir: Option<PathBuf>,
+    /// Events kept per destination (RabbitMQ, each webhook) while it is away; newer ones are
+    /// dropped, with a warning and `egress_events_dropped_total`, once this many wait.
+    pub journal_limit: usize,
     /// Address of `/healthz`, `/readyz` and `/metrics` (e.g. `0.0.0.0:9090`); none when unset.
     pub ops_address: Option<String>,
     /// The Whisper model (ggml) for transcription (default: the setup's converted tiny.en).
@@ -108,6 +113,8 @@ impl Default for WorkerSection {
             upload_deadline_s: 600,
             shutdown_grace_s: 30,
             events_stdout: false,
+            journal_dir: None,
+            journal_limit: 100_000,
             ops_address: None,
             whisper_model: None,
             tls_ca_file: None,
@@ -128,6 +135,12 @@ impl WorkerSection {
         self.spool_dir
             .clone()
             .unwrap_or_else(|| self.out_dir.join(".spool"))
+    }
+
+    pub fn journal_dir(&self) -> PathBuf {
+        self.journal_dir
+            .clone()
+            .unwrap_or_else(|| self.spool_dir().join("events"))
     }
 
     pub fn backup_dir(&self) -> PathBuf {
@@ -275,6 +288,9 @@ impl WorkerConfig {
         }
         if let Some(value) = var("EGRESS_TLS_CA_FILE") {
             self.worker.tls_ca_file = Some(value.into());
+        }
+        if let Some(value) = var("EGRESS_SPOOL_DIR") {
+            self.worker.spool_dir = Some(value.into());
         }
         if let Some(value) = var("EGRESS_GRAPH_DIR") {
             self.worker.graph_dir = Some(value.into());

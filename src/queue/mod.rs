@@ -10,7 +10,7 @@ mod lease;
 pub mod storages;
 mod worker;
 
-pub use amqp::AmqpEventSink;
+pub use amqp::AmqpDestination;
 pub use config::WorkerConfig;
 pub use helpers::{request_status, send_pause, send_start, send_stop, send_update, submit};
 pub use worker::run as run_worker;

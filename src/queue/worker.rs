@@ -5,12 +5,12 @@
 //! another worker, which runs them again under the same `egress_id` (a new part). A job runs on
 //! one worker at a time across the fleet: the one holding its [lease](super::lease).
 
-use super::amqp::{self, AmqpEventSink, SharedChannel};
+use super::amqp::{self, AmqpDestination, SharedChannel};
 use super::config::WorkerConfig;
 use super::control::{ControlAnswer, ControlMessage};
 use super::cost;
 use super::lease;
-use crate::events::{EventSink, FanOut, WebhookSink};
+use crate::events::{EventSink, Journal, LaneSpec, WebhookDestination};
 use crate::job::{self, ValidatedJob};
 use crate::server::{SharedStatus, WorkerStatus};
 use crate::session::{self, RunOptions};
@@ -76,6 +76,8 @@ struct Finished {
 pub struct Worker {
     config: WorkerConfig,
     events: Arc<dyn EventSink>,
+    /// Where `events` wait for their destinations; it also knows which jobs ended here.
+    journal: Arc<Journal>,
     publishing: SharedChannel,
     running: HashMap<String, RunningJob>,
     /// Deliveries of jobs that run on other workers.
@@ -91,6 +93,38 @@ pub struct Worker {
     status: SharedStatus,
 }
 
+/// The event journal in the spool, with RabbitMQ's events exchange and each webhook as its
+/// destinations.
+fn open_journal(
+    config: &WorkerConfig,
+    runtime: &tokio::runtime::Handle,
+    publishing: &SharedChannel,
+) -> anyhow::Result<Arc<Journal>> {
+    let mut lanes = vec![LaneSpec {
+        name: "amqp".into(),
+        wants: Vec::new(),
+        destination: Box::new(AmqpDestination::new(
+            runtime,
+            config.amqp.events_exchange.clone(),
+            publishing.clone(),
+        )),
+    }];
+    for webhook in &config.webhooks {
+        let destination = WebhookDestination::new(webhook);
+        lanes.push(LaneSpec {
+            name: destination.lane_name(),
+            wants: webhook.events.clone(),
+            destination: Box::new(destination),
+        });
+    }
+    Journal::open(
+        &config.worker.journal_dir(),
+        lanes,
+        config.worker.journal_limit,
+        config.worker.events_stdout,
+    )
+}
+
 /// Runs the worker until SIGTERM/SIGINT (`shutdown`) and its jobs have ended or been handed back.
 pub fn run(config: WorkerConfig, shutdown: Arc<AtomicBool>) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -100,24 +134,12 @@ pub fn run(config: WorkerConfig, shutdown: Arc<AtomicBool>) -> anyhow::Result<()
         .build()
         .context("cannot start the worker's runtime")?;
     let publishing: SharedChannel = Arc::new(Mutex::new(None));
-    let amqp_events: Arc<dyn EventSink> = Arc::new(AmqpEventSink::start(
-        runtime.handle(),
-        config.amqp.events_exchange.clone(),
-        publishing.clone(),
-        config.worker.events_stdout,
-    ));
-    let events: Arc<dyn EventSink> = if config.webhooks.is_empty() {
-        amqp_events
-    } else {
-        Arc::new(FanOut(vec![
-            amqp_events,
-            Arc::new(WebhookSink::start(&config.webhooks)?),
-        ]))
-    };
+    let journal = open_journal(&config, runtime.handle(), &publishing)?;
     let (finished_tx, finished_rx) = tokio::sync::mpsc::unbounded_channel();
     let mut worker = Worker {
         config,
-        events,
+        events: journal.clone(),
+        journal,
         publishing,
         running: HashMap::new(),
         watching: HashMap::new(),
@@ -149,6 +171,23 @@ impl Worker {
         status.running = running;
         status.cost_in_use = cost;
         status.taking_jobs = taking_jobs;
+        status.events = self.journal.figures();
+    }
+
+    /// Gives the journal a moment to hand its events over before the connection closes; what
+    /// is left stays in the journal for the next worker on this spool.
+    async fn drain_events(&self) {
+        let deadline = tokio::time::Instant::now() + EVENTS_DRAIN;
+        while tokio::time::Instant::now() < deadline
+            && self.journal.figures().iter().any(|lane| lane.pending > 0)
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Notes the end of a job in the journal (a redelivery of it is settled, not run again).
+    fn note_end(&self, egress_id: &str) {
+        self.journal.note_job_ended(egress_id);
     }
 
     async fn serve(&mut self) -> anyhow::Result<()> {
@@ -171,25 +210,32 @@ impl Worker {
                 }
             }
         }
-        let _ = resume.join();
-        // Events still on their way get a moment to leave.
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        if let Some(resume) = resume {
+            let _ = resume.join();
+        }
+        self.journal.close(EVENTS_DRAIN);
         Ok(())
     }
 
     /// Finishes uploads a previous worker process left in the spool, beside new jobs.
-    fn resume_uploads(&self) -> std::thread::JoinHandle<()> {
+    fn resume_uploads(&self) -> Option<std::thread::JoinHandle<()>> {
         let spool = self.config.worker.spool_dir();
         let backup = self.config.worker.backup_dir();
         let retry = self.config.worker.retry();
         let events = self.events.clone();
-        std::thread::spawn(
-            move || match crate::storage::resume(&spool, events.as_ref(), retry, &backup) {
-                Ok(0) => {}
-                Ok(files) => tracing::info!(files, "uploads left by an earlier worker are done"),
-                Err(e) => tracing::error!(error = %format!("{e:#}"), "cannot resume earlier uploads"),
-            },
-        )
+        let spawned = std::thread::Builder::new()
+            .name("resume-uploads".into())
+            .spawn(
+                move || match crate::storage::resume(&spool, events.as_ref(), retry, &backup) {
+                    Ok(0) => {}
+                    Ok(files) => tracing::info!(files, "uploads left by an earlier worker are done"),
+                    Err(e) => tracing::error!(error = %format!("{e:#}"), "cannot resume earlier uploads"),
+                },
+            );
+        // Left for the next start of a worker on this spool.
+        spawned
+            .inspect_err(|e| tracing::error!(error = %e, "cannot start resuming earlier uploads"))
+            .ok()
     }
 
     /// While there is no connection, jobs still end; their deliveries are gone with the old
@@ -204,6 +250,7 @@ impl Worker {
                         && !job.hand_back
                         && !job.yielded
                     {
+                        self.note_end(&finished.egress_id);
                         self.finished_elsewhere.insert(finished.egress_id.clone(), Instant::now());
                         self.ended_while_away.push(finished.egress_id);
                     }
@@ -282,6 +329,7 @@ impl Worker {
                     stop_consuming(&jobs_channel, consumer).await;
                 }
                 if self.running.is_empty() {
+                    self.drain_events().await;
                     let _ = connection.close(200, "worker shut down".into()).await;
                     return Ok(());
                 }
@@ -377,7 +425,7 @@ impl Worker {
         }
         self.finished_elsewhere
             .retain(|_, at| at.elapsed() < FINISHED_MEMORY);
-        if self.finished_elsewhere.contains_key(&egress_id) {
+        if self.finished_elsewhere.contains_key(&egress_id) || self.journal.job_ended(&egress_id) {
             tracing::warn!(%egress_id, "another delivery of a job already done; not run again");
             delivery
                 .ack(BasicAckOptions::default())
@@ -574,6 +622,7 @@ impl Worker {
             return;
         }
         if !job.hand_back {
+            self.note_end(&finished.egress_id);
             self.announce_end(&finished.egress_id, connection).await;
         }
         {
@@ -784,6 +833,9 @@ impl Worker {
         }
     }
 }
+
+/// How long a stopping worker waits for its events to reach their destinations.
+const EVENTS_DRAIN: Duration = Duration::from_secs(5);
 
 /// How long a job may take to act on a control message before the sender hears it did not.
 const CONTROL_ANSWER_WAIT: Duration = Duration::from_millis(1500);

@@ -23,6 +23,8 @@ pub struct WorkerStatus {
     pub refused: u64,
     /// Files waiting for the store in the spool.
     pub uploads_waiting: usize,
+    /// The event journal, per destination.
+    pub events: Vec<crate::events::LaneFigures>,
     /// What each running job is doing (`/jobs`, `/jobs/ID`).
     pub jobs: std::collections::BTreeMap<String, Arc<Mutex<crate::events::JobStatus>>>,
 }
@@ -128,6 +130,25 @@ fn metrics(s: &WorkerStatus) -> String {
         "Files in the spool waiting for the store.",
         "gauge",
         &[(String::new(), s.uploads_waiting as f64)],
+    );
+    let lanes = |value: &dyn Fn(&crate::events::LaneFigures) -> f64| -> Vec<(String, f64)> {
+        s.events
+            .iter()
+            .map(|lane| (format!("{{destination=\"{}\"}}", lane.name), value(lane)))
+            .collect()
+    };
+    let (waiting, dropped) = (lanes(&|l| l.pending as f64), lanes(&|l| l.dropped as f64));
+    gauge(
+        "egress_events_waiting",
+        "Events in the journal not yet confirmed by their destination.",
+        "gauge",
+        &waiting,
+    );
+    gauge(
+        "egress_events_dropped_total",
+        "Events not kept because the journal of their destination was full.",
+        "counter",
+        &dropped,
     );
     gauge(
         "egress_amqp_connected",

@@ -5,6 +5,7 @@
 
 use super::Storage;
 use super::azure_sas::{SasScope, service_sas};
+use super::{StoreError, StoreFailure};
 use crate::job::AzureConfig;
 use anyhow::Context;
 use azure_core::error::ErrorKind;
@@ -275,7 +276,7 @@ async fn timed<T>(
 
 /// The service's refusal in plain words.
 fn plain(error: azure_core::Error, container: &str) -> anyhow::Error {
-    let message = match error.kind() {
+    let (failure, message) = match error.kind() {
         ErrorKind::HttpResponse {
             status,
             error_code,
@@ -292,27 +293,44 @@ fn plain(error: azure_core::Error, container: &str) -> anyhow::Error {
                 || code == "InvalidAuthenticationInfo"
                 || body.contains("failed to authenticate");
             match (code, *status) {
-                _ if unauthenticated => {
-                    format!("wrong key: the store refused the credentials ({code})")
-                }
-                ("ContainerNotFound", _) => format!("missing bucket: container {container} does not exist"),
+                _ if unauthenticated => (
+                    StoreFailure::WrongKey,
+                    format!("wrong key: the store refused the credentials ({code})"),
+                ),
+                ("ContainerNotFound", _) => (
+                    StoreFailure::MissingBucket,
+                    format!("missing bucket: container {container} does not exist"),
+                ),
                 (
                     "AuthorizationPermissionMismatch"
                     | "AuthorizationFailure"
                     | "AuthorizationResourceTypeMismatch",
                     _,
                 )
-                | (_, StatusCode::Forbidden) => {
-                    format!("no write permission on container {container} ({code})")
-                }
-                _ => format!("the store refused: HTTP {status} ({code})"),
+                | (_, StatusCode::Forbidden) => (
+                    StoreFailure::NoPermission,
+                    format!("no write permission on container {container} ({code})"),
+                ),
+                _ => (
+                    StoreFailure::Refused(Some(u16::from(*status))),
+                    format!("the store refused: HTTP {status} ({code})"),
+                ),
             }
         }
-        ErrorKind::Connection | ErrorKind::Io => "unreachable endpoint: the store did not answer".to_owned(),
-        ErrorKind::Credential => format!("wrong key: no token for the service principal: {error}"),
-        _ => format!("the request to the store failed: {error}"),
+        ErrorKind::Connection | ErrorKind::Io => (
+            StoreFailure::Unreachable,
+            "unreachable endpoint: the store did not answer".to_owned(),
+        ),
+        ErrorKind::Credential => (
+            StoreFailure::WrongKey,
+            format!("wrong key: no token for the service principal: {error}"),
+        ),
+        _ => (
+            StoreFailure::Refused(None),
+            format!("the request to the store failed: {error}"),
+        ),
     };
-    anyhow::anyhow!(message)
+    anyhow::Error::new(StoreError::new(failure, message))
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 //! is read back, the size is checked on the object the upload returns.
 
 use super::Storage;
+use super::{StoreError, StoreFailure};
 use anyhow::Context;
 use google_cloud_auth::credentials::{self, Credentials, anonymous, service_account};
 use google_cloud_gax::retry_policy::RetryPolicyExt;
@@ -220,21 +221,38 @@ impl Storage for GcsStorage {
 
 /// The service's refusal in plain words.
 fn plain(error: &google_cloud_storage::Error, bucket: &str) -> anyhow::Error {
-    let message = match error.http_status_code() {
-        Some(401) => "wrong key: the store refused the service-account credentials".to_owned(),
-        Some(403) => format!("no write permission on bucket {bucket}"),
-        Some(404) => format!("missing bucket: {bucket} does not exist"),
-        Some(code) => format!(
-            "the store refused: HTTP {code} ({})",
-            error.status().map(|s| s.message.as_str()).unwrap_or("no message")
+    let (failure, message) = match error.http_status_code() {
+        Some(401) => (
+            StoreFailure::WrongKey,
+            "wrong key: the store refused the service-account credentials".to_owned(),
         ),
-        None if error.is_authentication() => {
-            format!("wrong key: no token for the service account: {error}")
-        }
-        None if error.is_connect() || error.is_timeout() || error.is_io() || error.is_transport() => {
-            "unreachable endpoint: the store did not answer".to_owned()
-        }
-        None => format!("the request to the store failed: {error}"),
+        Some(403) => (
+            StoreFailure::NoPermission,
+            format!("no write permission on bucket {bucket}"),
+        ),
+        Some(404) => (
+            StoreFailure::MissingBucket,
+            format!("missing bucket: {bucket} does not exist"),
+        ),
+        Some(code) => (
+            StoreFailure::Refused(Some(code)),
+            format!(
+                "the store refused: HTTP {code} ({})",
+                error.status().map(|s| s.message.as_str()).unwrap_or("no message")
+            ),
+        ),
+        None if error.is_authentication() => (
+            StoreFailure::WrongKey,
+            format!("wrong key: no token for the service account: {error}"),
+        ),
+        None if error.is_connect() || error.is_timeout() || error.is_io() || error.is_transport() => (
+            StoreFailure::Unreachable,
+            "unreachable endpoint: the store did not answer".to_owned(),
+        ),
+        None => (
+            StoreFailure::Refused(None),
+            format!("the request to the store failed: {error}"),
+        ),
     };
-    anyhow::anyhow!(message)
+    anyhow::Error::new(StoreError::new(failure, message))
 }

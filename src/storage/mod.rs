@@ -4,6 +4,7 @@
 
 mod azure;
 mod azure_sas;
+mod error;
 mod gcs;
 mod local;
 mod s3;
@@ -11,6 +12,7 @@ mod spool;
 mod uploader;
 
 pub use azure::{AzureStorage, ConnectionString};
+pub use error::{StoreError, StoreFailure, is_permanent};
 pub use gcs::GcsStorage;
 pub use local::LocalStorage;
 pub use s3::S3Storage;

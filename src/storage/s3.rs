@@ -4,10 +4,12 @@
 //! streaming form (a checksum trailer in a chunked body) halves the throughput to some stores.
 
 use super::Storage;
+use super::{StoreError, StoreFailure};
 use crate::job::S3Config;
 use anyhow::Context;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::RequestChecksumCalculation;
+use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart};
@@ -255,30 +257,45 @@ fn crc32(bytes: &[u8]) -> String {
 }
 
 /// The store's refusal in plain words.
-fn plain<E, R>(error: SdkError<E, R>, bucket: &str) -> anyhow::Error
+fn plain<E>(error: SdkError<E, HttpResponse>, bucket: &str) -> anyhow::Error
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug,
 {
     let code = error.code().unwrap_or_default().to_owned();
-    let message = match code.as_str() {
-        "InvalidAccessKeyId" | "SignatureDoesNotMatch" | "InvalidToken" | "ExpiredToken" => {
-            format!("wrong key: the store refused the access key or secret ({code})")
-        }
-        "NoSuchBucket" => format!("missing bucket: {bucket} does not exist"),
-        "AccessDenied" | "AllAccessDisabled" => {
-            format!("no write permission on bucket {bucket} ({code})")
-        }
+    let status = match &error {
+        SdkError::ServiceError(_) => error.raw_response().map(|r| r.status().as_u16()),
+        _ => None,
+    };
+    let (failure, message) = match code.as_str() {
+        "InvalidAccessKeyId" | "SignatureDoesNotMatch" | "InvalidToken" | "ExpiredToken" => (
+            StoreFailure::WrongKey,
+            format!("wrong key: the store refused the access key or secret ({code})"),
+        ),
+        "NoSuchBucket" => (
+            StoreFailure::MissingBucket,
+            format!("missing bucket: {bucket} does not exist"),
+        ),
+        "AccessDenied" | "AllAccessDisabled" => (
+            StoreFailure::NoPermission,
+            format!("no write permission on bucket {bucket} ({code})"),
+        ),
         _ => match &error {
-            SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => {
-                "unreachable endpoint: the store did not answer".to_owned()
-            }
-            SdkError::ServiceError(_) => format!(
-                "the store refused: {} ({code})",
-                error.message().unwrap_or("no message")
+            SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => (
+                StoreFailure::Unreachable,
+                "unreachable endpoint: the store did not answer".to_owned(),
             ),
-            _ => format!("the request to the store failed: {error}"),
+            SdkError::ServiceError(_) => (
+                StoreFailure::Refused(status),
+                format!(
+                    "the store refused: {} ({code})",
+                    error.message().unwrap_or("no message")
+                ),
+            ),
+            _ => (
+                StoreFailure::Refused(None),
+                format!("the request to the store failed: {error}"),
+            ),
         },
     };
-    anyhow::anyhow!(message)
+    anyhow::Error::new(StoreError::new(failure, message))
 }

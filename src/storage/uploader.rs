@@ -324,8 +324,13 @@ fn deliver(shared: &Shared, item: Item) {
                 }
                 return;
             }
+            // Retrying cannot help (a wrong key, a missing bucket): the output fails at once.
+            Err(e) if super::is_permanent(&e) => {
+                back_up(shared, id, &pending, &format!("{e:#}"), None);
+                return;
+            }
             Err(e) if age(&pending) + shared.policy.wait(attempt) >= deadline => {
-                back_up(shared, id, &pending, &format!("{e:#}"));
+                back_up(shared, id, &pending, &format!("{e:#}"), Some(deadline));
                 return;
             }
             Err(e) => {
@@ -344,8 +349,9 @@ fn deliver(shared: &Shared, item: Item) {
     }
 }
 
-/// Moves a file the store would not take out of the spool into the backup folder, under its key.
-fn back_up(shared: &Shared, id: u64, pending: &Pending, error: &str) {
+/// Moves a file the store would not take out of the spool into the backup folder, under its key;
+/// `tried_for` is the deadline it was retried for, `None` when the store refused it for good.
+fn back_up(shared: &Shared, id: u64, pending: &Pending, error: &str, tried_for: Option<Duration>) {
     let target = shared.backup_dir.join(&shared.spool.egress_id).join(&pending.key);
     let moved = target
         .parent()
@@ -359,7 +365,7 @@ fn back_up(shared: &Shared, id: u64, pending: &Pending, error: &str) {
         // Left in the spool, where the next start of the worker tries again.
         Err(_) => shared.spool.data_path(id).display().to_string(),
     };
-    tracing::error!(key = %pending.key, %error, kept = %kept, "the store did not take the file in time");
+    tracing::error!(key = %pending.key, %error, kept = %kept, "the store did not take the file");
     let first = shared
         .failed
         .lock()
@@ -367,10 +373,13 @@ fn back_up(shared: &Shared, id: u64, pending: &Pending, error: &str) {
         .insert(pending.output);
     if first {
         let folder = shared.backup_dir.join(&shared.spool.egress_id);
+        let how = match tried_for {
+            Some(deadline) => format!(" for {} s", deadline.as_secs()),
+            None => String::new(),
+        };
         let body = pending.output.failed(format!(
-            "storing {} failed for {} s ({error}); files that could not be stored are kept in {}",
+            "storing {} failed{how} ({error}); files that could not be stored are kept in {}",
             pending.key,
-            shared.policy.deadline.as_secs(),
             folder.display()
         ));
         shared

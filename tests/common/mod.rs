@@ -702,7 +702,7 @@ pub fn playback_times(report: &Value) -> Vec<f64> {
 
 /// Checks `state` every 100 ms until it holds (`Ok`), for at most `timeout`; the last `Err` says
 /// what was seen instead.
-pub fn poll<T>(what: &str, timeout: std::time::Duration, state: impl Fn() -> Result<T, String>) -> T {
+pub fn poll<T>(what: &str, timeout: std::time::Duration, mut state: impl FnMut() -> Result<T, String>) -> T {
     let deadline = std::time::Instant::now() + timeout;
     loop {
         match state() {
