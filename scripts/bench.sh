@@ -6,6 +6,7 @@
 # figures: real-time factor, caption latency, word error rate (bench/transcription.py), tiny.en against the multilingual base (bench/models.py), and the
 # join latency of a real Janus call with the CPU of the ingest path per participant (an ignored
 # test of tests/janus.rs, which owns the Janus test bed and its WebRTC publishers).
+# Then the soak (tests/fleet.rs, ignored) and the outages at full length.
 # BENCH_RUNS (default 3), BENCH_SECONDS (default 60) and BENCH_SCENARIOS tune it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,3 +36,11 @@ cargo test --release --locked --test raw --test individual -- --ignored --nocapt
 echo "== render after the call =="
 cargo test --release --locked --test render -- --ignored --nocapture bench_render_speed_of_a_720p_grid_of_four 2>&1 \
   | grep -E "^render:"
+echo "== soak: one worker through many short jobs (SOAK_JOBS, default 200) =="
+cargo test --release --locked --test fleet -- --ignored --nocapture bench_soak_many_jobs_two_at_a_time 2>&1 \
+  | grep -E "^soak:"
+echo "== outages: RabbitMQ away 180 s, a webhook away 120 s =="
+EGRESS_TEST_OUTAGE_S=180 cargo test --release --locked --test fleet -- --nocapture \
+  events_of_jobs_ended_in_a_broker_outage_arrive_once_though_the_worker_died_in_it 2>&1 | grep -E "^outage"
+EGRESS_TEST_OUTAGE_S=120 cargo test --release --locked --test fleet -- --nocapture \
+  a_webhook_away_for_a_while_gets_every_event_once_it_is_back 2>&1 | grep -E "^webhook away"

@@ -56,11 +56,15 @@ if ! (echo > /dev/tcp/127.0.0.1/5672) 2>/dev/null; then
 fi
 
 # Storage emulators from PyPI, in a virtual environment in the cache folder.
+# moto is pinned: 5.2.6 authorizes multipart uploads and HeadObject under other IAM actions
+# than S3 does (the minimal-permission tests fail on it; 5.1.22 and 5.2.5 behave as S3).
 venv="$EGRESS_CACHE/venv"
+moto_version="5.2.5"
 if [ ! -x "$venv/bin/moto_server" ] || [ ! -x "$venv/bin/gcp-storage-emulator" ] \
-  || [ ! -d "$venv/lib/python3.11/site-packages/azure/storage/blob" ]; then
+  || [ ! -d "$venv/lib/python3.11/site-packages/azure/storage/blob" ] \
+  || [ "$("$venv/bin/python" -c 'import moto; print(moto.__version__)' 2>/dev/null)" != "$moto_version" ]; then
   python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check 'moto[server]==5.*' \
+  "$venv/bin/pip" install --quiet --disable-pip-version-check "moto[server]==$moto_version" \
     'gcp-storage-emulator==2026.*' 'azure-storage-blob==12.*' >&2
 fi
 

@@ -54,9 +54,25 @@ pub fn trusted_certificates() -> Result<Vec<CertificateDer<'static>>, TlsSetupEr
 
 /// A rustls client configuration trusting `trusted_certificates`.
 pub fn client_config() -> Result<Arc<rustls::ClientConfig>, TlsSetupError> {
+    config_trusting(trusted_certificates()?)
+}
+
+/// A rustls client configuration trusting the system's CAs alone: what GStreamer's own TLS
+/// (RTMPS) trusts, for telling why one of its connections failed.
+pub fn system_client_config() -> Result<Arc<rustls::ClientConfig>, TlsSetupError> {
+    let system = rustls_native_certs::load_native_certs().certs;
+    if system.is_empty() {
+        return Err(TlsSetupError::NoRoots);
+    }
+    config_trusting(system)
+}
+
+fn config_trusting(
+    certificates: Vec<CertificateDer<'static>>,
+) -> Result<Arc<rustls::ClientConfig>, TlsSetupError> {
     let mut roots = rustls::RootCertStore::empty();
     // A system bundle may hold a certificate rustls cannot parse; the others still count.
-    roots.add_parsable_certificates(trusted_certificates()?);
+    roots.add_parsable_certificates(certificates);
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()

@@ -159,7 +159,7 @@ impl Fleet {
         env: &[(&str, String)],
     ) -> WorkerProcess {
         let worker = self.start_worker(scratch, name, budget, env);
-        worker.wait_for_log("worker ready", Duration::from_secs(20));
+        worker.wait_ready(Duration::from_secs(20));
         worker
     }
 
@@ -172,7 +172,8 @@ impl Fleet {
         env: &[(&str, String)],
     ) -> WorkerProcess {
         let log = scratch.dir.join(format!("{name}.log"));
-        let child = egress()
+        let mut command = egress();
+        command
             .arg("worker")
             .envs(self.env())
             .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
@@ -180,10 +181,8 @@ impl Fleet {
             .env("EGRESS_OUT_DIR", scratch.out())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("egress worker starts");
-        WorkerProcess { child, log }
+            .stderr(std::fs::File::create(&log).unwrap());
+        WorkerProcess::spawn(command, log)
     }
 
     fn submit(&self, scratch: &Scratch, job: &Value) -> String {
@@ -327,23 +326,53 @@ impl Drop for Fleet {
 struct WorkerProcess {
     child: Child,
     log: std::path::PathBuf,
+    /// Its `/healthz`, `/readyz`, `/metrics` and `/jobs`.
+    ops_port: u16,
 }
 
 impl WorkerProcess {
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+    /// Starts `command` (an `egress worker`) with its operations endpoints on a port of its own.
+    fn spawn(mut command: std::process::Command, log: std::path::PathBuf) -> WorkerProcess {
+        let ops_port = free_port();
+        let child = command
+            .env("EGRESS_OPS_ADDRESS", format!("127.0.0.1:{ops_port}"))
+            .spawn()
+            .expect("egress worker starts");
+        WorkerProcess { child, log, ops_port }
     }
 
-    fn wait_for_log(&self, text: &str, timeout: Duration) {
-        let deadline = Instant::now() + timeout;
-        while !self.log().contains(text) {
-            assert!(
-                Instant::now() < deadline,
-                "no {text:?} in the worker log within {timeout:?}:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+    /// Waits until `/readyz` says the worker is connected and taking jobs.
+    fn wait_ready(&self, timeout: Duration) {
+        poll("the worker ready", timeout, || match self.get("/readyz") {
+            Some((200, _)) => Ok(()),
+            seen => Err(format!("{seen:?}\n{}", self.log())),
+        });
+    }
+
+    /// Status and body of a GET on the ops port; `None` while nothing answers there.
+    fn get(&self, path: &str) -> Option<(u16, String)> {
+        std::net::TcpStream::connect(("127.0.0.1", self.ops_port)).ok()?;
+        Some(http_get(self.ops_port, path))
+    }
+
+    /// The value of one series of `/metrics` (`name{labels}`), 0 when absent.
+    fn metric(&self, series: &str) -> f64 {
+        let (_, text) = self.get("/metrics").unwrap_or_default();
+        text.lines()
+            .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or(0.0)
+    }
+
+    /// Waits until a series of `/metrics` reaches `at_least`.
+    fn wait_metric(&self, series: &str, at_least: f64, timeout: Duration) {
+        poll(series, timeout, || match self.metric(series) {
+            value if value >= at_least => Ok(()),
+            value => Err(format!("{value}")),
+        });
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     /// SIGTERM, then waits for the worker to exit by itself.
@@ -428,13 +457,8 @@ fn ten_jobs_across_two_workers_are_each_done_exactly_once() {
     let scratch = Scratch::new("fleet-ten");
     // Budgets that fit two of these jobs (0.285 cores each by the default cost model) at a time on
     // each worker.
-    let ops_port = free_port();
-    let a = fleet.worker_with(
-        &scratch,
-        "a",
-        0.6,
-        &[("EGRESS_OPS_ADDRESS", format!("127.0.0.1:{ops_port}"))],
-    );
+    let a = fleet.worker(&scratch, "a", 0.6);
+    let ops_port = a.ops_port;
     assert_eq!(http_get(ops_port, "/readyz").0, 200, "ready once connected");
     let b = fleet.worker(&scratch, "b", 0.6);
     let published = Instant::now();
@@ -478,15 +502,17 @@ fn ten_jobs_across_two_workers_are_each_done_exactly_once() {
             "the AMQP message id is the event's id"
         );
     }
-    let taken_by_a = a.log().matches("job taken").count();
-    let taken_by_b = b.log().matches("job taken").count();
+    let taken_by_a = a.metric("egress_jobs_taken_total") as usize;
+    let taken_by_b = b.metric("egress_jobs_taken_total") as usize;
     assert_eq!(taken_by_a + taken_by_b, 10, "a: {taken_by_a}, b: {taken_by_b}");
     assert!(
         taken_by_a >= 2 && taken_by_b >= 2,
         "both workers work: a {taken_by_a}, b {taken_by_b}"
     );
     assert!(
-        a.log().contains("does not fit") || b.log().contains("does not fit"),
+        a.metric("egress_deliveries_not_run_total{reason=\"full\"}")
+            + b.metric("egress_deliveries_not_run_total{reason=\"full\"}")
+            > 0.0,
         "a full worker leaves jobs to the other"
     );
     assert_eq!(fleet.jobs_waiting(), 0);
@@ -629,11 +655,16 @@ fn the_same_job_published_twice_runs_once_across_two_workers() {
     std::thread::sleep(Duration::from_secs(1));
     let b = fleet.worker(&scratch, "b", 1.6);
     fleet.submit(&scratch, &job);
-    b.wait_for_log(
-        "duplicate delivery of a job running on another worker",
+    b.wait_metric(
+        "egress_deliveries_not_run_total{reason=\"running_elsewhere\"}",
+        1.0,
         Duration::from_secs(20),
     );
-    b.wait_for_log("its second delivery is settled", Duration::from_secs(30));
+    b.wait_metric(
+        "egress_held_deliveries_settled_total",
+        1.0,
+        Duration::from_secs(30),
+    );
     // Room for a second run to show itself, had the second delivery started one.
     std::thread::sleep(Duration::from_secs(3));
     let events = fleet.events();
@@ -688,49 +719,47 @@ fn a_worker_cut_off_from_the_broker_never_runs_its_job_beside_another() {
     // runs the job while a, back within a second, finds b holding it and stops its own run; or
     // the broker had not dropped a's lease yet, b holds the delivery, a takes its lease back on
     // reconnecting and runs on, and b settles the delivery when a announces the end.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let took_over = loop {
-        let log = b.log();
-        if log.contains("job taken") {
-            break true;
+    let took_over = poll("b takes or holds the job", Duration::from_secs(20), || {
+        let taken = b.metric("egress_jobs_taken_total");
+        let held = b.metric("egress_deliveries_not_run_total{reason=\"running_elsewhere\"}");
+        match (taken > 0.0, held > 0.0) {
+            (true, _) => Ok(true),
+            (false, true) => Ok(false),
+            (false, false) => Err(b.log()),
         }
-        if log.contains("duplicate delivery of a job running on another worker") {
-            break false;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "b neither took nor held the job:\n{log}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    });
     // Held, the second delivery may still come back to b, and then b takes the job: a's lease
     // went with its connection after all.
     let took_over = took_over
         || poll("b settles or takes the job", Duration::from_secs(40), || {
-            let log = b.log();
             match (
-                log.contains("job taken"),
-                log.contains("its second delivery is settled"),
+                b.metric("egress_jobs_taken_total") > 0.0,
+                b.metric("egress_held_deliveries_settled_total") > 0.0,
             ) {
                 (true, _) => Ok(true),
                 (false, true) => Ok(false),
-                (false, false) => Err(log),
+                (false, false) => Err(b.log()),
             }
         });
     if !took_over {
         let events = fleet.events();
         assert_eq!(of_type(&events, "call.recording_started").len(), 1, "{events:#?}");
         assert_eq!(of_type(&events, "call.recording_ready").len(), 1, "{events:#?}");
-        assert!(
-            !a.log().contains("another worker took this job over"),
-            "{}",
+        assert_eq!(
+            a.metric("egress_jobs_ended_total{outcome=\"yielded\"}"),
+            0.0,
+            "a ran on: {}",
             a.log()
         );
         eprintln!(
             "fleet: the cut-off worker kept its job; the other held the second delivery until it ended"
         );
     } else {
-        a.wait_for_log("another worker took this job over", Duration::from_secs(20));
+        a.wait_metric(
+            "egress_jobs_ended_total{outcome=\"yielded\"}",
+            1.0,
+            Duration::from_secs(20),
+        );
         let events = fleet.wait_until("both parts ready", Duration::from_secs(60), |events| {
             of_type(events, "call.recording_ready").len() >= 2
         });
@@ -768,8 +797,16 @@ fn a_worker_takes_jobs_over_amqps_and_refuses_an_untrusted_broker() {
     let url = format!("amqps://guest:guest@127.0.0.1:{}/%2f", front.port);
 
     let mut untrusting = fleet.start_worker(&scratch, "untrusting", 1.6, &[("EGRESS_AMQP_URL", url.clone())]);
-    untrusting.wait_for_log("certificate", Duration::from_secs(20));
-    assert!(!untrusting.log().contains("worker ready"), "{}", untrusting.log());
+    // Not ready, and /readyz says why.
+    poll(
+        "the untrusting worker tells why",
+        Duration::from_secs(20),
+        || match untrusting.get("/readyz") {
+            Some((503, body)) if body.contains("certificate") => Ok(()),
+            seen => Err(format!("{seen:?}")),
+        },
+    );
+    assert_eq!(untrusting.metric("egress_amqp_connections_total"), 0.0);
     untrusting.terminate(Duration::from_secs(20));
 
     let ca = certificates.ca.to_string_lossy().to_string();
@@ -785,8 +822,8 @@ fn a_worker_takes_jobs_over_amqps_and_refuses_an_untrusted_broker() {
     });
     assert_eq!(of_type(&events, "call.recording_ready")[0]["egress_id"], "eg_tls");
     fleet.wait_acked("acked over TLS");
+    assert_eq!(worker.metric("egress_amqp_connected"), 1.0);
     let log = worker.log();
-    assert!(log.contains(&format!("127.0.0.1:{}", front.port)), "{log}");
     assert!(!log.contains("guest:guest"), "the password is not logged");
     worker.terminate(Duration::from_secs(20));
 }
@@ -807,9 +844,8 @@ fn sigterm_hands_a_running_job_back_and_another_worker_takes_it_at_once() {
     let terminated = Instant::now();
     a.terminate(Duration::from_secs(30));
     let exited = terminated.elapsed();
-    assert!(a.log().contains("job handed back to the queue"), "{}", a.log());
     // a gives its lease up with the job, so b does not wait for a's connection to close.
-    b.wait_for_log("job taken", Duration::from_secs(10));
+    b.wait_metric("egress_jobs_taken_total", 1.0, Duration::from_secs(10));
     let taken = terminated.elapsed();
     let events = fleet.wait_until("both parts ready", Duration::from_secs(60), |events| {
         of_type(events, "call.recording_ready").len() >= 2
@@ -817,8 +853,9 @@ fn sigterm_hands_a_running_job_back_and_another_worker_takes_it_at_once() {
     let started = of_type(&events, "call.recording_started");
     assert_eq!(started.len(), 2, "{events:#?}");
     assert!(started[1]["warnings"].to_string().contains("resumed"));
-    assert!(
-        !b.log().contains("duplicate delivery"),
+    assert_eq!(
+        b.metric("egress_deliveries_not_run_total{reason=\"running_elsewhere\"}"),
+        0.0,
         "b never found the job held: {}",
         b.log()
     );
@@ -1015,22 +1052,24 @@ fn webhooks_are_signed_filtered_and_retried_after_a_500() {
     )
     .unwrap();
     let log = scratch.dir.join("worker.log");
-    let mut worker = WorkerProcess {
-        child: egress()
-            .arg("worker")
-            .arg("--config")
-            .arg(&config)
-            .envs(fleet.env())
-            .env("EGRESS_OUT_DIR", scratch.out())
-            .env("EGRESS_LOG_FORMAT", "json")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap(),
+    let mut worker = WorkerProcess::spawn(
+        {
+            let mut command = egress();
+            command
+                .arg("worker")
+                .arg("--config")
+                .arg(&config)
+                .envs(fleet.env())
+                .env("EGRESS_OUT_DIR", scratch.out())
+                .env("EGRESS_LOG_FORMAT", "json")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(&log).unwrap());
+            command
+        },
         log,
-    };
-    worker.wait_for_log("worker ready", Duration::from_secs(20));
+    );
+    worker.wait_ready(Duration::from_secs(20));
     // The job names a storage of the worker's config.
     let mut job = short_call("eg_hooks", 2.0, "#8e24aa");
     job["storage"] = json!({ "name": "archive" });
@@ -1137,11 +1176,7 @@ fn workers_reconnect_after_rabbitmq_restarts_and_lose_nothing() {
     std::thread::sleep(Duration::from_secs(4));
     rabbitmqctl(&["start_app"]);
     wait_for_port(5672, Duration::from_secs(60));
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while worker.log().matches("worker ready").count() < 2 {
-        assert!(Instant::now() < deadline, "no reconnect:\n{}", worker.log());
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    worker.wait_metric("egress_amqp_connections_total", 2.0, Duration::from_secs(60));
     // The test's own event listener lost its connection too; a new one hears the rest.
     let broker = fleet.take_broker();
     drop(fleet);
@@ -1162,8 +1197,8 @@ fn workers_reconnect_after_rabbitmq_restarts_and_lose_nothing() {
         "the job ran through the restart: {duration} s"
     );
     assert_eq!(
-        worker.log().matches("job taken").count(),
-        2,
+        worker.metric("egress_jobs_taken_total"),
+        2.0,
         "the job offered again after the reconnect is not run twice:\n{}",
         worker.log()
     );
@@ -1592,13 +1627,8 @@ fn outputs_stopped_alone_end_while_the_call_and_the_others_run_on() {
     let fleet = Fleet::new("stop-output");
     let scratch = Scratch::new("fleet-stop-output");
     let server = RtmpServer::new(scratch.dir.join("nginx"));
-    let ops_port = free_port();
-    let _worker = fleet.worker_with(
-        &scratch,
-        "a",
-        1.6,
-        &[("EGRESS_OPS_ADDRESS", format!("127.0.0.1:{ops_port}"))],
-    );
+    let worker = fleet.worker(&scratch, "a", 1.6);
+    let ops_port = worker.ops_port;
     let call_s = 20.0;
     let keys = ["sk-first-4c1d9e", "sk-second-a07b3f"];
     let url = format!("rtmp://127.0.0.1:{}/live", server.port);
@@ -3041,7 +3071,8 @@ fn events_of_jobs_ended_in_a_broker_outage_arrive_once_though_the_worker_died_in
     std::fs::write(&config, "[worker]\nevents_stdout = true\n").unwrap();
     let start = |name: &str| {
         let log = scratch.dir.join(format!("{name}.log"));
-        let child = egress()
+        let mut command = egress();
+        command
             .args(["worker", "--config"])
             .arg(&config)
             .envs(fleet.env())
@@ -3049,13 +3080,11 @@ fn events_of_jobs_ended_in_a_broker_outage_arrive_once_though_the_worker_died_in
             .env("EGRESS_OUT_DIR", scratch.out())
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(scratch.dir.join(format!("{name}.events"))).unwrap())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        WorkerProcess { child, log }
+            .stderr(std::fs::File::create(&log).unwrap());
+        WorkerProcess::spawn(command, log)
     };
     let mut a = start("a");
-    a.wait_for_log("worker ready", Duration::from_secs(20));
+    a.wait_ready(Duration::from_secs(20));
     let ids: Vec<String> = (0..3)
         .map(|i| {
             fleet.submit(
@@ -3198,20 +3227,22 @@ fn a_webhook_away_for_a_while_gets_every_event_once_it_is_back() {
     )
     .unwrap();
     let log = scratch.dir.join("worker.log");
-    let mut worker = WorkerProcess {
-        child: egress()
-            .args(["worker", "--config"])
-            .arg(&config)
-            .envs(fleet.env())
-            .env("EGRESS_OUT_DIR", scratch.out())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap(),
+    let mut worker = WorkerProcess::spawn(
+        {
+            let mut command = egress();
+            command
+                .args(["worker", "--config"])
+                .arg(&config)
+                .envs(fleet.env())
+                .env("EGRESS_OUT_DIR", scratch.out())
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(&log).unwrap());
+            command
+        },
         log,
-    };
-    worker.wait_for_log("worker ready", Duration::from_secs(20));
+    );
+    worker.wait_ready(Duration::from_secs(20));
     let went_away = Instant::now();
     let id = fleet.submit(&scratch, &short_call("eg_hook_outage", 2.0, "#6d4c41"));
     let events = fleet.wait_until("the job done", Duration::from_secs(60), |events| {
@@ -3279,29 +3310,31 @@ fn a_read_only_spool_fails_each_job_with_that_reason_and_the_worker_lives_on() {
     .unwrap();
     // The spool is read-only for the worker alone: a bind mount in a mount namespace of its own.
     let log = scratch.dir.join("worker.log");
-    let worker = WorkerProcess {
-        child: std::process::Command::new("unshare")
-            .args([
-                "--mount",
-                "sh",
-                "-c",
-                "mount --bind -o ro \"$0\" \"$0\" && exec \"$@\"",
-            ])
-            .arg(&spool)
-            .arg(env!("CARGO_BIN_EXE_egress"))
-            .args(["worker", "--config"])
-            .arg(&config)
-            .envs(fleet.env())
-            .env("EGRESS_OUT_DIR", scratch.out())
-            .env("EGRESS_SPOOL_DIR", &spool)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap(),
+    let worker = WorkerProcess::spawn(
+        {
+            let mut command = std::process::Command::new("unshare");
+            command
+                .args([
+                    "--mount",
+                    "sh",
+                    "-c",
+                    "mount --bind -o ro \"$0\" \"$0\" && exec \"$@\"",
+                ])
+                .arg(&spool)
+                .arg(env!("CARGO_BIN_EXE_egress"))
+                .args(["worker", "--config"])
+                .arg(&config)
+                .envs(fleet.env())
+                .env("EGRESS_OUT_DIR", scratch.out())
+                .env("EGRESS_SPOOL_DIR", &spool)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(&log).unwrap());
+            command
+        },
         log,
-    };
-    worker.wait_for_log("worker ready", Duration::from_secs(20));
+    );
+    worker.wait_ready(Duration::from_secs(20));
     for id in ["eg_ro_1", "eg_ro_2"] {
         fleet.submit(&scratch, &short_call(id, 2.0, "#5e35b1"));
         let events = fleet.wait_until("the job failed", Duration::from_secs(60), |events| {
@@ -3326,4 +3359,208 @@ fn a_read_only_spool_fails_each_job_with_that_reason_and_the_worker_lives_on() {
         );
     }
     fleet.wait_acked("both jobs settled");
+}
+
+/// What `/proc` says of a process: resident memory (MiB), open file descriptors, threads.
+fn process_figures(pid: u32) -> (f64, usize, usize) {
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count());
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let threads = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    (rss_mib(pid), fds, threads)
+}
+
+fn bytes_below(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|entry| match entry.file_type() {
+            Ok(kind) if kind.is_dir() => bytes_below(&entry.path()),
+            _ => entry.metadata().map_or(0, |m| m.len()),
+        })
+        .sum()
+}
+
+/// The terminal events of each output: one of each group must end every job, once.
+const TERMINAL: [(&str, &[&str]); 4] = [
+    ("recording", &["call.recording_ready", "call.recording_failed"]),
+    (
+        "hls",
+        &["call.hls_broadcasting_stopped", "call.hls_broadcasting_failed"],
+    ),
+    (
+        "frames",
+        &["call.frame_recording_stopped", "call.frame_recording_failed"],
+    ),
+    (
+        "transcription",
+        &["call.transcription_ready", "call.transcription_failed"],
+    ),
+];
+
+/// One worker through many short jobs, two at a time (recording, HLS, stills and captions; one
+/// in ten with a store that is not there, one with a dead RTMP destination, one with Janus
+/// gone), printing its memory, descriptors, threads and spool size every 20 jobs.
+/// `SOAK_JOBS` (default 200) sets how many.
+#[test]
+#[ignore]
+fn bench_soak_many_jobs_two_at_a_time() {
+    let total: usize = std::env::var("SOAK_JOBS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(200);
+    let fleet = Fleet::new("soak");
+    let scratch = Scratch::new("fleet-soak");
+    model_path();
+    speak(&scratch, "said", "The quarterly report is ready for review.");
+    let config = scratch.dir.join("egress.toml");
+    std::fs::write(&config, "[worker]\nupload_deadline_s = 3\n").unwrap();
+    let log = scratch.dir.join("worker.log");
+    let worker = WorkerProcess::spawn(
+        {
+            let mut command = egress();
+            command
+                .args(["worker", "--config"])
+                .arg(&config)
+                .envs(fleet.env())
+                .env("EGRESS_CPU_BUDGET", "8")
+                .env("EGRESS_OUT_DIR", scratch.out())
+                .env("EGRESS_ALLOW_LOCAL_MEDIA", "true")
+                .env("EGRESS_MEDIA_DIR", scratch.dir.display().to_string())
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(&log).unwrap());
+            command
+        },
+        log,
+    );
+    worker.wait_ready(Duration::from_secs(20));
+    let pid = worker.child.id();
+    let job = |n: usize| {
+        let id = format!("eg_soak_{n:03}");
+        let mut job = json!({
+            "egress_id": id,
+            "call_cid": format!("default:soak-{n}"),
+            "source": { "type": "synthetic", "duration_s": 3, "participants": [
+                { "user_id": "alice", "video": { "color": "#1e88e5" }, "audio": { "file": "said.wav" } } ] },
+            "recording": { "quality": "360p" },
+            "hls": { "quality_tracks": ["360p"], "segment_duration_s": 2 },
+            "frame_recording": { "capture_interval_in_seconds": 1, "quality": "360p" },
+            "transcription": { "language": "en", "closed_captions": true },
+            "storage": { "storage_type": "local", "path": "soak/" }
+        });
+        match n % 10 {
+            3 => {
+                job["storage"] = json!({ "storage_type": "s3", "bucket": "gone", "aws_s3": {
+                    "s3_region": "us-east-1", "s3_api_key": "AKIDSOAK", "s3_secret": "soak-secret",
+                    "s3_endpoint_url": "http://127.0.0.1:9" } })
+            }
+            6 => {
+                job["rtmp"] =
+                    json!([{ "name": "dead", "stream_url": "rtmp://127.0.0.1:9/live", "stream_key": "k" }])
+            }
+            9 => job["source"] = json!({ "type": "janus", "url": "ws://127.0.0.1:9/", "room": 1234 }),
+            _ => {}
+        }
+        (id, job)
+    };
+    let ended = |events: &[Value], id: &str| {
+        TERMINAL.iter().all(|(_, group)| {
+            events
+                .iter()
+                .any(|e| e["egress_id"] == id && group.contains(&e["type"].as_str().unwrap_or("")))
+        })
+    };
+    let began = Instant::now();
+    let mut submitted: Vec<String> = Vec::new();
+    let mut figures = Vec::new();
+    println!("soak: jobs  RSS MiB  fds  threads  spool KiB  elapsed s");
+    while submitted.len() < total || figures.len() < total / 20 {
+        let events = fleet.events();
+        let done = submitted.iter().filter(|id| ended(&events, id)).count();
+        if done >= (figures.len() + 1) * 20 {
+            let (rss, fds, threads) = process_figures(pid);
+            let spool = bytes_below(&scratch.out().join(".spool")) / 1024;
+            println!(
+                "soak: {:4}  {rss:7.0}  {fds:3}  {threads:7}  {spool:9}  {:9.0}",
+                (figures.len() + 1) * 20,
+                began.elapsed().as_secs_f64()
+            );
+            figures.push((rss, fds, threads));
+        }
+        if submitted.len() < total && submitted.len() - done < 2 {
+            let (id, job) = job(submitted.len());
+            fleet.submit(&scratch, &job);
+            submitted.push(id);
+            continue;
+        }
+        assert!(
+            began.elapsed() < Duration::from_secs(60 * 60),
+            "the soak ran out of time"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    fleet.wait_acked("every job settled");
+    let spool_left = poll("the spool emptied", Duration::from_secs(60), || {
+        let left = bytes_below(&scratch.out().join(".spool"));
+        let waiting: usize = std::fs::read_dir(scratch.out().join(".spool/events"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.path().join("lock").is_file())
+            .map(|e| bytes_below(&e.path().join("amqp")) as usize)
+            .sum();
+        match waiting {
+            0 => Ok(left),
+            _ => Err(format!("{waiting} bytes of events waiting")),
+        }
+    });
+    let events = fleet.events();
+    let mut ids = std::collections::HashSet::new();
+    for event in &events {
+        assert!(
+            ids.insert(event["event_id"].as_str().unwrap().to_owned()),
+            "an event twice: {event}"
+        );
+    }
+    for id in &submitted {
+        for (output, group) in TERMINAL {
+            let ends = events
+                .iter()
+                .filter(|e| {
+                    e["egress_id"] == id.as_str() && group.contains(&e["type"].as_str().unwrap_or(""))
+                })
+                .count();
+            assert_eq!(ends, 1, "{id}: the {output} ends once");
+        }
+    }
+    let failed = submitted
+        .iter()
+        .filter(|id| {
+            events
+                .iter()
+                .any(|e| e["egress_id"] == id.as_str() && e["type"] == "call.recording_failed")
+        })
+        .count();
+    let growth = |pick: fn(&(f64, usize, usize)) -> f64| {
+        let (from, to) = (
+            pick(&figures[1.min(figures.len() - 1)]),
+            pick(figures.last().unwrap()),
+        );
+        100.0 * (to - from) / from.max(1.0)
+    };
+    println!(
+        "soak: {total} jobs ({failed} failed on purpose or not) in {:.0} s; from job 40 to the end RSS {:+.1} %, fds {:+.1} %, threads {:+.1} %; spool left {} bytes (job folders and journal), events each once: {}",
+        began.elapsed().as_secs_f64(),
+        growth(|f| f.0),
+        growth(|f| f.1 as f64),
+        growth(|f| f.2 as f64),
+        spool_left,
+        ids.len()
+    );
+    drop(worker);
 }

@@ -131,3 +131,48 @@ fn still_of(input: &str, sample: &gst::Sample) -> Option<StillFrame> {
         rgb,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(seconds: f64) -> gst::ClockTime {
+        gst::ClockTime::from_nseconds((seconds * 1e9) as u64)
+    }
+
+    /// Pushes one frame at `at` s; returns whether it passed the gate.
+    fn passes(h: &mut gstreamer_check::Harness, at: f64) -> bool {
+        let mut buffer = gst::Buffer::with_size(4).unwrap();
+        buffer.get_mut().unwrap().set_pts(s(at));
+        h.push(buffer).unwrap();
+        std::iter::from_fn(|| h.try_pull()).count() == 1
+    }
+
+    #[test]
+    fn one_frame_passes_per_interval_on_schedule_and_none_from_the_cut() {
+        gst::init().unwrap();
+        let mut h = gstreamer_check::Harness::new("identity");
+        let cut_at = Arc::new(AtomicU64::new(u64::MAX));
+        let due = crate::media::decode_gate::still_due();
+        let pad = h.element().unwrap().static_pad("src").unwrap();
+        pass_one_per_interval(&pad, Duration::from_secs(1), cut_at.clone(), due.clone());
+        h.set_src_caps_str("video/x-raw");
+        // 10 fps for 3 s: the first frame at or after each whole second.
+        let passed: Vec<f64> = (0..30)
+            .map(|n| f64::from(n) / 10.0)
+            .filter(|at| passes(&mut h, *at))
+            .collect();
+        assert_eq!(passed, [0.0, 1.0, 2.0]);
+        assert_eq!(
+            due.load(Ordering::Relaxed),
+            s(3.0).nseconds(),
+            "the next still is due at 3 s"
+        );
+        // Frames stop for a while: the schedule starts again from the next frame.
+        assert!(passes(&mut h, 5.5));
+        assert!(!passes(&mut h, 6.0));
+        assert!(passes(&mut h, 6.5));
+        cut_at.store(s(7.0).nseconds(), Ordering::Relaxed);
+        assert!(!passes(&mut h, 7.5), "nothing from the cut on");
+    }
+}

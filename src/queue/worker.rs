@@ -10,6 +10,7 @@ use super::config::WorkerConfig;
 use super::control::{ControlAnswer, ControlMessage};
 use super::cost;
 use super::lease;
+use crate::backoff::{BackoffPolicy, SystemClock};
 use crate::events::{EventSink, Journal, LaneSpec, WebhookDestination};
 use crate::job::{self, ValidatedJob};
 use crate::server::{SharedStatus, WorkerStatus};
@@ -185,6 +186,10 @@ impl Worker {
         }
     }
 
+    fn not_run(&self, reason: &'static str) {
+        *self.status().not_run.entry(reason).or_default() += 1;
+    }
+
     /// Notes the end of a job in the journal (a redelivery of it is settled, not run again).
     fn note_end(&self, egress_id: &str) {
         self.journal.note_job_ended(egress_id);
@@ -192,21 +197,30 @@ impl Worker {
 
     async fn serve(&mut self) -> anyhow::Result<()> {
         let resume = self.resume_uploads();
-        let mut wait = Duration::from_millis(500);
+        let mut retry = RECONNECT.start(SystemClock);
         loop {
+            let connected_before = self.status().connected;
             match self.serve_connection().await {
                 Ok(()) => break,
                 Err(e) => {
+                    // A connection that was up starts the waits over.
+                    if connected_before || self.status().connected {
+                        retry.reset();
+                    }
+                    let wait = retry.next_delay().unwrap_or(RECONNECT.cap);
                     *self.publishing.lock().unwrap_or_else(|p| p.into_inner()) = None;
                     // Their deliveries went with the channel.
                     self.watching.clear();
-                    self.status().connected = false;
+                    {
+                        let mut status = self.status();
+                        status.connected = false;
+                        status.connection_error = Some(format!("{e:#}"));
+                    }
                     if self.shutdown.load(Ordering::Relaxed) && self.running.is_empty() {
                         break;
                     }
                     tracing::warn!(error = %format!("{e:#}"), retry_in_ms = wait.as_millis() as u64, "RabbitMQ connection lost; jobs keep running");
                     self.wait_while_disconnected(wait).await;
-                    wait = (wait * 2).min(Duration::from_secs(10));
                 }
             }
         }
@@ -311,7 +325,12 @@ impl Worker {
         for egress_id in std::mem::take(&mut self.ended_while_away) {
             self.announce_end(&egress_id, &connection).await;
         }
-        self.status().connected = true;
+        {
+            let mut status = self.status();
+            status.connected = true;
+            status.connection_error = None;
+            status.connections += 1;
+        }
         self.report(true);
         tracing::info!(
             queue = %amqp.job_queue,
@@ -417,6 +436,13 @@ impl Worker {
             // The broker offered a job that runs here (after a reconnect, say): not run twice;
             // its new delivery is settled when the job ends.
             tracing::warn!(%egress_id, "duplicate delivery of a running job; not run twice");
+            *self
+                .status
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .not_run
+                .entry("running_here")
+                .or_default() += 1;
             let old = std::mem::replace(&mut job.delivery, delivery);
             if !std::mem::replace(&mut job.stale, false) {
                 let _ = old.ack(BasicAckOptions::default()).await;
@@ -427,6 +453,7 @@ impl Worker {
             .retain(|_, at| at.elapsed() < FINISHED_MEMORY);
         if self.finished_elsewhere.contains_key(&egress_id) || self.journal.job_ended(&egress_id) {
             tracing::warn!(%egress_id, "another delivery of a job already done; not run again");
+            self.not_run("done");
             delivery
                 .ack(BasicAckOptions::default())
                 .await
@@ -438,11 +465,13 @@ impl Worker {
         let budget = self.config.worker.cpu_budget();
         if !self.running.is_empty() && in_use + cost > budget {
             tracing::info!(%egress_id, cost, in_use, budget, "job does not fit; left to other workers");
+            self.not_run("full");
             give_back(delivery).await;
             return Ok(Admission::Full);
         }
         if !lease::take(connection, &self.lease_name(&egress_id)).await? {
             tracing::warn!(%egress_id, "duplicate delivery of a job running on another worker; not run twice");
+            self.not_run("running_elsewhere");
             self.watching.insert(egress_id, delivery);
             return Ok(Admission::Watching);
         }
@@ -518,6 +547,7 @@ impl Worker {
             tracing::warn!(%egress_id, "another worker took this job over while the broker was out of reach; stopping it here");
             job.yielded = true;
             job.stop.store(true, Ordering::Relaxed);
+            self.status.lock().unwrap_or_else(|p| p.into_inner()).yielded += 1;
         }
         Ok(())
     }
@@ -557,6 +587,7 @@ impl Worker {
                 .unwrap_or_else(crate::transcribe::default_model_path),
         };
         tracing::info!(%egress_id, cost, redelivered = delivery.redelivered, "job taken");
+        self.status().taken += 1;
         let stream_urls = validated
             .job
             .rtmp
@@ -679,6 +710,7 @@ impl Worker {
             Ok(ControlMessage::Finished { egress_id }) => {
                 if let Some(delivery) = self.watching.remove(&egress_id) {
                     tracing::info!(%egress_id, "the job another worker ran is done; its second delivery is settled");
+                    self.status().held_settled += 1;
                     if let Err(e) = delivery.ack(BasicAckOptions::default()).await {
                         tracing::warn!(%egress_id, error = %e, "cannot settle a job done elsewhere");
                     }
@@ -833,6 +865,9 @@ impl Worker {
         }
     }
 }
+
+/// Waits between attempts to reach RabbitMQ.
+const RECONNECT: BackoffPolicy = BackoffPolicy::new(Duration::from_millis(500), Duration::from_secs(10));
 
 /// How long a stopping worker waits for its events to reach their destinations.
 const EVENTS_DRAIN: Duration = Duration::from_secs(5);

@@ -21,6 +21,19 @@ pub struct WorkerStatus {
     pub failed: u64,
     pub handed_back: u64,
     pub refused: u64,
+    /// Stopped here because another worker took the job over while this one was cut off.
+    pub yielded: u64,
+    /// Jobs started here.
+    pub taken: u64,
+    /// Deliveries not run, by why: `running_here`, `done` (ended here or elsewhere lately),
+    /// `running_elsewhere` (held until it ends there), `full` (given back: over the budget).
+    pub not_run: std::collections::BTreeMap<&'static str, u64>,
+    /// Deliveries held while their job ran on another worker, acked once it ended there.
+    pub held_settled: u64,
+    /// Connections to RabbitMQ made since start.
+    pub connections: u64,
+    /// Why the last attempt to connect failed, while not connected.
+    pub connection_error: Option<String>,
     /// Files waiting for the store in the spool.
     pub uploads_waiting: usize,
     /// The event journal, per destination.
@@ -68,7 +81,10 @@ fn respond(path: &str, status: &WorkerStatus) -> (&'static str, String) {
     match path {
         "/healthz" => ("200 OK", "ok\n".into()),
         "/readyz" if status.connected && status.taking_jobs => ("200 OK", "ready\n".into()),
-        "/readyz" => ("503 Service Unavailable", "not ready\n".into()),
+        "/readyz" => match &status.connection_error {
+            Some(error) if !status.connected => ("503 Service Unavailable", format!("not ready: {error}\n")),
+            _ => ("503 Service Unavailable", "not ready\n".into()),
+        },
         "/metrics" => ("200 OK", metrics(status)),
         "/jobs" => {
             let all: Vec<crate::events::JobStatus> = status
@@ -111,7 +127,41 @@ fn metrics(s: &WorkerStatus) -> String {
             ("{outcome=\"failed\"}".into(), s.failed as f64),
             ("{outcome=\"handed_back\"}".into(), s.handed_back as f64),
             ("{outcome=\"refused\"}".into(), s.refused as f64),
+            ("{outcome=\"yielded\"}".into(), s.yielded as f64),
         ],
+    );
+    gauge(
+        "egress_jobs_taken_total",
+        "Jobs started on this worker since it started.",
+        "counter",
+        &[(String::new(), s.taken as f64)],
+    );
+    let not_run: Vec<(String, f64)> = ["running_here", "done", "running_elsewhere", "full"]
+        .iter()
+        .map(|why| {
+            (
+                format!("{{reason=\"{why}\"}}"),
+                s.not_run.get(why).copied().unwrap_or(0) as f64,
+            )
+        })
+        .collect();
+    gauge(
+        "egress_deliveries_not_run_total",
+        "Jobs offered to this worker and not run here, by reason.",
+        "counter",
+        &not_run,
+    );
+    gauge(
+        "egress_held_deliveries_settled_total",
+        "Deliveries held while their job ran on another worker, acked once it ended there.",
+        "counter",
+        &[(String::new(), s.held_settled as f64)],
+    );
+    gauge(
+        "egress_amqp_connections_total",
+        "Connections to RabbitMQ made since start.",
+        "counter",
+        &[(String::new(), s.connections as f64)],
     );
     gauge(
         "egress_cpu_cost_in_use",

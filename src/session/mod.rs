@@ -12,6 +12,7 @@ mod raw;
 mod recording;
 pub mod render;
 mod rtmp;
+mod rtmp_failure;
 mod thumbnails;
 mod transcription;
 

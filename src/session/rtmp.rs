@@ -5,6 +5,7 @@ use super::control::{Answer, Running};
 use super::lifecycle::{OutputId, Step};
 use super::output::{Claim, Live, OutputModule, SessionOutput};
 use super::{Emit, OutputKind, secrets_of_refused};
+use crate::backoff::{Backoff, BackoffPolicy, SystemClock};
 use crate::events::EventBody;
 use crate::job::RtmpConfig;
 use crate::media::{Composite, RtmpBranch};
@@ -12,8 +13,8 @@ use gst::prelude::*;
 use gstreamer as gst;
 use std::time::{Duration, Instant};
 
-const FIRST_RETRY: Duration = Duration::from_secs(1);
-const LONGEST_RETRY: Duration = Duration::from_secs(16);
+/// Waits before connecting again after a push dropped.
+const RETRY: BackoffPolicy = BackoffPolicy::new(Duration::from_secs(1), Duration::from_secs(16));
 /// How long pushes may take to pass the end of stream before they are closed anyway.
 const END_GRACE: Duration = Duration::from_secs(5);
 /// A destination unreachable for this long is given up, with a failed event.
@@ -27,7 +28,7 @@ pub struct RtmpOutput {
     pub started: bool,
     failed: bool,
     retry_at: Option<Instant>,
-    backoff: Duration,
+    backoff: Backoff,
     down_since: Instant,
     /// Why the last attempt failed (redacted), for the failed event.
     last_error: Option<String>,
@@ -45,7 +46,7 @@ impl RtmpOutput {
             started: false,
             failed: false,
             retry_at: Some(Instant::now()),
-            backoff: FIRST_RETRY,
+            backoff: RETRY.start(SystemClock),
             down_since: Instant::now(),
             last_error: None,
             stopped_alone: false,
@@ -74,7 +75,7 @@ impl RtmpOutput {
         }
         if !self.connected && self.branch.as_ref().is_some_and(|b| b.bytes_sent() > 0) {
             self.connected = true;
-            self.backoff = FIRST_RETRY;
+            self.backoff.reset();
             tracing::info!(name = %self.config.name, "rtmp push connected");
             if !self.started {
                 self.started = true;
@@ -98,12 +99,9 @@ impl RtmpOutput {
     /// destination's certificate is not trusted).
     fn dropped(&mut self, error: &str, graph: &Composite, emit: Emit) {
         let error = self.config.redact(error);
-        if error.contains("TLS certificate") {
-            let reason = format!(
-                "the destination's TLS certificate is not trusted ({})",
-                first_line(&error)
-            );
-            self.give_up(&reason, graph, emit);
+        let failure = super::rtmp_failure::classify(&self.config.stream_url, first_line(&error));
+        if !failure.retriable() {
+            self.give_up(&failure.to_string(), graph, emit);
             return;
         }
         self.last_error = Some(first_line(&error).to_owned());
@@ -114,9 +112,9 @@ impl RtmpOutput {
             self.connected = false;
             self.down_since = Instant::now();
         }
-        tracing::warn!(name = %self.config.name, %error, retry_in_s = self.backoff.as_secs(), "rtmp push dropped");
-        self.retry_at = Some(Instant::now() + self.backoff);
-        self.backoff = (self.backoff * 2).min(LONGEST_RETRY);
+        let wait = self.backoff.next_delay().unwrap_or(RETRY.cap);
+        tracing::warn!(name = %self.config.name, %error, retry_in_ms = wait.as_millis() as u64, "rtmp push dropped");
+        self.retry_at = Some(Instant::now() + wait);
     }
 
     fn give_up(&mut self, error: &str, graph: &Composite, emit: Emit) {

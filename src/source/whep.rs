@@ -4,6 +4,7 @@
 
 use super::webrtc::{RECEIVE_LATENCY, ReceivedTrack, ReceivingPeer};
 use super::{CallClock, ParticipantInfo, Source, SourceEvent, TrackKind};
+use crate::backoff::{BackoffPolicy, SystemClock};
 use crate::job;
 use anyhow::{Context, anyhow, bail};
 use std::collections::HashSet;
@@ -15,7 +16,11 @@ use std::time::{Duration, Instant};
 const HTTP_TIMEOUT: Duration = Duration::from_secs(5);
 const GATHER_TIMEOUT: Duration = Duration::from_secs(2);
 /// An endpoint that cannot be reached fails the job after this long.
-const FIRST_CONNECT_WITHIN: Duration = Duration::from_secs(6);
+const FIRST_CONNECT: BackoffPolicy =
+    BackoffPolicy::new(Duration::from_millis(500), Duration::from_millis(500))
+        .with_deadline(Duration::from_secs(6));
+/// Connecting again after the connection failed: every second until the inactivity timeout.
+const RECONNECT: BackoffPolicy = BackoffPolicy::new(Duration::from_secs(1), Duration::from_secs(1));
 const DEFAULT_USER: &str = "whep";
 
 pub struct WhepSource {
@@ -84,17 +89,17 @@ fn follow(
         .into();
     let person = identity(config);
     let started = Instant::now();
+    let mut retry = FIRST_CONNECT.start(SystemClock);
     let inactivity = Duration::from_secs(u64::from(config.inactivity_timeout_seconds));
     let mut session = loop {
         match open(&agent, config, clock, events, &person.user_id) {
             Ok(session) => break session,
             Err(e) if e.is::<Refused>() => return Err(e),
-            Err(e) if started.elapsed() >= FIRST_CONNECT_WITHIN || stop.load(Ordering::Relaxed) => {
-                return Err(e);
-            }
             Err(e) => {
+                if stop.load(Ordering::Relaxed) || !retry.sleep() {
+                    return Err(e);
+                }
                 tracing::debug!(error = %format!("{e:#}"), "WHEP endpoint not reachable yet");
-                std::thread::sleep(Duration::from_millis(500));
             }
         }
     };
@@ -123,6 +128,7 @@ fn follow(
             });
         }
         close(&agent, config, session);
+        let mut retry = RECONNECT.start(SystemClock);
         session = loop {
             if stop.load(Ordering::Relaxed) || since.elapsed() >= inactivity {
                 return Ok(());
@@ -131,7 +137,7 @@ fn follow(
                 Ok(session) => break session,
                 Err(e) => {
                     tracing::debug!(error = %format!("{e:#}"), "WHEP endpoint not back yet");
-                    std::thread::sleep(Duration::from_secs(1));
+                    retry.sleep();
                 }
             }
         };

@@ -8,6 +8,7 @@
 
 use super::Storage;
 use super::spool::{JobSpool, Pending};
+use crate::backoff::{BackoffPolicy, SystemClock};
 use crate::events::{COMPOSITE, Event, EventBody, EventSink};
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
@@ -39,12 +40,14 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
-    /// The wait before attempt `attempt + 1`: exponential, with full jitter on the upper half so
-    /// that many workers retrying against one store do not knock in step.
-    pub fn wait(&self, attempt: u32) -> Duration {
-        let exponential = self.first_wait.saturating_mul(1 << attempt.min(16));
-        let ceiling = exponential.min(self.longest_wait);
-        ceiling.mul_f64(0.5 + fastrand::f64() * 0.5)
+    /// The waits between attempts: doubling, with jitter over the lower half so that many
+    /// workers retrying against one store do not knock in step. The deadline is the file's own
+    /// (it counts from when the file was written, across restarts), so it is not the backoff's.
+    pub fn backoff(&self) -> BackoffPolicy {
+        BackoffPolicy {
+            jitter: 0.5,
+            ..BackoffPolicy::new(self.first_wait, self.longest_wait)
+        }
     }
 }
 
@@ -279,6 +282,9 @@ impl<'scope, 'env> Uploader<'scope, 'env> {
     }
 }
 
+/// How long a store that refuses a file for good is still tried.
+const PERMANENT_GRACE: Duration = Duration::from_secs(5);
+
 /// Stores one file, retrying until the deadline; then backs it up.
 fn deliver(shared: &Shared, item: Item) {
     let Item { id, pending } = item;
@@ -290,6 +296,8 @@ fn deliver(shared: &Shared, item: Item) {
             .unwrap_or_default()
     };
     let mut attempt = 0u32;
+    let mut backoff = shared.policy.backoff().start(SystemClock);
+    let mut refused_since: Option<Instant> = None;
     let started = Instant::now();
     loop {
         let result = std::fs::metadata(&data)
@@ -324,17 +332,22 @@ fn deliver(shared: &Shared, item: Item) {
                 }
                 return;
             }
-            // Retrying cannot help (a wrong key, a missing bucket): the output fails at once.
-            Err(e) if super::is_permanent(&e) => {
-                back_up(shared, id, &pending, &format!("{e:#}"), None);
-                return;
-            }
-            Err(e) if age(&pending) + shared.policy.wait(attempt) >= deadline => {
-                back_up(shared, id, &pending, &format!("{e:#}"), Some(deadline));
-                return;
-            }
             Err(e) => {
-                let wait = shared.policy.wait(attempt);
+                let wait = backoff.next_delay().unwrap_or(shared.policy.longest_wait);
+                // Retrying cannot help a refusal for good (a wrong key, a missing bucket): the
+                // output fails within seconds. Not on the first answer, though: stores take a
+                // few seconds to accept new keys and permissions everywhere.
+                if super::is_permanent(&e) {
+                    let refused_since = *refused_since.get_or_insert_with(Instant::now);
+                    if refused_since.elapsed() + wait >= PERMANENT_GRACE {
+                        back_up(shared, id, &pending, &format!("{e:#}"), None);
+                        return;
+                    }
+                }
+                if age(&pending) + wait >= deadline {
+                    back_up(shared, id, &pending, &format!("{e:#}"), Some(deadline));
+                    return;
+                }
                 tracing::warn!(
                     key = %pending.key,
                     attempt = attempt + 1,
@@ -548,14 +561,22 @@ mod tests {
             longest_wait: Duration::from_secs(2),
         };
         for _ in 0..50 {
-            let first = policy.wait(0);
-            assert!(first >= Duration::from_millis(50) && first <= Duration::from_millis(100));
-            let third = policy.wait(2);
-            assert!(third >= Duration::from_millis(200) && third <= Duration::from_millis(400));
-            let late = policy.wait(30);
-            assert!(late >= Duration::from_secs(1) && late <= Duration::from_secs(2));
+            let mut backoff = policy.backoff().start(SystemClock);
+            let waits: Vec<Duration> = (0..8).map(|_| backoff.next_delay().unwrap()).collect();
+            assert!(waits[0] >= Duration::from_millis(50) && waits[0] <= Duration::from_millis(100));
+            assert!(waits[2] >= Duration::from_millis(200) && waits[2] <= Duration::from_millis(400));
+            assert!(waits[7] >= Duration::from_secs(1) && waits[7] <= Duration::from_secs(2));
         }
-        let spread: BTreeSet<_> = (0..20).map(|_| policy.wait(3).as_micros()).collect();
+        let spread: BTreeSet<_> = (0..20)
+            .map(|_| {
+                policy
+                    .backoff()
+                    .start(SystemClock)
+                    .next_delay()
+                    .unwrap()
+                    .as_micros()
+            })
+            .collect();
         assert!(spread.len() > 10, "jitter spreads the waits: {spread:?}");
     }
 }

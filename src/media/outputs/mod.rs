@@ -126,3 +126,68 @@ fn repair_missing_timestamps(pad: &gst::Pad) {
         gst::PadProbeReturn::Ok
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn buffer(pts: Option<u64>, dts: Option<u64>, delta: bool) -> gst::Buffer {
+        let mut buffer = gst::Buffer::with_size(4).unwrap();
+        let b = buffer.get_mut().unwrap();
+        b.set_pts(pts.map(gst::ClockTime::from_mseconds));
+        b.set_dts(dts.map(gst::ClockTime::from_mseconds));
+        b.set_duration(gst::ClockTime::from_mseconds(40));
+        if delta {
+            b.set_flags(gst::BufferFlags::DELTA_UNIT);
+        }
+        buffer
+    }
+
+    fn harness(install: fn(&gst::Pad)) -> gstreamer_check::Harness {
+        gst::init().unwrap();
+        let mut h = gstreamer_check::Harness::new("identity");
+        install(&h.element().unwrap().static_pad("src").unwrap());
+        h.set_src_caps_str("video/x-h264");
+        h
+    }
+
+    /// What comes out for one buffer pushed: its PTS in ms, or `None` when it was dropped.
+    fn through(h: &mut gstreamer_check::Harness, buffer: gst::Buffer) -> Option<Option<u64>> {
+        h.push(buffer).unwrap();
+        h.try_pull().map(|b| b.pts().map(|t| t.mseconds()))
+    }
+
+    #[test]
+    fn buffers_without_pts_get_their_dts_or_the_end_of_the_one_before() {
+        let mut h = harness(repair_missing_timestamps);
+        assert_eq!(
+            through(&mut h, buffer(None, None, false)),
+            None,
+            "nothing to go by: dropped"
+        );
+        assert_eq!(through(&mut h, buffer(Some(1000), None, false)), Some(Some(1000)));
+        assert_eq!(
+            through(&mut h, buffer(None, Some(1030), true)),
+            Some(Some(1030)),
+            "its DTS"
+        );
+        assert_eq!(
+            through(&mut h, buffer(None, None, true)),
+            Some(Some(1070)),
+            "the end of the one before"
+        );
+    }
+
+    #[test]
+    fn a_branch_starts_at_its_first_keyframe() {
+        let mut h = harness(drop_until_keyframe);
+        assert_eq!(through(&mut h, buffer(Some(0), None, true)), None);
+        assert_eq!(through(&mut h, buffer(Some(40), None, true)), None);
+        assert_eq!(through(&mut h, buffer(Some(80), None, false)), Some(Some(80)));
+        assert_eq!(
+            through(&mut h, buffer(Some(120), None, true)),
+            Some(Some(120)),
+            "then everything"
+        );
+    }
+}

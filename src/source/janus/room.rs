@@ -2,6 +2,7 @@
 
 use super::Subscriptions;
 use super::signalling::{JanusClient, JanusError};
+use crate::backoff::{BackoffPolicy, SystemClock};
 use crate::job;
 use crate::source::webrtc::{ReceivedTrack, ReceivingPeer};
 use crate::source::{CallClock, ParticipantInfo, SourceEvent, TrackKind};
@@ -21,7 +22,10 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 const GATHER_TIMEOUT: Duration = Duration::from_secs(2);
 /// An unreachable Janus fails the job after this long.
-const FIRST_JOIN_WITHIN: Duration = Duration::from_secs(6);
+const FIRST_JOIN: BackoffPolicy = BackoffPolicy::new(Duration::from_millis(500), Duration::from_millis(500))
+    .with_deadline(Duration::from_secs(6));
+/// Joining again after Janus went away: soon, then every second until the room's timeout.
+const REJOIN: BackoffPolicy = BackoffPolicy::new(Duration::from_millis(200), Duration::from_secs(1));
 /// After a lost connection, participants keep their place this long while the recorder and
 /// they come back.
 const RECONNECT_GRACE: Duration = Duration::from_secs(5);
@@ -86,6 +90,7 @@ pub fn follow(
     let mut room = Room::new(config, clock, events);
     room.subscriptions = subscriptions;
     let started = Instant::now();
+    let mut retry = FIRST_JOIN.start(SystemClock);
     let mut joined = loop {
         match join(config) {
             Ok(joined) => break joined,
@@ -98,12 +103,11 @@ pub fn follow(
             Err(e @ JanusError::Tls(_)) => {
                 return Err(anyhow!("cannot join Janus room {}: {e}", config.room));
             }
-            Err(e) if started.elapsed() >= FIRST_JOIN_WITHIN || stop.load(Ordering::Relaxed) => {
-                return Err(anyhow!("cannot join Janus room {}: {e}", config.room));
-            }
             Err(e) => {
+                if stop.load(Ordering::Relaxed) || !retry.sleep() {
+                    return Err(anyhow!("cannot join Janus room {}: {e}", config.room));
+                }
                 tracing::debug!(error = %e, "Janus not reachable yet");
-                std::thread::sleep(Duration::from_millis(500));
             }
         }
     };
@@ -166,7 +170,7 @@ fn join(config: &job::JanusSource) -> Result<Joined, JanusError> {
 
 /// Tries to join again until it works, `stop` is set or the room's inactivity timeout passes.
 fn rejoin(config: &job::JanusSource, room: &Room, stop: &AtomicBool) -> Option<Joined> {
-    let mut wait = Duration::from_millis(200);
+    let mut retry = REJOIN.start(SystemClock);
     loop {
         if stop.load(Ordering::Relaxed) || room.inactive() {
             return None;
@@ -175,8 +179,7 @@ fn rejoin(config: &job::JanusSource, room: &Room, stop: &AtomicBool) -> Option<J
             Ok(joined) => return Some(joined),
             Err(e) => tracing::debug!(error = %e, "Janus not back yet"),
         }
-        std::thread::sleep(wait);
-        wait = (wait * 2).min(Duration::from_secs(1));
+        retry.sleep();
     }
 }
 
