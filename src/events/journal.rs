@@ -600,6 +600,7 @@ mod tests {
         open.store(true, Ordering::Relaxed);
         wait_for("the kept events sent", || taken.lock().unwrap().len() == 3);
         journal.close(Duration::from_secs(5));
+        let _ = std::fs::remove_dir_all(&root);
     }
 
     #[test]
@@ -621,6 +622,7 @@ mod tests {
             taken.lock().unwrap().len() == MEMORY_RESERVE
         });
         assert_eq!(taken.lock().unwrap()[0], "eg_0", "oldest first");
+        let _ = std::fs::remove_dir_all(&root);
     }
 
     #[test]
@@ -633,5 +635,6 @@ mod tests {
         let again = Journal::open(&root, vec![], 10, false).unwrap();
         assert!(again.job_ended("eg_one") && again.job_ended("odd/id with spaces"));
         assert!(!again.job_ended("eg_two"));
+        let _ = std::fs::remove_dir_all(&root);
     }
 }

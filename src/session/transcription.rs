@@ -426,8 +426,9 @@ impl TranscriptionOutput {
         // Everything handed over is in: a transcript stopped alone is stored as it was cut.
         self.received = self.received.max(self.handed.load(Ordering::Relaxed));
         self.store_stopped_transcript(uploader, id, job, emit)?;
-        // A job that failed keeps what was said, but its outputs are announced failed.
-        if self.transcript_on && self.started {
+        // A job that failed keeps what was said, but its outputs are announced failed; with
+        // nothing said there is nothing to keep.
+        if self.transcript_on && self.started && !(job_failed && self.lines.is_empty()) {
             self.store(uploader, id, job)?;
             if !job_failed {
                 emit(EventBody::TranscriptionStopped {});
